@@ -2,4 +2,8 @@
 //! dialog (§12) → the UAS core (registrar, calls). Everything here is sans-IO: it takes input with the
 //! time it happened and is drained for what to send, what happened, and when to wake it next.
 
+pub mod auth;
 pub mod message;
+pub mod registrar;
+pub mod transaction;
+pub mod transport;

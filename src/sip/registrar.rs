@@ -1,0 +1,358 @@
+//! The registrar: digest-authenticated REGISTER and the bindings of operators' softphones
+//! (RFC 3261 §10.3, RFC 7616/8760 digest, RFC 3581 NAT handling).
+//!
+//! Bindings live here, in memory, owned by the endpoint; every change is also returned as a
+//! [`BindingChange`] so the shell can persist it. The address a REGISTER came from is kept with its
+//! binding: calls to the operator go there, which is what works behind NAT.
+
+use super::auth::{
+    self, AuthThrottle, Challenge, Credentials, NonceIssuer, Verdict, is_scanner_user_agent,
+};
+use super::message::{NameAddr, Request};
+use super::transport::Peer;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct RegistrarConfig {
+    pub realm: String,
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub default_expires: u32,
+    /// Failed digest attempts per (source IP, user) within `failure_window` before a cool-down.
+    pub max_failures: u32,
+    pub failure_window: Duration,
+    pub cooldown: Duration,
+    pub nonce_lifetime_secs: u64,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        RegistrarConfig {
+            realm: "openline".into(),
+            min_expires: 60,
+            max_expires: 7200,
+            default_expires: 3600,
+            max_failures: 5,
+            failure_window: Duration::from_secs(60),
+            cooldown: Duration::from_secs(300),
+            nonce_lifetime_secs: 300,
+        }
+    }
+}
+
+/// Digest secrets of one operator (HA1 per algorithm; the password itself is never kept).
+#[derive(Debug, Clone)]
+pub struct OperatorSecret {
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+}
+
+/// One registered contact of an operator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    pub extension: String,
+    pub contact_uri: String,
+    /// Where the REGISTER came from (received/rport): calls to this contact go here.
+    pub peer: Peer,
+    pub expires_at: Instant,
+    pub expires_utc: DateTime<Utc>,
+    pub call_id: String,
+    pub cseq: u32,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BindingChange {
+    Upsert(Binding),
+    Remove {
+        extension: String,
+        contact_uri: String,
+    },
+}
+
+/// What the endpoint does with a REGISTER.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RegisterOutcome {
+    /// Answer with this status and extra headers.
+    Reply {
+        status: u16,
+        reason: &'static str,
+        extra: Vec<(String, String)>,
+        changes: Vec<BindingChange>,
+    },
+    /// Say nothing (a known scanner gets no challenge at all).
+    Ignore,
+}
+
+fn reply(status: u16, reason: &'static str, extra: Vec<(String, String)>) -> RegisterOutcome {
+    RegisterOutcome::Reply {
+        status,
+        reason,
+        extra,
+        changes: Vec::new(),
+    }
+}
+
+pub struct Registrar {
+    config: RegistrarConfig,
+    operators: HashMap<String, OperatorSecret>,
+    bindings: HashMap<String, Vec<Binding>>,
+    nonces: NonceIssuer,
+    throttle: AuthThrottle,
+}
+
+impl Registrar {
+    pub fn new(config: RegistrarConfig, nonce_secret: [u8; 32]) -> Self {
+        let throttle = AuthThrottle::new(
+            config.max_failures,
+            config.failure_window,
+            config.cooldown,
+            100_000,
+        );
+        Registrar {
+            nonces: NonceIssuer::new(nonce_secret, config.nonce_lifetime_secs),
+            throttle,
+            config,
+            operators: HashMap::new(),
+            bindings: HashMap::new(),
+        }
+    }
+
+    pub fn realm(&self) -> &str {
+        &self.config.realm
+    }
+
+    pub fn set_operator(&mut self, extension: &str, secret: OperatorSecret) {
+        self.operators.insert(extension.to_string(), secret);
+    }
+
+    /// Current, unexpired bindings of an extension.
+    pub fn bindings(&self, extension: &str, now: Instant) -> Vec<&Binding> {
+        self.bindings
+            .get(extension)
+            .map(|list| list.iter().filter(|b| b.expires_at > now).collect())
+            .unwrap_or_default()
+    }
+
+    /// Puts back a binding persisted by an earlier run (start-up).
+    pub fn restore(&mut self, binding: Binding) {
+        let list = self.bindings.entry(binding.extension.clone()).or_default();
+        list.retain(|b| b.contact_uri != binding.contact_uri);
+        list.push(binding);
+    }
+
+    /// Drops expired bindings; returns them so the shell can delete them from storage.
+    pub fn expire(&mut self, now: Instant) -> Vec<BindingChange> {
+        let mut removed = Vec::new();
+        for list in self.bindings.values_mut() {
+            list.retain(|b| {
+                let keep = b.expires_at > now;
+                if !keep {
+                    removed.push(BindingChange::Remove {
+                        extension: b.extension.clone(),
+                        contact_uri: b.contact_uri.clone(),
+                    });
+                }
+                keep
+            });
+        }
+        self.bindings.retain(|_, list| !list.is_empty());
+        self.throttle.prune(now);
+        removed
+    }
+
+    fn challenges(&self, utc: DateTime<Utc>, stale: bool) -> Vec<(String, String)> {
+        let unix = utc.timestamp().max(0) as u64;
+        // RFC 8760 §2.4: the preferred algorithm's challenge comes first.
+        [auth::Algorithm::Sha256, auth::Algorithm::Md5]
+            .into_iter()
+            .map(|algorithm| {
+                let challenge = Challenge {
+                    realm: self.config.realm.clone(),
+                    nonce: self.nonces.issue(&self.config.realm, unix),
+                    opaque: None,
+                    algorithm,
+                    qop_auth: true,
+                    stale,
+                };
+                ("WWW-Authenticate".to_string(), challenge.to_header_value())
+            })
+            .collect()
+    }
+
+    pub fn handle_register(
+        &mut self,
+        now: Instant,
+        utc: DateTime<Utc>,
+        request: &Request,
+        peer: Peer,
+    ) -> RegisterOutcome {
+        let user_agent = request.headers.get("User-Agent");
+        if user_agent.is_some_and(is_scanner_user_agent) {
+            return RegisterOutcome::Ignore;
+        }
+        let Some(aor_user) = request.to.user().map(str::to_string) else {
+            return reply(404, "Not Found", Vec::new());
+        };
+        let Some(authorization) = request.headers.get("Authorization") else {
+            if self.throttle.is_blocked(now, peer.addr.ip(), &aor_user) {
+                return reply(403, "Forbidden", Vec::new());
+            }
+            return reply(401, "Unauthorized", self.challenges(utc, false));
+        };
+        let creds = match Credentials::parse(authorization) {
+            Ok(creds) => creds,
+            // An unknown scheme or broken header is answered with a fresh Digest challenge.
+            Err(_) => return reply(401, "Unauthorized", self.challenges(utc, false)),
+        };
+        let ip = peer.addr.ip();
+        if self.throttle.is_blocked(now, ip, &creds.username) {
+            return reply(403, "Forbidden", Vec::new());
+        }
+        let stored = self
+            .operators
+            .get(&creds.username)
+            .map(|s| match creds.algorithm {
+                auth::Algorithm::Md5 => s.ha1_md5.as_str(),
+                auth::Algorithm::Sha256 => s.ha1_sha256.as_str(),
+            });
+        let unix = utc.timestamp().max(0) as u64;
+        let verdict = auth::verify(
+            &creds,
+            "REGISTER",
+            &request.uri,
+            &self.config.realm,
+            stored,
+            &self.nonces,
+            unix,
+        );
+        match verdict {
+            Verdict::Ok => {}
+            Verdict::StaleNonce => return reply(401, "Unauthorized", self.challenges(utc, true)),
+            Verdict::WrongPassword
+            | Verdict::BadNonce
+            | Verdict::RealmMismatch
+            | Verdict::UriMismatch => {
+                self.throttle.record_failure(now, ip, &creds.username);
+                if self.throttle.is_blocked(now, ip, &creds.username) {
+                    return reply(403, "Forbidden", Vec::new());
+                }
+                return reply(401, "Unauthorized", self.challenges(utc, false));
+            }
+        }
+        self.throttle.record_success(ip, &creds.username);
+        if creds.username != aor_user {
+            // An operator may only register its own extension.
+            return reply(403, "Forbidden", Vec::new());
+        }
+        self.update_bindings(now, utc, request, peer, &aor_user)
+    }
+
+    fn update_bindings(
+        &mut self,
+        now: Instant,
+        utc: DateTime<Utc>,
+        request: &Request,
+        peer: Peer,
+        extension: &str,
+    ) -> RegisterOutcome {
+        let header_expires = match request.headers.get("Expires") {
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) => Some(n),
+                Err(_) => return reply(400, "Bad Expires", Vec::new()),
+            },
+            None => None,
+        };
+        let contacts: Vec<&str> = request.headers.get_all("Contact").collect();
+        let mut changes = Vec::new();
+        if contacts.contains(&"*") {
+            // §10.3 step 6: "*" only alone and only with Expires: 0.
+            if contacts.len() != 1 || header_expires != Some(0) {
+                return reply(400, "Invalid Wildcard Contact", Vec::new());
+            }
+            for b in self.bindings.remove(extension).unwrap_or_default() {
+                changes.push(BindingChange::Remove {
+                    extension: b.extension,
+                    contact_uri: b.contact_uri,
+                });
+            }
+            return self.ok(now, extension, changes);
+        }
+        let mut planned = Vec::new();
+        for contact in contacts {
+            let Ok(addr) = NameAddr::parse(contact) else {
+                return reply(400, "Bad Contact", Vec::new());
+            };
+            let expires = match addr.param("expires").flatten() {
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) => n,
+                    Err(_) => return reply(400, "Bad Contact Expires", Vec::new()),
+                },
+                None => header_expires.unwrap_or(self.config.default_expires.into()),
+            };
+            if expires != 0 && expires < self.config.min_expires.into() {
+                let min = (
+                    "Min-Expires".to_string(),
+                    self.config.min_expires.to_string(),
+                );
+                return reply(423, "Interval Too Brief", vec![min]);
+            }
+            planned.push((addr.uri, expires.min(self.config.max_expires.into())));
+        }
+        let list = self.bindings.entry(extension.to_string()).or_default();
+        for (uri, expires) in planned {
+            if let Some(existing) = list.iter().find(|b| b.contact_uri == uri) {
+                // §10.3 step 7: an older or repeated CSeq from the same Call-ID is out of order.
+                if existing.call_id == request.call_id && request.cseq <= existing.cseq {
+                    return reply(500, "Out Of Order Request", Vec::new());
+                }
+            }
+            list.retain(|b| b.contact_uri != uri);
+            if expires == 0 {
+                changes.push(BindingChange::Remove {
+                    extension: extension.to_string(),
+                    contact_uri: uri,
+                });
+                continue;
+            }
+            let binding = Binding {
+                extension: extension.to_string(),
+                contact_uri: uri,
+                peer,
+                expires_at: now + Duration::from_secs(expires),
+                expires_utc: utc + chrono::Duration::seconds(expires as i64),
+                call_id: request.call_id.clone(),
+                cseq: request.cseq,
+                user_agent: request.headers.get("User-Agent").map(str::to_string),
+            };
+            list.push(binding.clone());
+            changes.push(BindingChange::Upsert(binding));
+        }
+        self.ok(now, extension, changes)
+    }
+
+    fn ok(&self, now: Instant, extension: &str, changes: Vec<BindingChange>) -> RegisterOutcome {
+        let extra = self
+            .bindings(extension, now)
+            .into_iter()
+            .map(|b| {
+                let left = b.expires_at.saturating_duration_since(now).as_secs();
+                (
+                    "Contact".to_string(),
+                    format!("<{}>;expires={left}", b.contact_uri),
+                )
+            })
+            .collect();
+        RegisterOutcome::Reply {
+            status: 200,
+            reason: "OK",
+            extra,
+            changes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,254 @@
+//! Registrar tests: digest flows, enumeration resistance, throttling and binding rules, in virtual time.
+
+use super::*;
+use crate::sip::message::{Message, parse};
+use crate::sip::transport::TransportKind;
+
+const SECRET: [u8; 32] = [7; 32];
+
+fn registrar() -> Registrar {
+    let mut r = Registrar::new(RegistrarConfig::default(), SECRET);
+    r.set_operator(
+        "101",
+        OperatorSecret {
+            ha1_md5: auth::ha1(auth::Algorithm::Md5, "101", "openline", "s3cret"),
+            ha1_sha256: auth::ha1(auth::Algorithm::Sha256, "101", "openline", "s3cret"),
+        },
+    );
+    r
+}
+
+fn peer(ip: &str) -> Peer {
+    Peer {
+        transport: TransportKind::Udp,
+        addr: format!("{ip}:5062").parse().unwrap(),
+        conn: None,
+    }
+}
+
+fn register(user: &str, cseq: u32, extra: &str) -> Request {
+    let text = format!(
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK{cseq}\r\n\
+         From: <sip:{user}@127.0.0.1>;tag=a\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: reg-{user}\r\n\
+         CSeq: {cseq} REGISTER\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
+    );
+    match parse(text.as_bytes()) {
+        Ok(Message::Request(r)) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn status(outcome: &RegisterOutcome) -> u16 {
+    match outcome {
+        RegisterOutcome::Reply { status, .. } => *status,
+        RegisterOutcome::Ignore => 0,
+    }
+}
+
+fn challenge_of(outcome: &RegisterOutcome, algorithm: auth::Algorithm) -> Challenge {
+    let RegisterOutcome::Reply { extra, .. } = outcome else {
+        panic!("no reply")
+    };
+    extra
+        .iter()
+        .filter(|(n, _)| n == "WWW-Authenticate")
+        .map(|(_, v)| Challenge::parse(v).unwrap())
+        .find(|c| c.algorithm == algorithm)
+        .expect("challenge for algorithm")
+}
+
+/// Runs a full 401 → REGISTER-with-credentials exchange; returns the second outcome.
+fn login(
+    r: &mut Registrar,
+    now: Instant,
+    user: &str,
+    password: &str,
+    alg: auth::Algorithm,
+    contact: &str,
+    cseq: u32,
+) -> RegisterOutcome {
+    let utc = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+    let first = r.handle_register(now, utc, &register(user, cseq, contact), peer("127.0.0.1"));
+    assert_eq!(status(&first), 401);
+    let challenge = challenge_of(&first, alg);
+    let authz = auth::authorize(
+        &challenge,
+        user,
+        password,
+        "REGISTER",
+        "sip:127.0.0.1",
+        1,
+        "c0ffee",
+    );
+    let extra = format!("{contact}Authorization: {authz}\r\n");
+    r.handle_register(
+        now,
+        utc,
+        &register(user, cseq + 1, &extra),
+        peer("127.0.0.1"),
+    )
+}
+
+#[test]
+fn md5_and_sha256_logins_create_a_binding() {
+    for alg in [auth::Algorithm::Md5, auth::Algorithm::Sha256] {
+        let mut r = registrar();
+        let now = Instant::now();
+        let out = login(
+            &mut r,
+            now,
+            "101",
+            "s3cret",
+            alg,
+            "Contact: <sip:101@10.0.0.5:5062>\r\n",
+            1,
+        );
+        assert_eq!(status(&out), 200, "{alg:?}");
+        let bindings = r.bindings("101", now);
+        assert_eq!(bindings.len(), 1);
+        assert_eq!(bindings[0].peer.addr.to_string(), "127.0.0.1:5062");
+        let RegisterOutcome::Reply { extra, .. } = out else {
+            panic!()
+        };
+        assert!(
+            extra
+                .iter()
+                .any(|(n, v)| n == "Contact" && v.contains("expires=3600"))
+        );
+    }
+}
+
+#[test]
+fn wrong_password_and_unknown_user_look_the_same() {
+    let mut r = registrar();
+    let now = Instant::now();
+    let contact = "Contact: <sip:x@10.0.0.5>\r\n";
+    let wrong = login(&mut r, now, "101", "nope", auth::Algorithm::Md5, contact, 1);
+    let unknown = login(&mut r, now, "999", "nope", auth::Algorithm::Md5, contact, 1);
+    assert_eq!(status(&wrong), 401);
+    assert_eq!(status(&unknown), 401);
+    let header_names = |o: &RegisterOutcome| match o {
+        RegisterOutcome::Reply { extra, .. } => {
+            extra.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()
+        }
+        RegisterOutcome::Ignore => vec![],
+    };
+    assert_eq!(header_names(&wrong), header_names(&unknown));
+    assert!(r.bindings("101", now).is_empty());
+}
+
+#[test]
+fn repeated_failures_are_throttled_per_address_and_user() {
+    let mut r = registrar();
+    let now = Instant::now();
+    let contact = "Contact: <sip:x@10.0.0.5>\r\n";
+    for i in 0..5 {
+        let out = login(
+            &mut r,
+            now,
+            "101",
+            "bad",
+            auth::Algorithm::Md5,
+            contact,
+            i * 2 + 1,
+        );
+        let expected = if i < 4 { 401 } else { 403 };
+        assert_eq!(status(&out), expected, "attempt {i}");
+    }
+    // Blocked now: no challenge at all, even with the right password.
+    let utc = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+    let out = r.handle_register(now, utc, &register("101", 50, contact), peer("127.0.0.1"));
+    assert_eq!(status(&out), 403);
+    // Another phone of the same office (same IP, other user) is not affected.
+    let other = r.handle_register(now, utc, &register("102", 1, contact), peer("127.0.0.1"));
+    assert_eq!(status(&other), 401);
+    // After the cool-down the right password works again.
+    let later = now + Duration::from_secs(301);
+    let out = login(
+        &mut r,
+        later,
+        "101",
+        "s3cret",
+        auth::Algorithm::Md5,
+        contact,
+        60,
+    );
+    assert_eq!(status(&out), 200);
+}
+
+#[test]
+fn scanners_get_no_answer() {
+    let mut r = registrar();
+    let utc = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+    let req = register("101", 1, "User-Agent: friendly-scanner\r\n");
+    let out = r.handle_register(Instant::now(), utc, &req, peer("127.0.0.1"));
+    assert_eq!(out, RegisterOutcome::Ignore);
+}
+
+#[test]
+fn binding_rules() {
+    let mut r = registrar();
+    let now = Instant::now();
+    let md5 = auth::Algorithm::Md5;
+    let brief = login(
+        &mut r,
+        now,
+        "101",
+        "s3cret",
+        md5,
+        "Contact: <sip:a@h>;expires=10\r\n",
+        1,
+    );
+    assert_eq!(status(&brief), 423);
+    let two = "Contact: <sip:a@h>;expires=120, <sip:b@h>\r\n";
+    assert_eq!(
+        status(&login(&mut r, now, "101", "s3cret", md5, two, 3)),
+        200
+    );
+    assert_eq!(r.bindings("101", now).len(), 2);
+    // Expiry: the 120 s binding lapses, the 3600 s one stays.
+    let later = now + Duration::from_secs(121);
+    let removed = r.expire(later);
+    assert_eq!(removed.len(), 1);
+    assert_eq!(r.bindings("101", later).len(), 1);
+    // "*" with Expires: 0 removes everything.
+    let star = "Contact: *\r\nExpires: 0\r\n";
+    assert_eq!(
+        status(&login(&mut r, later, "101", "s3cret", md5, star, 5)),
+        200
+    );
+    assert!(r.bindings("101", later).is_empty());
+    // "*" without Expires: 0 is a client error.
+    let bad_star = "Contact: *\r\n";
+    assert_eq!(
+        status(&login(&mut r, later, "101", "s3cret", md5, bad_star, 7)),
+        400
+    );
+}
+
+#[test]
+fn an_operator_registers_only_its_own_extension() {
+    let mut r = registrar();
+    let now = Instant::now();
+    let utc = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+    let first = r.handle_register(now, utc, &register("102", 1, ""), peer("127.0.0.1"));
+    let challenge = challenge_of(&first, auth::Algorithm::Md5);
+    let authz = auth::authorize(
+        &challenge,
+        "101",
+        "s3cret",
+        "REGISTER",
+        "sip:127.0.0.1",
+        1,
+        "ab",
+    );
+    let req = register(
+        "102",
+        2,
+        &format!("Contact: <sip:x@h>\r\nAuthorization: {authz}\r\n"),
+    );
+    assert_eq!(
+        status(&r.handle_register(now, utc, &req, peer("127.0.0.1"))),
+        403
+    );
+}
