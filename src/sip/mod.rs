@@ -3,6 +3,8 @@
 //! time it happened and is drained for what to send, what happened, and when to wake it next.
 
 pub mod auth;
+pub mod dialog;
+pub mod endpoint;
 pub mod message;
 pub mod registrar;
 pub mod transaction;

@@ -1,0 +1,621 @@
+//! The SIP endpoint: one sans-IO object that owns every transaction, dialog and binding of a node
+//! and implements the UAS core (RFC 3261 §8.2, §12, §13.3, §17 dispatch, §18.2 response routing).
+//!
+//! The shell feeds it packets and the time (`handle_packet`, `handle_timeout`) and carries out what
+//! `poll_output` returns: bytes to send to a [`Peer`] and [`Event`]s for the call layer. The call layer
+//! answers incoming calls through `ring`, `answer`, `reject` and `hangup`.
+
+mod uas;
+
+use super::dialog::{AckTimer, Leg, LegState};
+use super::message::build::{self, ResponseSpec};
+use super::message::{self, Headers, Message, NameAddr, ParseError, Request, Response};
+use super::registrar::{BindingChange, Registrar, RegistrarConfig};
+use super::transaction::{
+    Action, ClientNonInvite, ServerInvite, ServerNonInvite, TimerConfig, TransactionKey,
+};
+use super::transport::Peer;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+pub use super::dialog::LegId;
+
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub timers: TimerConfig,
+    pub registrar: RegistrarConfig,
+    /// `host:port` written in our Via and Contact headers (the public IP and the SIP port).
+    pub advertised: String,
+    /// Secret for stateless digest nonces; nodes that share it accept each other's nonces.
+    pub nonce_secret: [u8; 32],
+}
+
+/// An INVITE that starts a new call, handed to the call layer.
+#[derive(Debug, Clone)]
+pub struct IncomingCall {
+    pub leg: LegId,
+    pub sip_call_id: String,
+    pub from: NameAddr,
+    pub to: NameAddr,
+    pub request_uri: String,
+    /// The SDP offer (empty for a late-offer INVITE).
+    pub offer: Bytes,
+    pub peer: Peer,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The caller sent CANCEL before we answered.
+    Cancelled,
+    /// The peer sent BYE.
+    RemoteBye,
+    /// We sent BYE (hangup or drain).
+    LocalBye,
+    /// Our 2xx was never acknowledged (§13.3.1.4).
+    AckTimeout,
+    /// We answered the INVITE with this final status.
+    Rejected(u16),
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    IncomingCall(IncomingCall),
+    /// The ACK for our 2xx arrived.
+    LegConfirmed {
+        leg: LegId,
+    },
+    LegEnded {
+        leg: LegId,
+        reason: EndReason,
+    },
+    Binding(BindingChange),
+}
+
+#[derive(Debug, Clone)]
+pub enum Output {
+    Send { peer: Peer, bytes: Bytes },
+    Event(Event),
+}
+
+/// Counters the shell exports as metrics.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub requests: u64,
+    pub responses: u64,
+    pub rejected: u64,
+    pub dropped: u64,
+}
+
+enum ServerMachine {
+    Invite(ServerInvite),
+    NonInvite(ServerNonInvite),
+}
+
+struct ServerTxn {
+    key: TransactionKey,
+    machine: ServerMachine,
+    peer: Peer,
+    scheduled: Option<Instant>,
+}
+
+struct ClientTxn {
+    key: TransactionKey,
+    machine: ClientNonInvite,
+    peer: Peer,
+    leg: Option<LegId>,
+    scheduled: Option<Instant>,
+}
+
+/// What a timer-heap entry points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    Server(u64),
+    Client(u64),
+    Leg(LegId),
+}
+
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
+
+pub struct Endpoint {
+    config: EndpointConfig,
+    registrar: Registrar,
+    accepting: bool,
+    next_id: u64,
+    server_index: HashMap<TransactionKey, u64>,
+    servers: HashMap<u64, ServerTxn>,
+    client_index: HashMap<TransactionKey, u64>,
+    clients: HashMap<u64, ClientTxn>,
+    legs: HashMap<LegId, Leg>,
+    /// (Call-ID, our tag) → leg, for requests inside a dialog.
+    dialogs: HashMap<(String, String), LegId>,
+    /// INVITE server transaction → leg, for CANCEL.
+    invites: HashMap<TransactionKey, LegId>,
+    timers: BinaryHeap<Reverse<(Instant, Due)>>,
+    next_housekeeping: Option<Instant>,
+    outputs: VecDeque<Output>,
+    pub stats: Stats,
+}
+
+impl Endpoint {
+    pub fn new(config: EndpointConfig) -> Self {
+        Endpoint {
+            registrar: Registrar::new(config.registrar.clone(), config.nonce_secret),
+            config,
+            accepting: true,
+            next_id: 1,
+            server_index: HashMap::new(),
+            servers: HashMap::new(),
+            client_index: HashMap::new(),
+            clients: HashMap::new(),
+            legs: HashMap::new(),
+            dialogs: HashMap::new(),
+            invites: HashMap::new(),
+            timers: BinaryHeap::new(),
+            next_housekeeping: None,
+            outputs: VecDeque::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn registrar(&self) -> &Registrar {
+        &self.registrar
+    }
+
+    pub fn registrar_mut(&mut self) -> &mut Registrar {
+        &mut self.registrar
+    }
+
+    /// While draining for shutdown, new INVITEs are refused with 503.
+    pub fn set_accepting(&mut self, accepting: bool) {
+        self.accepting = accepting;
+    }
+
+    /// Calls (legs) that are still up or still ending.
+    pub fn leg_count(&self) -> usize {
+        self.legs.len()
+    }
+
+    pub fn leg_ids(&self) -> Vec<LegId> {
+        self.legs.keys().copied().collect()
+    }
+
+    /// Transactions in flight (for metrics and for a clean drain).
+    pub fn transaction_count(&self) -> usize {
+        self.servers.len() + self.clients.len()
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let heap = self.timers.peek().map(|Reverse((at, _))| *at);
+        match (heap, self.next_housekeeping) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// One datagram, or one framed TCP message, from `peer`.
+    pub fn handle_packet(&mut self, now: Instant, utc: DateTime<Utc>, peer: Peer, bytes: &[u8]) {
+        if self.next_housekeeping.is_none() {
+            self.next_housekeeping = Some(now + HOUSEKEEPING_EVERY);
+        }
+        match message::parse(bytes) {
+            Ok(Message::Request(request)) => {
+                self.stats.requests += 1;
+                self.on_request(now, utc, peer, request);
+            }
+            Ok(Message::Response(response)) => {
+                self.stats.responses += 1;
+                self.on_response(now, response);
+            }
+            Err(ParseError::Reject(rejection)) => {
+                self.stats.rejected += 1;
+                let is_ack = rejection
+                    .head
+                    .get("CSeq")
+                    .is_some_and(|c| c.trim_end().ends_with("ACK"));
+                if is_ack {
+                    return; // an ACK is never answered (§17.2.1)
+                }
+                let extra: Vec<(&str, &str)> = rejection
+                    .extra
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                let tag = new_tag();
+                let bytes = build::response(
+                    &rejection.head,
+                    &ResponseSpec {
+                        status: rejection.status,
+                        reason: &rejection.reason,
+                        to_tag: Some(&tag),
+                        source: Some(peer.addr),
+                        extra: &extra,
+                        body: None,
+                    },
+                );
+                self.send(peer, bytes);
+            }
+            Err(ParseError::Drop(_)) => self.stats.dropped += 1,
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, due))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match due {
+                Due::Server(id) => self.fire_server(now, id, at),
+                Due::Client(id) => self.fire_client(now, id, at),
+                Due::Leg(leg) => self.fire_leg(now, leg, at),
+            }
+        }
+        if self.next_housekeeping.is_some_and(|at| at <= now) {
+            self.next_housekeeping = Some(now + HOUSEKEEPING_EVERY);
+            for change in self.registrar.expire(now) {
+                self.outputs
+                    .push_back(Output::Event(Event::Binding(change)));
+            }
+        }
+    }
+
+    fn send(&mut self, peer: Peer, bytes: Bytes) {
+        self.outputs.push_back(Output::Send { peer, bytes });
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    fn fresh_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    // ---- server transactions -------------------------------------------------------------
+
+    fn server_key(request: &Request) -> TransactionKey {
+        let method = request.method.as_str();
+        match request.top_via.branch() {
+            Some(branch) if branch.starts_with("z9hG4bK") && branch.len() > 7 => {
+                TransactionKey::server(branch, &request.top_via.sent_by(), method)
+            }
+            _ => TransactionKey::server_rfc2543(
+                &request.uri,
+                &request.call_id,
+                request.from.tag().unwrap_or(""),
+                request.cseq,
+                &request.top_via.sent_by(),
+                method,
+            ),
+        }
+    }
+
+    fn new_server(&mut self, now: Instant, key: TransactionKey, peer: Peer, invite: bool) -> u64 {
+        let reliable = peer.transport.is_reliable();
+        let machine = if invite {
+            ServerMachine::Invite(ServerInvite::new(now, self.config.timers, reliable))
+        } else {
+            ServerMachine::NonInvite(ServerNonInvite::new(now, self.config.timers, reliable))
+        };
+        let id = self.fresh_id();
+        self.server_index.insert(key.clone(), id);
+        self.servers.insert(
+            id,
+            ServerTxn {
+                key,
+                machine,
+                peer,
+                scheduled: None,
+            },
+        );
+        id
+    }
+
+    /// Sends a response through its server transaction (which keeps it for retransmissions).
+    fn respond(&mut self, now: Instant, txn: u64, status: u16, bytes: Bytes) {
+        if let Some(t) = self.servers.get_mut(&txn) {
+            match &mut t.machine {
+                ServerMachine::Invite(m) => m.send_response(now, status, bytes),
+                ServerMachine::NonInvite(m) => m.send_response(now, status, bytes),
+            }
+        }
+        self.drain_server(now, txn);
+    }
+
+    /// Builds and sends a response to `request` on transaction `txn`.
+    #[allow(clippy::too_many_arguments)]
+    fn reply(
+        &mut self,
+        now: Instant,
+        txn: u64,
+        request: &Request,
+        peer: Peer,
+        status: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+        extra: &[(&str, &str)],
+    ) {
+        let bytes = build::response(
+            &request.headers,
+            &ResponseSpec {
+                status,
+                reason,
+                to_tag,
+                source: Some(peer.addr),
+                extra,
+                body: None,
+            },
+        );
+        self.respond(now, txn, status, bytes);
+    }
+
+    fn drain_server(&mut self, now: Instant, id: u64) {
+        let Some(t) = self.servers.get_mut(&id) else {
+            return;
+        };
+        let mut sends = Vec::new();
+        let mut terminated = false;
+        loop {
+            let action = match &mut t.machine {
+                ServerMachine::Invite(m) => m.poll_action(),
+                ServerMachine::NonInvite(m) => m.poll_action(),
+            };
+            match action {
+                Some(Action::Transmit(bytes)) => sends.push(bytes),
+                Some(Action::Timeout) => {}
+                Some(Action::Terminated) => terminated = true,
+                None => break,
+            }
+        }
+        let peer = t.peer;
+        let next = match &t.machine {
+            ServerMachine::Invite(m) => m.poll_timeout(),
+            ServerMachine::NonInvite(m) => m.poll_timeout(),
+        };
+        if terminated {
+            let key = t.key.clone();
+            self.servers.remove(&id);
+            self.server_index.remove(&key);
+            self.invites.remove(&key);
+        } else if next.is_some() && next != t.scheduled {
+            t.scheduled = next;
+            if let Some(at) = next {
+                self.timers.push(Reverse((at, Due::Server(id))));
+            }
+        }
+        for bytes in sends {
+            self.send(peer, bytes);
+        }
+        let _ = now;
+    }
+
+    fn fire_server(&mut self, now: Instant, id: u64, at: Instant) {
+        let Some(t) = self.servers.get_mut(&id) else {
+            return;
+        };
+        if t.scheduled != Some(at) {
+            return; // stale heap entry
+        }
+        t.scheduled = None;
+        match &mut t.machine {
+            ServerMachine::Invite(m) => m.handle_timeout(now),
+            ServerMachine::NonInvite(m) => m.handle_timeout(now),
+        }
+        self.drain_server(now, id);
+    }
+
+    // ---- client transactions (BYE we send) -----------------------------------------------
+
+    fn start_client(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        peer: Peer,
+        leg: Option<LegId>,
+        request: Bytes,
+    ) {
+        let machine = ClientNonInvite::new(
+            now,
+            self.config.timers,
+            peer.transport.is_reliable(),
+            request,
+        );
+        let id = self.fresh_id();
+        self.client_index.insert(key.clone(), id);
+        self.clients.insert(
+            id,
+            ClientTxn {
+                key,
+                machine,
+                peer,
+                leg,
+                scheduled: None,
+            },
+        );
+        self.drain_client(now, id);
+    }
+
+    fn drain_client(&mut self, now: Instant, id: u64) {
+        let Some(t) = self.clients.get_mut(&id) else {
+            return;
+        };
+        let mut sends = Vec::new();
+        let (mut terminated, mut timed_out) = (false, false);
+        while let Some(action) = t.machine.poll_action() {
+            match action {
+                Action::Transmit(bytes) => sends.push(bytes),
+                Action::Timeout => timed_out = true,
+                Action::Terminated => terminated = true,
+            }
+        }
+        let (peer, leg) = (t.peer, t.leg);
+        let next = t.machine.poll_timeout();
+        if terminated {
+            let key = t.key.clone();
+            self.clients.remove(&id);
+            self.client_index.remove(&key);
+        } else if next.is_some() && next != t.scheduled {
+            t.scheduled = next;
+            if let Some(at) = next {
+                self.timers.push(Reverse((at, Due::Client(id))));
+            }
+        }
+        for bytes in sends {
+            self.send(peer, bytes);
+        }
+        if timed_out {
+            if let Some(leg) = leg {
+                self.end_leg(leg, EndReason::LocalBye);
+            }
+        }
+        let _ = now;
+    }
+
+    fn fire_client(&mut self, now: Instant, id: u64, at: Instant) {
+        let Some(t) = self.clients.get_mut(&id) else {
+            return;
+        };
+        if t.scheduled != Some(at) {
+            return;
+        }
+        t.scheduled = None;
+        t.machine.handle_timeout(now);
+        self.drain_client(now, id);
+    }
+
+    fn on_response(&mut self, now: Instant, response: Response) {
+        let Some(branch) = response.top_via.branch() else {
+            return;
+        };
+        let key = TransactionKey::client(branch, response.cseq_method.as_str());
+        let Some(&id) = self.client_index.get(&key) else {
+            return; // stray response (RFC 3261 §18.1.2): dropped
+        };
+        let Some(t) = self.clients.get_mut(&id) else {
+            return;
+        };
+        let pass_up = t.machine.on_response(now, response.status);
+        let leg = t.leg;
+        self.drain_client(now, id);
+        if pass_up && response.status >= 200 {
+            if let Some(leg) = leg {
+                self.end_leg(leg, EndReason::LocalBye);
+            }
+        }
+    }
+
+    // ---- legs ----------------------------------------------------------------------------
+
+    fn schedule_leg(&mut self, leg: LegId) {
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        let next = l.poll_timeout();
+        if next.is_some() && next != l.scheduled {
+            l.scheduled = next;
+            if let Some(at) = next {
+                self.timers.push(Reverse((at, Due::Leg(leg))));
+            }
+        }
+    }
+
+    fn fire_leg(&mut self, now: Instant, leg: LegId, at: Instant) {
+        let t2 = self.config.timers.t2;
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        if l.scheduled != Some(at) {
+            return;
+        }
+        l.scheduled = None;
+        let peer = l.peer;
+        let Some(pending) = l.pending_ack.as_mut() else {
+            return;
+        };
+        match pending.on_timer(now, t2) {
+            AckTimer::Idle => {}
+            AckTimer::Retransmit(bytes) => self.send(peer, bytes),
+            AckTimer::GiveUp => {
+                // §13.3.1.4: no ACK for 64·T1 — the session is ended with a BYE.
+                l.pending_ack = None;
+                l.end_reported = true;
+                l.state = LegState::Ending;
+                self.send_bye(now, leg);
+                self.emit(Event::LegEnded {
+                    leg,
+                    reason: EndReason::AckTimeout,
+                });
+                return;
+            }
+        }
+        self.schedule_leg(leg);
+    }
+
+    /// Removes a leg and tells the call layer why it ended (once).
+    fn end_leg(&mut self, leg: LegId, reason: EndReason) {
+        let Some(l) = self.legs.remove(&leg) else {
+            return;
+        };
+        self.dialogs
+            .remove(&(l.sip_call_id.clone(), l.local_tag.clone()));
+        self.invites.remove(&l.invite_key);
+        if !l.end_reported {
+            self.emit(Event::LegEnded { leg, reason });
+        }
+    }
+
+    fn send_bye(&mut self, now: Instant, leg: LegId) {
+        let advertised = self.config.advertised.clone();
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        l.local_cseq += 1;
+        let branch = format!("z9hG4bK{}", new_tag());
+        let via = format!(
+            "SIP/2.0/{} {advertised};branch={branch};rport",
+            l.peer.transport.via_name()
+        );
+        let routes: Vec<(&str, &str)> = l.route_set.iter().map(|r| ("Route", r.as_str())).collect();
+        let bytes = build::request(&build::RequestSpec {
+            method: "BYE",
+            uri: &l.remote_target,
+            via: &via,
+            max_forwards: 70,
+            from: &l.local_party,
+            to: &l.remote_party,
+            call_id: &l.sip_call_id,
+            cseq: l.local_cseq,
+            extra: &routes,
+            body: None,
+        });
+        let peer = l.peer;
+        let key = TransactionKey::client(&branch, "BYE");
+        self.start_client(now, key, peer, Some(leg), bytes);
+    }
+}
+
+/// A random token for tags and branches (RFC 3261 §19.3: at least 32 bits of randomness).
+pub fn new_tag() -> String {
+    use rand::Rng;
+    format!("{:016x}", rand::rng().random::<u64>())
+}
+
+/// The user part of a header's URI, for logs and records.
+pub fn user_of(head: &Headers, name: &str) -> Option<String> {
+    head.get(name)
+        .and_then(|v| NameAddr::parse(v).ok())
+        .and_then(|a| a.user().map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests;

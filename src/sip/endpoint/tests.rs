@@ -1,0 +1,286 @@
+//! Endpoint tests: whole request/response exchanges through the sans-IO core in virtual time.
+
+use super::*;
+use crate::sip::transport::TransportKind;
+
+fn endpoint() -> Endpoint {
+    Endpoint::new(EndpointConfig {
+        timers: TimerConfig::default(),
+        registrar: RegistrarConfig::default(),
+        advertised: "127.0.0.1:5060".into(),
+        nonce_secret: [1; 32],
+    })
+}
+
+fn udp() -> Peer {
+    Peer {
+        transport: TransportKind::Udp,
+        addr: "127.0.0.1:6000".parse().unwrap(),
+        conn: None,
+    }
+}
+
+fn utc() -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap()
+}
+
+fn request(method: &str, branch: &str, cseq: u32, to_tag: Option<&str>, extra: &str) -> Vec<u8> {
+    let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+    format!(
+        "{method} sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK{branch};rport\r\n\
+         From: <sip:caller@127.0.0.1>;tag=caller1\r\nTo: <sip:100@127.0.0.1>{to_tag}\r\nCall-ID: call-1\r\n\
+         CSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContact: <sip:caller@127.0.0.1:6000>\r\n{extra}Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Drains the endpoint: (status lines and request lines sent, events).
+fn drain(ep: &mut Endpoint) -> (Vec<String>, Vec<Event>) {
+    let (mut sent, mut events) = (Vec::new(), Vec::new());
+    while let Some(out) = ep.poll_output() {
+        match out {
+            Output::Send { bytes, .. } => {
+                let text = String::from_utf8_lossy(&bytes).to_string();
+                sent.push(text.lines().next().unwrap_or("").to_string());
+            }
+            Output::Event(e) => events.push(e),
+        }
+    }
+    (sent, events)
+}
+
+fn to_tag_of(ep: &mut Endpoint, leg: LegId) -> String {
+    ep.legs[&leg].local_tag.clone()
+}
+
+fn incoming_leg(events: &[Event]) -> LegId {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::IncomingCall(c) => Some(c.leg),
+            _ => None,
+        })
+        .expect("incoming call")
+}
+
+#[test]
+fn invite_ring_answer_ack_bye() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    ep.handle_packet(t0, utc(), udp(), &request("INVITE", "inv1", 1, None, ""));
+    let (sent, events) = drain(&mut ep);
+    assert_eq!(sent, vec!["SIP/2.0 100 Trying"]);
+    let leg = incoming_leg(&events);
+    ep.ring(t0, leg);
+    ep.answer(t0, leg, Bytes::from_static(b"v=0\r\n"));
+    let (sent, _) = drain(&mut ep);
+    assert_eq!(sent, vec!["SIP/2.0 180 Ringing", "SIP/2.0 200 OK"]);
+    // No ACK yet: the 2xx is retransmitted at T1 by the UAS core, also on UDP.
+    ep.handle_timeout(t0 + Duration::from_millis(500));
+    assert_eq!(drain(&mut ep).0, vec!["SIP/2.0 200 OK"]);
+    let tag = to_tag_of(&mut ep, leg);
+    ep.handle_packet(t0, utc(), udp(), &request("ACK", "ack1", 1, Some(&tag), ""));
+    let (_, events) = drain(&mut ep);
+    assert!(matches!(events[..], [Event::LegConfirmed { .. }]));
+    ep.handle_timeout(t0 + Duration::from_secs(40));
+    assert!(
+        drain(&mut ep).0.iter().all(|l| !l.contains("200 OK")),
+        "no 2xx after ACK"
+    );
+    ep.handle_packet(t0, utc(), udp(), &request("BYE", "bye1", 2, Some(&tag), ""));
+    let (sent, events) = drain(&mut ep);
+    assert_eq!(sent, vec!["SIP/2.0 200 OK"]);
+    assert!(matches!(
+        events[..],
+        [Event::LegEnded {
+            reason: EndReason::RemoteBye,
+            ..
+        }]
+    ));
+    assert_eq!(ep.leg_count(), 0);
+}
+
+#[test]
+fn invite_retransmission_is_absorbed() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    let invite = request("INVITE", "inv2", 1, None, "");
+    ep.handle_packet(t0, utc(), udp(), &invite);
+    let (_, events) = drain(&mut ep);
+    assert_eq!(events.len(), 1);
+    ep.handle_packet(t0, utc(), udp(), &invite);
+    let (sent, events) = drain(&mut ep);
+    assert_eq!(sent, vec!["SIP/2.0 100 Trying"], "last provisional re-sent");
+    assert!(events.is_empty(), "no second call");
+}
+
+#[test]
+fn cancel_before_answer_gives_200_and_487() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    ep.handle_packet(t0, utc(), udp(), &request("INVITE", "inv3", 1, None, ""));
+    let (_, events) = drain(&mut ep);
+    let leg = incoming_leg(&events);
+    ep.ring(t0, leg);
+    drain(&mut ep);
+    ep.handle_packet(t0, utc(), udp(), &request("CANCEL", "inv3", 1, None, ""));
+    let (sent, events) = drain(&mut ep);
+    assert_eq!(
+        sent,
+        vec!["SIP/2.0 200 OK", "SIP/2.0 487 Request Terminated"]
+    );
+    assert!(matches!(
+        events[..],
+        [Event::LegEnded {
+            reason: EndReason::Cancelled,
+            ..
+        }]
+    ));
+    // The 487 is retransmitted until its ACK (Timer G), then absorbed.
+    ep.handle_timeout(t0 + Duration::from_millis(500));
+    assert_eq!(drain(&mut ep).0, vec!["SIP/2.0 487 Request Terminated"]);
+    ep.handle_packet(t0, utc(), udp(), &request("ACK", "inv3", 1, None, ""));
+    ep.handle_timeout(t0 + Duration::from_secs(2));
+    assert!(drain(&mut ep).0.is_empty());
+}
+
+#[test]
+fn cancel_for_unknown_invite_is_481() {
+    let mut ep = endpoint();
+    ep.handle_packet(
+        Instant::now(),
+        utc(),
+        udp(),
+        &request("CANCEL", "nope", 1, None, ""),
+    );
+    assert_eq!(
+        drain(&mut ep).0,
+        vec!["SIP/2.0 481 Call/Transaction Does Not Exist"]
+    );
+}
+
+#[test]
+fn stateless_and_uas_checks() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (request("OPTIONS", "o1", 1, None, ""), "SIP/2.0 200 OK"),
+        (request("BYE", "b1", 1, Some("x"), ""), "SIP/2.0 481 Call/Transaction Does Not Exist"),
+        (request("BYE", "b2", 1, None, ""), "SIP/2.0 481 Call/Transaction Does Not Exist"),
+        (request("SUBSCRIBE", "s1", 1, None, ""), "SIP/2.0 405 Method Not Allowed"),
+        (request("OPTIONS", "o2", 1, None, "Require: foo\r\n"), "SIP/2.0 420 Bad Extension"),
+        (
+            b"FOO sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKf\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: f\r\nCSeq: 1 FOO\r\n\r\n".to_vec(),
+            "SIP/2.0 501 Not Implemented",
+        ),
+    ];
+    for (bytes, expected) in cases {
+        ep.handle_packet(now, utc(), udp(), &bytes);
+        assert_eq!(drain(&mut ep).0, vec![expected.to_string()]);
+    }
+    // Max-Forwards: 0 is refused with 483.
+    let zero = String::from_utf8(request("OPTIONS", "o3", 1, None, ""))
+        .unwrap()
+        .replace("Max-Forwards: 70", "Max-Forwards: 0");
+    ep.handle_packet(now, utc(), udp(), zero.as_bytes());
+    assert_eq!(drain(&mut ep).0, vec!["SIP/2.0 483 Too Many Hops"]);
+}
+
+#[test]
+fn unacknowledged_2xx_ends_with_bye_after_64_t1() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    ep.handle_packet(t0, utc(), udp(), &request("INVITE", "inv4", 1, None, ""));
+    let (_, events) = drain(&mut ep);
+    let leg = incoming_leg(&events);
+    ep.answer(t0, leg, Bytes::from_static(b"v=0\r\n"));
+    drain(&mut ep);
+    let mut now = t0;
+    let mut ended = false;
+    let mut byes = 0;
+    while let Some(next) = ep.poll_timeout() {
+        if next > t0 + Duration::from_secs(70) {
+            break;
+        }
+        now = next;
+        ep.handle_timeout(now);
+        let (sent, events) = drain(&mut ep);
+        byes += sent.iter().filter(|l| l.starts_with("BYE ")).count();
+        ended |= events.iter().any(|e| {
+            matches!(
+                e,
+                Event::LegEnded {
+                    reason: EndReason::AckTimeout,
+                    ..
+                }
+            )
+        });
+    }
+    assert!(ended);
+    assert_eq!(
+        byes,
+        1 + 10,
+        "one BYE, retransmitted by its transaction on UDP"
+    );
+    let _ = now;
+}
+
+#[test]
+fn hangup_sends_bye_and_ends_on_200() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    ep.handle_packet(t0, utc(), udp(), &request("INVITE", "inv5", 1, None, ""));
+    let (_, events) = drain(&mut ep);
+    let leg = incoming_leg(&events);
+    ep.answer(t0, leg, Bytes::from_static(b"v=0\r\n"));
+    let tag = to_tag_of(&mut ep, leg);
+    ep.handle_packet(t0, utc(), udp(), &request("ACK", "ack5", 1, Some(&tag), ""));
+    drain(&mut ep);
+    ep.hangup(t0, leg);
+    let mut bye = None;
+    while let Some(out) = ep.poll_output() {
+        if let Output::Send { bytes, .. } = out {
+            bye = Some(String::from_utf8_lossy(&bytes).to_string());
+        }
+    }
+    let bye = bye.expect("BYE sent");
+    assert!(bye.starts_with("BYE sip:caller@127.0.0.1:6000 SIP/2.0\r\n"));
+    let via = bye.lines().find(|l| l.starts_with("Via:")).unwrap();
+    let branch = via
+        .split("branch=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    let ok = format!(
+        "SIP/2.0 200 OK\r\n{via}\r\nFrom: <sip:100@127.0.0.1>;tag={tag}\r\nTo: <sip:caller@127.0.0.1>;tag=caller1\r\nCall-ID: call-1\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    assert!(ok.contains(branch));
+    ep.handle_packet(t0, utc(), udp(), ok.as_bytes());
+    let (_, events) = drain(&mut ep);
+    assert!(matches!(
+        events[..],
+        [Event::LegEnded {
+            reason: EndReason::LocalBye,
+            ..
+        }]
+    ));
+    assert_eq!(ep.leg_count(), 0);
+}
+
+#[test]
+fn draining_endpoint_refuses_new_calls_with_503() {
+    let mut ep = endpoint();
+    ep.set_accepting(false);
+    ep.handle_packet(
+        Instant::now(),
+        utc(),
+        udp(),
+        &request("INVITE", "inv6", 1, None, ""),
+    );
+    assert_eq!(
+        drain(&mut ep).0,
+        vec!["SIP/2.0 100 Trying", "SIP/2.0 503 Service Unavailable"]
+    );
+}
