@@ -1,2 +1,25 @@
+//! Openline: a voice contact-center server.
+//!
+//! Architecture: pure protocol and business cores inside a thin IO shell (see ../shared/STYLE.md).
+//!
+//! ```text
+//!   UDP/TCP sockets ──► runtime::transport ──► runtime::sip_task ──► sip::endpoint (sans-IO)
+//!                                                   │                    ├─ sip::transaction (§17 machines)
+//!                                                   │                    ├─ sip::dialog (§12)
+//!                                                   │                    ├─ sip::registrar + sip::auth
+//!                                                   │                    └─ sip::message (parse/build)
+//!                                                   └──► runtime::records ──► store (sqlx: SQLite | PostgreSQL)
+//!   HTTP ──► api (axum) ─────────────────────────────────────────────────► store
+//! ```
+//!
+//! The cores (`sip`) open no socket, spawn no task and read no clock: they take `handle(now, input)`
+//! and are drained for output and their next wake-up. `runtime` owns every socket, timer and task
+//! and the shutdown tree; `store` owns SQL; `api` owns HTTP.
+
 #![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;
+pub mod runtime;
 pub mod sip;
+pub mod store;

@@ -1,3 +1,107 @@
-fn main() {
-    openline::placeholder();
+//! The `openline` command: `serve` runs the server (INTERFACE.md).
+
+use clap::{Parser, Subcommand};
+use openline::config::{ServeArgs, Settings};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "openline",
+    version,
+    about = "Open-source voice contact-center server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server until SIGINT/SIGTERM.
+    Serve(Serve),
+}
+
+#[derive(clap::Args)]
+struct Serve {
+    /// TOML file with operators, API tokens and tuning [default: openline.toml if present]
+    #[arg(long, env = "OPENLINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// SIP on UDP and TCP
+    #[arg(long, env = "OPENLINE_SIP", default_value = "0.0.0.0:5060")]
+    sip: SocketAddr,
+    /// HTTP API and web page
+    #[arg(long, env = "OPENLINE_HTTP", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// sqlite://PATH or postgres://… [default: sqlite://DATA_DIR/openline.db]
+    #[arg(long, env = "OPENLINE_DATABASE")]
+    database: Option<String>,
+    /// Recordings, voicemail, uploads, the node id
+    #[arg(long, env = "OPENLINE_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// IVR flow files
+    #[arg(long, env = "OPENLINE_FLOWS", default_value = "ivr-flows")]
+    flows: PathBuf,
+    /// Prompt files
+    #[arg(long, env = "OPENLINE_SOUNDS", default_value = "sounds")]
+    sounds: PathBuf,
+    /// RTP port range, LOW-HIGH
+    #[arg(long, env = "OPENLINE_RTP_PORTS", default_value = "20000-30000")]
+    rtp_ports: String,
+    /// Address written in SDP and Contact [default: the interface facing the peer]
+    #[arg(long, env = "OPENLINE_PUBLIC_IP")]
+    public_ip: Option<IpAddr>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: Serve) -> ExitCode {
+    let settings = match Settings::load(ServeArgs {
+        config: args.config,
+        sip: args.sip,
+        http: args.http,
+        database: args.database,
+        data_dir: args.data_dir,
+        flows: args.flows,
+        sounds: args.sounds,
+        rtp_ports: args.rtp_ports,
+        public_ip: args.public_ip,
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("openline: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("openline: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(openline::runtime::serve(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("openline: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -7,5 +7,6 @@ pub mod dialog;
 pub mod endpoint;
 pub mod message;
 pub mod registrar;
+pub mod sdp;
 pub mod transaction;
 pub mod transport;

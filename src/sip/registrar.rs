@@ -25,6 +25,8 @@ pub struct RegistrarConfig {
     pub failure_window: Duration,
     pub cooldown: Duration,
     pub nonce_lifetime_secs: u64,
+    /// Challenges offered, most preferred first (RFC 8760 §2.4).
+    pub algorithms: Vec<auth::Algorithm>,
 }
 
 impl Default for RegistrarConfig {
@@ -38,6 +40,7 @@ impl Default for RegistrarConfig {
             failure_window: Duration::from_secs(60),
             cooldown: Duration::from_secs(300),
             nonce_lifetime_secs: 300,
+            algorithms: vec![auth::Algorithm::Md5, auth::Algorithm::Sha256],
         }
     }
 }
@@ -166,8 +169,10 @@ impl Registrar {
     fn challenges(&self, utc: DateTime<Utc>, stale: bool) -> Vec<(String, String)> {
         let unix = utc.timestamp().max(0) as u64;
         // RFC 8760 §2.4: the preferred algorithm's challenge comes first.
-        [auth::Algorithm::Sha256, auth::Algorithm::Md5]
-            .into_iter()
+        self.config
+            .algorithms
+            .iter()
+            .copied()
             .map(|algorithm| {
                 let challenge = Challenge {
                     realm: self.config.realm.clone(),

@@ -246,6 +246,34 @@ impl Endpoint {
         }
     }
 
+    /// Answers a message the transport could not frame or would not take whole (413 too large,
+    /// 400 unreadable Content-Length) from whatever of its head can be read.
+    pub fn refuse(&mut self, peer: Peer, head: &[u8], status: u16) {
+        self.stats.rejected += 1;
+        let headers = match message::parse(head) {
+            Ok(Message::Request(r)) => r.headers,
+            Err(ParseError::Reject(r)) => r.head,
+            _ => return,
+        };
+        let reason = match status {
+            413 => "Message Too Large",
+            _ => "Bad Content-Length",
+        };
+        let tag = new_tag();
+        let bytes = build::response(
+            &headers,
+            &ResponseSpec {
+                status,
+                reason,
+                to_tag: Some(&tag),
+                source: Some(peer.addr),
+                extra: &[],
+                body: None,
+            },
+        );
+        self.send(peer, bytes);
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(Reverse((at, due))) = self.timers.peek().copied() {
             if at > now {

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, as a new developer and CI run it: installs what the tests need when it is
+# missing (Debian packages: sip-tester for SIPp, postgresql, iproute2/util-linux for the network
+# namespace), starts a throwaway PostgreSQL, then runs fmt, clippy and every test.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+need_packages=()
+command -v sipp >/dev/null 2>&1 || need_packages+=(sip-tester)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_packages+=(postgresql)
+command -v ip >/dev/null 2>&1 || need_packages+=(iproute2)
+command -v unshare >/dev/null 2>&1 || need_packages+=(util-linux)
+if ((${#need_packages[@]})); then
+    log "installing ${need_packages[*]}"
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "scripts/test.sh: missing ${need_packages[*]}; run as root or install them" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    apt-get -o DPkg::Lock::Timeout=300 install -y -qq "${need_packages[@]}" >/dev/null
+fi
+
+log "starting a throwaway PostgreSQL"
+PGURL=$(scripts/test-postgres.sh start)
+trap 'scripts/test-postgres.sh stop >/dev/null 2>&1 || true' EXIT
+export OPENLINE_TEST_POSTGRES_URL="$PGURL"
+export OPENLINE_REQUIRE_POSTGRES=1
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+log "cargo test"
+cargo test --all-targets --locked -- --test-threads="${OPENLINE_TEST_THREADS:-4}"

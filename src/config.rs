@@ -1,0 +1,425 @@
+//! Settings: command-line flags and `OPENLINE_*` environment variables (INTERFACE.md), plus the
+//! optional TOML file with operators, API tokens and tuning. Everything is validated here, at start,
+//! so a bad value is one clear error instead of a surprise mid-call.
+
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// The flags of `openline serve` after clap has merged command line and environment.
+#[derive(Debug, Clone)]
+pub struct ServeArgs {
+    pub config: Option<PathBuf>,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub database: Option<String>,
+    pub data_dir: PathBuf,
+    pub flows: PathBuf,
+    pub sounds: PathBuf,
+    pub rtp_ports: String,
+    pub public_ip: Option<IpAddr>,
+}
+
+/// An inclusive, even-aligned RTP port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub low: u16,
+    pub high: u16,
+}
+
+impl PortRange {
+    pub fn parse(s: &str) -> Result<PortRange, ConfigError> {
+        let invalid = |reason: &str| ConfigError::Invalid {
+            key: "rtp-ports",
+            reason: format!("{reason} (got {s:?}, expected LOW-HIGH such as 20000-30000)"),
+        };
+        let (low, high) = s.split_once('-').ok_or_else(|| invalid("missing '-'"))?;
+        let low: u16 = low.trim().parse().map_err(|_| invalid("bad low port"))?;
+        let high: u16 = high.trim().parse().map_err(|_| invalid("bad high port"))?;
+        if low == 0 || low >= high || high - low < 2 {
+            return Err(invalid("the range must hold at least one even port pair"));
+        }
+        Ok(PortRange { low, high })
+    }
+}
+
+/// The whole, validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub flows: PathBuf,
+    pub sounds: PathBuf,
+    pub rtp_ports: PortRange,
+    pub public_ip: Option<IpAddr>,
+    pub file: FileConfig,
+}
+
+/// The TOML file. Keys are documented in `openline.example.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Stable id of this node; rows of running calls carry it. Default: kept in `DATA_DIR/node-id`.
+    pub node_id: Option<String>,
+    #[serde(default)]
+    pub sip: SipConfig,
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
+    #[serde(default)]
+    pub calls: CallsConfig,
+    #[serde(default)]
+    pub operators: Vec<OperatorConfig>,
+    #[serde(default)]
+    pub api_tokens: Vec<ApiTokenConfig>,
+    /// Sections read by later subsystems (queues, trunks, routes, dialplan); accepted now so one
+    /// config file serves every version, and reported at start while they are not active.
+    #[serde(default)]
+    pub queues: Option<toml::Value>,
+    #[serde(default)]
+    pub trunks: Option<toml::Value>,
+    #[serde(default)]
+    pub routes: Option<toml::Value>,
+    #[serde(default)]
+    pub dialplan: Option<toml::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Digest realm operators' phones authenticate against.
+    pub realm: String,
+    /// RFC 3261 timer values.
+    #[serde(with = "duration_text")]
+    pub t1: Duration,
+    #[serde(with = "duration_text")]
+    pub t2: Duration,
+    #[serde(with = "duration_text")]
+    pub t4: Duration,
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub default_expires: u32,
+    /// Failed digest attempts per (source address, user) before a cool-down without challenges.
+    pub max_auth_failures: u32,
+    #[serde(with = "duration_text")]
+    pub auth_failure_window: Duration,
+    #[serde(with = "duration_text")]
+    pub auth_cooldown: Duration,
+    /// 64 hex characters; nodes sharing it accept each other's digest nonces. Random per start if unset.
+    pub nonce_secret: Option<String>,
+    /// Digest challenges offered, in order. Many phones (and SIPp) answer only the first challenge
+    /// and only know MD5, so MD5 comes first by default; RFC 8760 clients may pick SHA-256.
+    pub digest_algorithms: Vec<String>,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            realm: "openline".into(),
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+            min_expires: 60,
+            max_expires: 7200,
+            default_expires: 3600,
+            max_auth_failures: 5,
+            auth_failure_window: Duration::from_secs(60),
+            auth_cooldown: Duration::from_secs(300),
+            nonce_secret: None,
+            digest_algorithms: vec!["MD5".into(), "SHA-256".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// How long running calls may go on after SIGTERM before they are hung up.
+    #[serde(with = "duration_text")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsConfig {
+    /// How long a caller hears ringing (180) before the server answers.
+    #[serde(with = "duration_text")]
+    pub answer_delay: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorConfig {
+    pub extension: String,
+    pub name: String,
+    pub password: String,
+    #[serde(default = "one")]
+    pub max_calls: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Manager,
+    Operator,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Manager => "manager",
+            Role::Operator => "operator",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "manager" => Some(Role::Manager),
+            "operator" => Some(Role::Operator),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTokenConfig {
+    pub token: String,
+    pub role: Role,
+    /// For operator tokens: the extension whose calls and status the token may see.
+    pub extension: Option<String>,
+}
+
+impl Settings {
+    pub fn load(args: ServeArgs) -> Result<Settings, ConfigError> {
+        let path = match &args.config {
+            Some(p) => Some(p.clone()),
+            None => Some(PathBuf::from("openline.toml")).filter(|p| p.exists()),
+        };
+        let file = match path {
+            Some(path) => FileConfig::read(&path)?,
+            None => FileConfig::default(),
+        };
+        file.validate()?;
+        let database_url = args
+            .database
+            .unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("openline.db").display()));
+        Ok(Settings {
+            sip: args.sip,
+            http: args.http,
+            database_url,
+            data_dir: args.data_dir,
+            flows: args.flows,
+            sounds: args.sounds,
+            rtp_ports: PortRange::parse(&args.rtp_ports)?,
+            public_ip: args.public_ip,
+            file,
+        })
+    }
+}
+
+impl FileConfig {
+    pub fn read(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        FileConfig::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses TOML; the error names line and column.
+    pub fn parse(text: &str) -> Result<FileConfig, String> {
+        toml::from_str(text).map_err(|e| {
+            let position = e
+                .span()
+                .map(|span| {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!("{line}:{column}: ")
+                })
+                .unwrap_or_default();
+            format!("{position}{}", e.message())
+        })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for op in &self.operators {
+            let valid = !op.extension.is_empty()
+                && op
+                    .extension
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !valid {
+                return Err(ConfigError::Invalid {
+                    key: "operators.extension",
+                    reason: format!("{:?} is not a valid SIP user name", op.extension),
+                });
+            }
+            if !seen.insert(op.extension.as_str()) {
+                return Err(ConfigError::Invalid {
+                    key: "operators.extension",
+                    reason: format!("extension {} is listed twice", op.extension),
+                });
+            }
+            if op.password.len() < 8 {
+                return Err(ConfigError::Invalid {
+                    key: "operators.password",
+                    reason: format!("operator {}: use at least 8 characters", op.extension),
+                });
+            }
+        }
+        for token in &self.api_tokens {
+            if token.token.len() < 16 {
+                return Err(ConfigError::Invalid {
+                    key: "api_tokens.token",
+                    reason: "use at least 16 random characters".into(),
+                });
+            }
+            if token.role == Role::Operator && token.extension.is_none() {
+                return Err(ConfigError::Invalid {
+                    key: "api_tokens.extension",
+                    reason: "an operator token names its extension".into(),
+                });
+            }
+        }
+        if let Some(secret) = &self.sip.nonce_secret {
+            if decode_secret(secret).is_none() {
+                return Err(ConfigError::Invalid {
+                    key: "sip.nonce_secret",
+                    reason: "expected 64 hex characters".into(),
+                });
+            }
+        }
+        if self.sip.digest_algorithms.is_empty()
+            || self
+                .sip
+                .digest_algorithms
+                .iter()
+                .any(|a| crate::sip::auth::Algorithm::parse(a).is_none())
+        {
+            return Err(ConfigError::Invalid {
+                key: "sip.digest_algorithms",
+                reason: "list one or both of \"MD5\" and \"SHA-256\"".into(),
+            });
+        }
+        let t = &self.sip;
+        if t.t1.is_zero() || t.t2 < t.t1 || t.min_expires > t.max_expires {
+            return Err(ConfigError::Invalid {
+                key: "sip",
+                reason: "need t1 > 0, t2 >= t1 and min_expires <= max_expires".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+pub fn decode_secret(hex_text: &str) -> Option<[u8; 32]> {
+    let bytes = hex::decode(hex_text.trim()).ok()?;
+    bytes.try_into().ok()
+}
+
+/// Durations written as text: `500ms`, `20s`, `5m`, `2h`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
+        _ => None,
+    }
+}
+
+mod duration_text {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_duration(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?}: use a number with ms, s, m or h, e.g. \"20s\""
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("x5s"), None);
+    }
+
+    #[test]
+    fn example_config_parses_and_validates() {
+        let text = include_str!("../openline.example.toml");
+        let config = FileConfig::parse(text).expect("example parses");
+        config.validate().expect("example validates");
+        assert!(!config.operators.is_empty());
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let err = FileConfig::parse("[sip]\nt1 = \"fast\"\n").unwrap_err();
+        assert!(err.starts_with("2:"), "{err}");
+        let err = FileConfig::parse("bogus = 1\n").unwrap_err();
+        assert!(err.starts_with("1:1:"), "{err}");
+    }
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(
+            PortRange::parse("20000-30000").unwrap(),
+            PortRange {
+                low: 20000,
+                high: 30000
+            }
+        );
+        assert!(PortRange::parse("30000-20000").is_err());
+        assert!(PortRange::parse("abc").is_err());
+    }
+}

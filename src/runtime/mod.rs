@@ -1,0 +1,385 @@
+//! The IO shell: sockets, timers, tasks, storage hand-off and shutdown. Everything protocol-shaped is
+//! in the sans-IO cores; this module moves bytes and time into them and carries out what they return.
+//!
+//! Shutdown is a tree: SIGINT/SIGTERM → new INVITEs get 503 → running calls drain until
+//! `shutdown.drain_timeout` → the rest get BYE → listeners stop → the records writer empties its queue
+//! → the database pool closes last.
+
+pub mod ports;
+pub mod records;
+pub mod sip_task;
+pub mod transport;
+
+use crate::api::{self, ApiState};
+use crate::config::{Settings, decode_secret};
+use crate::sip::endpoint::{Endpoint, EndpointConfig};
+use crate::sip::registrar::{OperatorSecret, RegistrarConfig};
+use crate::sip::transaction::TimerConfig;
+use crate::sip::transport::{ConnId, Peer};
+use crate::store::{OperatorRecord, Store, StoreError};
+use bytes::Bytes;
+use chrono::Utc;
+use sha2::Digest;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What the transport tasks hand to the SIP task.
+pub enum SipInput {
+    Packet {
+        peer: Peer,
+        bytes: Bytes,
+    },
+    /// A TCP message that cannot be taken: answer `status` from its head.
+    Refuse {
+        peer: Peer,
+        head: Bytes,
+        status: u16,
+    },
+    TcpOpened {
+        conn: ConnId,
+        tx: mpsc::Sender<Bytes>,
+    },
+    TcpClosed {
+        conn: ConnId,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot bind SIP on {addr}: {source}")]
+    BindSip {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot bind HTTP on {addr}: {source}")]
+    BindHttp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("metrics: {0}")]
+    Metrics(String),
+}
+
+/// Runs the server until SIGINT/SIGTERM, then shuts down gracefully.
+pub async fn serve(settings: Settings) -> Result<(), ServeError> {
+    let shutdown = CancellationToken::new();
+    let signal_token = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested");
+        signal_token.cancel();
+    });
+    run(settings, shutdown).await
+}
+
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| ServeError::DataDir {
+        path: settings.data_dir.display().to_string(),
+        source,
+    })?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| ServeError::Metrics(e.to_string()))?;
+    let node_id = node_id(&settings)?;
+    let store = Store::connect(&settings.database_url).await?;
+    let repaired = store.close_orphaned_calls(&node_id, Utc::now()).await?;
+    if repaired > 0 {
+        tracing::warn!(
+            calls = repaired,
+            "closed calls left open by a crash as system.crashed"
+        );
+    }
+    let realm = settings.file.sip.realm.clone();
+    let mut secrets = Vec::new();
+    for op in &settings.file.operators {
+        let ha1_md5 = crate::sip::auth::ha1(
+            crate::sip::auth::Algorithm::Md5,
+            &op.extension,
+            &realm,
+            &op.password,
+        );
+        let ha1_sha256 = crate::sip::auth::ha1(
+            crate::sip::auth::Algorithm::Sha256,
+            &op.extension,
+            &realm,
+            &op.password,
+        );
+        store
+            .upsert_operator(&OperatorRecord {
+                extension: op.extension.clone(),
+                name: op.name.clone(),
+                realm: realm.clone(),
+                ha1_md5: ha1_md5.clone(),
+                ha1_sha256: ha1_sha256.clone(),
+                max_calls: op.max_calls as i32,
+                status: "online".into(),
+            })
+            .await?;
+        secrets.push((
+            op.extension.clone(),
+            OperatorSecret {
+                ha1_md5,
+                ha1_sha256,
+            },
+        ));
+    }
+    ensure_api_tokens(&store, &settings).await?;
+    for section in ["queues", "trunks", "routes", "dialplan"] {
+        let present = match section {
+            "queues" => settings.file.queues.is_some(),
+            "trunks" => settings.file.trunks.is_some(),
+            "routes" => settings.file.routes.is_some(),
+            _ => settings.file.dialplan.is_some(),
+        };
+        if present {
+            tracing::warn!(
+                section,
+                "config section is accepted but not active in this version"
+            );
+        }
+    }
+
+    let (udp, tcp) = transport::bind(settings.sip)
+        .await
+        .map_err(|source| ServeError::BindSip {
+            addr: settings.sip,
+            source,
+        })?;
+    let sip_addr = udp.local_addr().map_err(|source| ServeError::BindSip {
+        addr: settings.sip,
+        source,
+    })?;
+    let http = tokio::net::TcpListener::bind(settings.http)
+        .await
+        .map_err(|source| ServeError::BindHttp {
+            addr: settings.http,
+            source,
+        })?;
+    let http_addr = http.local_addr().map_err(|source| ServeError::BindHttp {
+        addr: settings.http,
+        source,
+    })?;
+
+    let advertised_ip = settings.public_ip.unwrap_or_else(|| {
+        if sip_addr.ip().is_unspecified() {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        } else {
+            sip_addr.ip()
+        }
+    });
+    let sip = &settings.file.sip;
+    let nonce_secret = sip
+        .nonce_secret
+        .as_deref()
+        .and_then(decode_secret)
+        .unwrap_or_else(rand::random);
+    let mut endpoint = Endpoint::new(EndpointConfig {
+        timers: TimerConfig {
+            t1: sip.t1,
+            t2: sip.t2,
+            t4: sip.t4,
+        },
+        registrar: RegistrarConfig {
+            realm: realm.clone(),
+            min_expires: sip.min_expires,
+            max_expires: sip.max_expires,
+            default_expires: sip.default_expires,
+            max_failures: sip.max_auth_failures,
+            failure_window: sip.auth_failure_window,
+            cooldown: sip.auth_cooldown,
+            nonce_lifetime_secs: 300,
+            algorithms: sip
+                .digest_algorithms
+                .iter()
+                .filter_map(|a| crate::sip::auth::Algorithm::parse(a))
+                .collect(),
+        },
+        advertised: SocketAddr::new(advertised_ip, sip_addr.port()).to_string(),
+        nonce_secret,
+    });
+    for (extension, secret) in secrets {
+        endpoint.registrar_mut().set_operator(&extension, secret);
+    }
+
+    let tracker = TaskTracker::new();
+    let io_token = CancellationToken::new();
+    let (records_tx, records_rx) = mpsc::unbounded_channel();
+    let records = tokio::spawn(records::run(store.clone(), records_rx));
+    let (input_tx, input_rx) = mpsc::channel(16_384);
+    let (command_tx, command_rx) = mpsc::channel(64);
+    let udp = Arc::new(udp);
+    transport::spawn_udp_reader(udp.clone(), input_tx.clone(), io_token.clone(), &tracker);
+    transport::spawn_tcp_acceptor(tcp, input_tx.clone(), io_token.clone(), &tracker);
+    drop(input_tx);
+    let sip_task = sip_task::SipTask::new(
+        endpoint,
+        udp,
+        ports::PortPool::new(settings.rtp_ports),
+        settings.public_ip,
+        node_id.clone(),
+        records_tx,
+        settings.file.calls.answer_delay,
+    );
+    let sip_handle = tokio::spawn(sip_task.run(input_rx, command_rx));
+
+    let api_state = ApiState::new(store.clone(), metrics, node_id.clone());
+    let http_token = CancellationToken::new();
+    let http_stop = http_token.clone();
+    let http_server = tokio::spawn(async move {
+        let app = api::router(api_state);
+        let result = axum::serve(http, app)
+            .with_graceful_shutdown(async move { http_stop.cancelled().await })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "http server failed");
+        }
+    });
+
+    tracing::info!(sip = %sip_addr, http = %http_addr, node = %node_id, "openline ready");
+    {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "openline ready sip={sip_addr} http={http_addr}");
+        let _ = stdout.flush();
+    }
+
+    shutdown.cancelled().await;
+    drain(&command_tx, settings.file.shutdown.drain_timeout).await;
+    io_token.cancel();
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+    drop(command_tx);
+    let _ = sip_handle.await;
+    http_token.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), http_server).await;
+    let _ = records.await;
+    store.close().await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Stops new calls, lets running ones finish until `deadline`, then hangs up the rest and waits
+/// for their BYE transactions.
+async fn drain(commands: &mpsc::Sender<sip_task::SipCommand>, deadline: Duration) {
+    let _ = commands.send(sip_task::SipCommand::StopAccepting).await;
+    let load = || async {
+        let (tx, rx) = oneshot::channel();
+        if commands.send(sip_task::SipCommand::Load(tx)).await.is_err() {
+            return (0, 0);
+        }
+        rx.await.unwrap_or((0, 0))
+    };
+    let until = tokio::time::Instant::now() + deadline;
+    while tokio::time::Instant::now() < until {
+        let (calls, _) = load().await;
+        if calls == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (calls, _) = load().await;
+    if calls > 0 {
+        tracing::info!(calls, "drain deadline reached; hanging up");
+        let _ = commands.send(sip_task::SipCommand::HangupAll).await;
+        let until = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < until && load().await.0 > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The node id: from the config, else generated once and kept beside the data.
+fn node_id(settings: &Settings) -> Result<String, ServeError> {
+    if let Some(id) = &settings.file.node_id {
+        return Ok(id.clone());
+    }
+    let path = settings.data_dir.join("node-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim().to_string();
+        if !id.is_empty() {
+            return Ok(id);
+        }
+    }
+    let id = format!("node-{}", hex::encode(rand::random::<[u8; 6]>()));
+    write_private(&path, &id).map_err(|source| ServeError::DataDir {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(id)
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+pub fn token_hash(token: &str) -> String {
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// Tokens from the config are stored hashed. With none anywhere, a random admin token is created
+/// and printed once (INTERFACE.md: no fixed default password ships).
+async fn ensure_api_tokens(store: &Store, settings: &Settings) -> Result<(), ServeError> {
+    for t in &settings.file.api_tokens {
+        let hash = token_hash(&t.token);
+        if store.api_token(&hash).await?.is_none() {
+            store
+                .insert_api_token(&hash, t.role.as_str(), t.extension.as_deref(), "config")
+                .await?;
+        }
+    }
+    if store.api_token_count().await? == 0 {
+        let token: String = {
+            let bytes: [u8; 24] = rand::random();
+            hex::encode(bytes)
+        };
+        store
+            .insert_api_token(
+                &token_hash(&token),
+                "admin",
+                None,
+                "generated at first start",
+            )
+            .await?;
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(
+            stdout,
+            "openline: created an admin API token (shown only now, keep it): {token}"
+        );
+        let _ = stdout.flush();
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

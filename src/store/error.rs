@@ -1,0 +1,95 @@
+//! `StoreError`: everything the storage layer can fail with, with structured fields and stable codes.
+
+use std::path::PathBuf;
+
+use super::Backend;
+
+/// An error from the storage layer.
+///
+/// Database URLs never appear in messages (they may carry a password); only their scheme does.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL scheme {scheme:?}; expected sqlite://PATH or postgres://…")]
+    UnsupportedUrl { scheme: String },
+
+    #[error("in-memory SQLite is not supported; use sqlite://PATH")]
+    InMemorySqlite,
+
+    #[error("invalid {backend} database URL: {source}")]
+    InvalidUrl {
+        backend: Backend,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    #[error("cannot create database directory {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("cannot connect to the {backend} database: {source}")]
+    Connect {
+        backend: Backend,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    #[error("applying {backend} migrations failed: {source}")]
+    Migrate {
+        backend: Backend,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+
+    #[error("database query {op} failed: {source}")]
+    Query {
+        /// Which repository operation failed, e.g. `"insert_call"`.
+        op: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    #[error("call {id} not found")]
+    CallNotFound { id: String },
+
+    #[error("call leg {id} not found")]
+    LegNotFound { id: i64 },
+
+    #[error("invalid {field} {value:?}; expected one of {expected}")]
+    InvalidValue {
+        field: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+impl StoreError {
+    /// Stable dotted code for API bodies and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::UnsupportedUrl { .. }
+            | StoreError::InMemorySqlite
+            | StoreError::InvalidUrl { .. } => "store.invalid_url",
+            StoreError::CreateDir { .. } | StoreError::Connect { .. } => "store.unavailable",
+            StoreError::Migrate { .. } => "store.migration_failed",
+            StoreError::Query { .. } if self.is_unique_violation() => "store.conflict",
+            StoreError::Query { .. } => "store.query_failed",
+            StoreError::CallNotFound { .. } => "call.not_found",
+            StoreError::LegNotFound { .. } => "call.leg_not_found",
+            StoreError::InvalidValue { .. } => "store.invalid_value",
+        }
+    }
+
+    /// True when a query failed on a UNIQUE constraint (e.g. a token hash stored twice).
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Query {
+                source: sqlx::Error::Database(db),
+                ..
+            } => db.is_unique_violation(),
+            _ => false,
+        }
+    }
+}

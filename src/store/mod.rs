@@ -1,0 +1,114 @@
+//! Storage shell: the sqlx repositories behind one `Store`, SQLite (embedded default) or PostgreSQL.
+//!
+//! Every repository method is written once. The `on_writer!` / `on_reader!` macros expand the same
+//! body for each backend's pool type, and all SQL uses `$N` placeholders, which both PostgreSQL and
+//! sqlx's SQLite driver understand. Dialect differences live only in the migrations
+//! (`migrations/sqlite`, `migrations/postgres`), which `Store::connect` applies.
+//!
+//! SQLite runs in WAL mode with a single writer connection, so concurrent calls queue for the
+//! writer in the pool instead of failing with "database is locked", and a few read-only
+//! connections serve queries alongside it.
+//!
+//! ```text
+//! runtime / api ──> Store ──┬─ Sqlite { writer (1 conn), reader (N read-only conns) }
+//!                           └─ Postgres(PgPool)
+//! ```
+
+use std::fmt;
+
+use sqlx::{PgPool, SqlitePool};
+
+/// Runs `$body` with `$pool` bound to the pool that takes writes, once per backend.
+macro_rules! on_writer {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pools {
+            $crate::store::Pools::Sqlite { writer: $pool, .. } => $body,
+            $crate::store::Pools::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$pool` bound to the pool that serves reads, once per backend.
+macro_rules! on_reader {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pools {
+            $crate::store::Pools::Sqlite { reader: $pool, .. } => $body,
+            $crate::store::Pools::Postgres($pool) => $body,
+        }
+    };
+}
+
+mod calls;
+mod connect;
+mod error;
+mod operators;
+mod records;
+mod registrations;
+mod tokens;
+
+pub use calls::DISPOSITION_CRASHED;
+pub use error::StoreError;
+pub use records::{
+    ApiTokenRecord, BindingRecord, CallFilter, CallRecord, LegRecord, NewCall, NewLeg,
+    OperatorRecord,
+};
+
+/// Which database a `Store` talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+/// Handle to the database. Cheap to clone: the pools inside are reference-counted.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pools: Pools,
+}
+
+#[derive(Debug, Clone)]
+enum Pools {
+    Sqlite {
+        /// Exactly one connection: every write goes through it, one at a time.
+        writer: SqlitePool,
+        /// Several read-only connections; WAL lets them read while the writer writes.
+        reader: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+impl Store {
+    /// The backend this store was opened on.
+    pub fn backend(&self) -> Backend {
+        match self.pools {
+            Pools::Sqlite { .. } => Backend::Sqlite,
+            Pools::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Closes every pool, waiting for connections in use to be returned. Part of shutdown; the
+    /// store must not be used afterwards (queries then fail with `StoreError::Query`).
+    pub async fn close(&self) {
+        match &self.pools {
+            Pools::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Pools::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Maps a sqlx error from the query named `op` into `StoreError::Query`.
+fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { op, source }
+}

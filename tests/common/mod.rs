@@ -1,0 +1,359 @@
+//! Test harness: starts the real `openline` binary on free ports with its own data directory, talks
+//! HTTP to it with a minimal client, and runs SIPp against it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+pub const MANAGER_TOKEN: &str = "test-manager-token-0123456789abcdef";
+pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789abcdef";
+
+/// Operators every test server knows.
+pub const BASE_CONFIG: &str = r#"
+[[operators]]
+extension = "101"
+name = "Olena"
+password = "s3cret-101"
+
+[[operators]]
+extension = "102"
+name = "Taras"
+password = "s3cret-102"
+
+[[api_tokens]]
+token = "test-admin-token-0123456789abcdef"
+role = "admin"
+
+[[api_tokens]]
+token = "test-manager-token-0123456789abcdef"
+role = "manager"
+
+[[api_tokens]]
+token = "test-operator-token-0123456789abcdef"
+role = "operator"
+extension = "101"
+"#;
+
+pub struct Server {
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub dir: PathBuf,
+    child: Option<Child>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+pub fn free_port() -> u16 {
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    udp.local_addr().expect("addr").port()
+}
+
+/// An even port with the odd one above it free too (SIPp media ports).
+pub fn free_media_port() -> u16 {
+    loop {
+        let p = free_port();
+        if p % 2 == 0 && p < 65000 && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+impl Server {
+    /// A server with `BASE_CONFIG` plus `extra_config`, in a fresh temporary data directory.
+    pub fn start(extra_config: &str) -> Server {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let dir = temp.path().to_path_buf();
+        let mut server = Server::start_in(&dir, extra_config, &[]);
+        server._temp = Some(temp);
+        server
+    }
+
+    /// A server on an existing data directory (restarts keep the database and node id).
+    pub fn start_in(dir: &Path, extra_config: &str, extra_args: &[&str]) -> Server {
+        Self::start_with_database(dir, extra_config, extra_args, None)
+    }
+
+    pub fn start_with_database(
+        dir: &Path,
+        extra_config: &str,
+        extra_args: &[&str],
+        database: Option<&str>,
+    ) -> Server {
+        let config = dir.join("openline.toml");
+        std::fs::write(&config, format!("{BASE_CONFIG}\n{extra_config}")).expect("config");
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .expect("log file");
+        let rtp_low = 20000 + (free_port() % 20000);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_openline"));
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .args(["--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--rtp-ports")
+            .arg(format!("{rtp_low}-{}", rtp_low + 2000))
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        if let Some(url) = database {
+            command.arg("--database").arg(url);
+        }
+        let mut child = command.spawn().expect("spawn openline");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.starts_with("openline ready ") => {
+                    let field = |name: &str| -> SocketAddr {
+                        line.split_whitespace()
+                            .find_map(|w| w.strip_prefix(name))
+                            .and_then(|a| a.parse().ok())
+                            .unwrap_or_else(|| panic!("bad ready line {line}"))
+                    };
+                    return Server {
+                        sip: field("sip="),
+                        http: field("http="),
+                        dir: dir.to_path_buf(),
+                        child: Some(child),
+                        _temp: None,
+                    };
+                }
+                Ok(_) => continue,
+                Err(_) => {
+                    let _ = child.kill();
+                    let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                    panic!("server did not become ready; log:\n{log}");
+                }
+            }
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// SIGKILL: the crash case.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a graceful exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("server did not exit after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// GET with the admin token; (status, parsed JSON or Null).
+    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.request("GET", path, Some(ADMIN_TOKEN))
+    }
+
+    pub fn request(&self, method: &str, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let (status, body) = http(self.http, method, path, token);
+        (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+    }
+
+    pub fn text(&self, path: &str) -> (u16, String) {
+        http(self.http, "GET", path, None)
+    }
+
+    /// Polls the call list until `predicate` holds or the deadline passes.
+    pub fn wait_for_calls(
+        &self,
+        query: &str,
+        what: &str,
+        predicate: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = self.get(&format!("/api/v1/calls?limit=1000{query}"));
+            assert_eq!(status, 200, "{body}");
+            let calls = body["calls"].as_array().cloned().unwrap_or_default();
+            if predicate(&calls) {
+                return calls;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; calls: {calls:#?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- server log ----\n{}", self.log());
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 client (Connection: close), enough for JSON and text endpoints.
+pub fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect http");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .expect("write");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read");
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Runs SIPp to completion in `cwd`; returns (exit code, stdout+stderr).
+pub fn sipp(cwd: &Path, args: &[String]) -> (i32, String) {
+    let output = Command::new("sipp")
+        .current_dir(cwd)
+        .args(args)
+        .args(["-nostdin", "-timeout", "120", "-timeout_error", "-trace_err"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("sipp must be installed (scripts/test.sh installs Debian's sip-tester)");
+    let mut text = String::from_utf8_lossy(&output.stdout).to_string();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    for entry in std::fs::read_dir(cwd).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.ends_with("_errors.log") {
+            text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+    }
+    (output.status.code().unwrap_or(-1), text)
+}
+
+pub fn data_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
+/// A UDP SIP peer for hand-written messages.
+pub struct UdpPeer {
+    pub socket: UdpSocket,
+    pub server: SocketAddr,
+}
+
+impl UdpPeer {
+    pub fn new(server: SocketAddr) -> UdpPeer {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        UdpPeer { socket, server }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.socket.local_addr().expect("addr").port()
+    }
+
+    pub fn send(&self, bytes: &[u8]) {
+        self.socket.send_to(bytes, self.server).expect("send");
+    }
+
+    /// The next message, or None after the read timeout.
+    pub fn recv(&self) -> Option<String> {
+        let mut buf = vec![0u8; 65535];
+        let (n, _) = self.socket.recv_from(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).to_string())
+    }
+
+    /// Reads until a message whose first line contains `status` (skipping provisional noise).
+    pub fn expect(&self, status: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(msg) = self.recv() {
+                if msg.lines().next().unwrap_or("").contains(status) {
+                    return msg;
+                }
+            }
+        }
+        panic!("no {status} from server");
+    }
+}
+
+/// An OPTIONS request from `port` over UDP (with rport, so the answer comes back to us).
+pub fn options(port: u16, branch: &str) -> String {
+    format!(
+        "OPTIONS sip:ping@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{branch};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag={branch}\r\nTo: <sip:ping@127.0.0.1>\r\n\
+         Call-ID: {branch}@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
