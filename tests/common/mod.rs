@@ -186,9 +186,17 @@ impl Server {
         self.request("GET", path, Some(ADMIN_TOKEN))
     }
 
-    pub fn request(&self, method: &str, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> (u16, serde_json::Value) {
         let (status, body) = http(self.http, method, path, token);
-        (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     pub fn text(&self, path: &str) -> (u16, String) {
@@ -253,7 +261,10 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> 
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()
@@ -264,7 +275,9 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> 
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
@@ -279,7 +292,13 @@ pub fn sipp(cwd: &Path, args: &[String]) -> (i32, String) {
     let output = Command::new("sipp")
         .current_dir(cwd)
         .args(args)
-        .args(["-nostdin", "-timeout", "120", "-timeout_error", "-trace_err"])
+        .args([
+            "-nostdin",
+            "-timeout",
+            "120",
+            "-timeout_error",
+            "-trace_err",
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("sipp must be installed (scripts/test.sh installs Debian's sip-tester)");
@@ -295,7 +314,9 @@ pub fn sipp(cwd: &Path, args: &[String]) -> (i32, String) {
 }
 
 pub fn data_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 /// A UDP SIP peer for hand-written messages.
@@ -356,4 +377,47 @@ pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
         let (n, v) = l.split_once(':')?;
         n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
     })
+}
+
+/// A minimal UAC over UDP: INVITE with a G.711 offer, returns the 200 OK it got.
+pub fn invite(peer: &UdpPeer, call_id: &str, user: &str) -> String {
+    let port = peer.port();
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7078 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+    let msg = format!(
+        "INVITE sip:{user}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}i;rport\r\n\
+         Max-Forwards: 70\r\nFrom: \"Test\" <sip:caller@127.0.0.1>;tag=uac{call_id}\r\nTo: <sip:{user}@127.0.0.1>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@127.0.0.1:{port}>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    peer.send(msg.as_bytes());
+    peer.expect("200 OK")
+}
+
+/// ACK for a 2xx (a new transaction, §13.2.2.4) — the To comes from the 200.
+pub fn ack(peer: &UdpPeer, call_id: &str, ok: &str) {
+    let port = peer.port();
+    let to = header(ok, "To").expect("To in 200");
+    let msg = format!(
+        "ACK sip:openline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}a;rport\r\n\
+         Max-Forwards: 70\r\nFrom: \"Test\" <sip:caller@127.0.0.1>;tag=uac{call_id}\r\nTo: {to}\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    peer.send(msg.as_bytes());
+}
+
+/// Answers a request the server sent us (e.g. its BYE) with 200, mirroring its headers.
+pub fn answer_ok(peer: &UdpPeer, request: &str) {
+    let mut out = String::from("SIP/2.0 200 OK\r\n");
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        for line in request.lines() {
+            if let Some((n, v)) = line.split_once(':') {
+                if n.trim().eq_ignore_ascii_case(name) {
+                    out.push_str(&format!("{name}: {}\r\n", v.trim()));
+                }
+            }
+        }
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    peer.send(out.as_bytes());
 }

@@ -1,0 +1,303 @@
+//! End-to-end SIP tests: the real server binary on free ports, driven by SIPp and by hand-written
+//! messages over real UDP and TCP sockets on 127.0.0.1.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+fn sipp_args(server: &Server, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        server.sip.to_string(),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-mp".into(),
+        free_media_port().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+#[test]
+fn sipp_uac_200_calls_at_50_per_second_are_all_answered_and_recorded() {
+    let server = Server::start("");
+    let work = tempfile::tempdir().unwrap();
+    let args = sipp_args(
+        &server,
+        &["-sn", "uac", "-r", "50", "-m", "200", "-l", "200"],
+    );
+    let (code, output) = sipp(work.path(), &args);
+    assert_eq!(code, 0, "SIPp reported failed calls:\n{output}");
+    assert!(output.contains("Successful call"), "{output}");
+    let calls = server.wait_for_calls("", "200 completed call rows", |calls| {
+        calls.len() == 200 && calls.iter().all(|c| !c["ended_at"].is_null())
+    });
+    for call in &calls {
+        assert_eq!(call["disposition"], "answered.caller_hangup", "{call}");
+        assert_eq!(call["direction"], "inbound");
+        assert!(!call["answered_at"].is_null());
+    }
+    let (_, metrics) = server.text("/metrics");
+    assert!(
+        metrics.contains("openline_calls_started_total 200"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn sipp_register_with_digest_and_a_wrong_password_never_gets_200() {
+    let server = Server::start("");
+    let work = tempfile::tempdir().unwrap();
+    let scenario = data_path("sipp/register.xml").display().to_string();
+    let args = sipp_args(
+        &server,
+        &[
+            "-sf",
+            &scenario,
+            "-s",
+            "101",
+            "-au",
+            "101",
+            "-ap",
+            "s3cret-101",
+            "-m",
+            "1",
+        ],
+    );
+    let (code, output) = sipp(work.path(), &args);
+    assert_eq!(
+        code, 0,
+        "REGISTER with the right password failed:\n{output}"
+    );
+
+    let wrong = data_path("sipp/register_wrong.xml").display().to_string();
+    for (user, password) in [("101", "not-the-password"), ("777", "whatever")] {
+        let args = sipp_args(
+            &server,
+            &[
+                "-sf", &wrong, "-s", user, "-au", user, "-ap", password, "-m", "1",
+            ],
+        );
+        let (code, output) = sipp(work.path(), &args);
+        assert_eq!(
+            code, 0,
+            "{user}: expected 401/403 after a wrong password:\n{output}"
+        );
+    }
+}
+
+#[test]
+fn sipp_cancel_before_answer_gets_487() {
+    // Ring for a while before answering, so the CANCEL arrives while the INVITE is pending.
+    let server = Server::start("[calls]\nanswer_delay = \"10s\"\n");
+    let work = tempfile::tempdir().unwrap();
+    let scenario = data_path("sipp/uac_cancel.xml").display().to_string();
+    let args = sipp_args(&server, &["-sf", &scenario, "-m", "3", "-r", "3"]);
+    let (code, output) = sipp(work.path(), &args);
+    assert_eq!(code, 0, "CANCEL scenario failed:\n{output}");
+    let calls = server.wait_for_calls("", "3 cancelled calls", |calls| {
+        calls.len() == 3 && calls.iter().all(|c| !c["ended_at"].is_null())
+    });
+    for call in calls {
+        assert_eq!(call["disposition"], "cancelled.by_caller", "{call}");
+        assert!(call["answered_at"].is_null());
+    }
+}
+
+#[test]
+fn garbage_and_truncated_tcp_leave_the_server_answering() {
+    let server = Server::start("");
+    let peer = UdpPeer::new(server.sip);
+    // Garbage datagrams of every shape.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..300usize {
+        let len = i % 1400 + 1;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed & 0xff) as u8
+            })
+            .collect();
+        peer.send(&bytes);
+    }
+    peer.send(b"INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1\r\n\r\n");
+    peer.send(&[0u8; 2000]);
+    // A TCP peer that sends half a message and stays connected, and one that disconnects mid-message.
+    let mut stuck = TcpStream::connect(server.sip).unwrap();
+    stuck
+        .write_all(b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKt\r\nContent-Length: 500\r\n\r\nabc")
+        .unwrap();
+    let mut gone = TcpStream::connect(server.sip).unwrap();
+    gone.write_all(b"REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.")
+        .unwrap();
+    drop(gone);
+    // The server still answers OPTIONS over UDP and over a fresh TCP connection.
+    let probe = UdpPeer::new(server.sip);
+    probe.send(options(probe.port(), "after-garbage").as_bytes());
+    let answer = probe.expect("SIP/2.0 200 OK");
+    assert!(header(&answer, "Allow").unwrap().contains("INVITE"));
+    let mut tcp = TcpStream::connect(server.sip).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    tcp.write_all(options(0, "tcp-after").replace("UDP", "TCP").as_bytes())
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = tcp.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200 OK"));
+    drop(stuck);
+}
+
+#[test]
+fn malformed_requests_get_400_with_a_reason() {
+    let server = Server::start("");
+    let peer = UdpPeer::new(server.sip);
+    let port = peer.port();
+    let bad_cseq = options(port, "badcseq").replace("CSeq: 1 OPTIONS", "CSeq: x OPTIONS");
+    peer.send(bad_cseq.as_bytes());
+    let answer = peer.expect("400");
+    assert!(answer.starts_with("SIP/2.0 400 Bad CSeq"), "{answer}");
+    let no_from = options(port, "nofrom").replace("From: <sip:probe@127.0.0.1>;tag=nofrom\r\n", "");
+    peer.send(no_from.as_bytes());
+    assert!(
+        peer.expect("400")
+            .starts_with("SIP/2.0 400 Missing Required Header: From")
+    );
+    let version = options(port, "ver").replacen("SIP/2.0\r\n", "SIP/3.0\r\n", 1);
+    peer.send(version.as_bytes());
+    peer.expect("505");
+}
+
+#[test]
+fn compact_header_forms_over_the_wire() {
+    let server = Server::start("");
+    let peer = UdpPeer::new(server.sip);
+    let port = peer.port();
+    let msg = format!(
+        "OPTIONS sip:ping@127.0.0.1 SIP/2.0\r\nv: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKcompact;rport\r\n\
+         f: <sip:probe@127.0.0.1>;tag=c1\r\nt: <sip:ping@127.0.0.1>\r\ni: compact@test\r\n\
+         CSeq: 7 OPTIONS\r\nl: 0\r\n\r\n"
+    );
+    peer.send(msg.as_bytes());
+    let answer = peer.expect("200 OK");
+    assert_eq!(header(&answer, "Call-ID"), Some("compact@test"));
+    assert_eq!(header(&answer, "CSeq"), Some("7 OPTIONS"));
+}
+
+#[test]
+fn tcp_framing_handles_pipelined_split_and_oversized_messages() {
+    let server = Server::start("");
+    let mut tcp = TcpStream::connect(server.sip).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let one = options(0, "pipe1").replace("UDP", "TCP");
+    let two = options(0, "pipe2").replace("UDP", "TCP");
+    let both = format!("{one}{two}");
+    let (first, second) = both.as_bytes().split_at(one.len() + 17);
+    tcp.write_all(first).unwrap();
+    tcp.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(50)); // force a partial read on the server
+    tcp.write_all(second).unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 8192];
+    while seen.matches("SIP/2.0 200 OK").count() < 2 {
+        let n = tcp.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains("pipe1@test") && seen.contains("pipe2@test"));
+
+    let mut big = TcpStream::connect(server.sip).unwrap();
+    big.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let huge = options(0, "huge")
+        .replace("UDP", "TCP")
+        .replace("Content-Length: 0", "Content-Length: 10000000");
+    big.write_all(huge.as_bytes()).unwrap();
+    let mut reply = String::new();
+    let _ = big.read_to_string(&mut reply);
+    assert!(
+        reply.starts_with("SIP/2.0 413 Message Too Large"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn sha256_digest_register_with_our_own_client() {
+    use openline::sip::auth::{self, Algorithm, Challenge};
+    let server = Server::start("");
+    let peer = UdpPeer::new(server.sip);
+    let port = peer.port();
+    let register = |cseq: u32, authz: Option<&str>| {
+        let authz = authz
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKsha{cseq};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:102@127.0.0.1>;tag=s1\r\nTo: <sip:102@127.0.0.1>\r\nCall-ID: sha-reg\r\n\
+             CSeq: {cseq} REGISTER\r\nContact: <sip:102@127.0.0.1:{port}>\r\nExpires: 600\r\n{authz}Content-Length: 0\r\n\r\n"
+        )
+    };
+    peer.send(register(1, None).as_bytes());
+    let challenge = peer.expect("401");
+    let sha = challenge
+        .lines()
+        .filter_map(|l| l.strip_prefix("WWW-Authenticate: "))
+        .map(|v| Challenge::parse(v).unwrap())
+        .find(|c| c.algorithm == Algorithm::Sha256)
+        .expect("a SHA-256 challenge");
+    let authz = auth::authorize(
+        &sha,
+        "102",
+        "s3cret-102",
+        "REGISTER",
+        "sip:127.0.0.1",
+        1,
+        "0a4f113b",
+    );
+    assert!(authz.contains("algorithm=SHA-256"));
+    peer.send(register(2, Some(&authz)).as_bytes());
+    let ok = peer.expect("200 OK");
+    assert!(header(&ok, "Contact").unwrap().contains("expires="), "{ok}");
+    // The same response replayed with a wrong password is refused.
+    let bad = auth::authorize(
+        &sha,
+        "102",
+        "wrong-password",
+        "REGISTER",
+        "sip:127.0.0.1",
+        2,
+        "0a4f113c",
+    );
+    peer.send(register(3, Some(&bad)).as_bytes());
+    peer.expect("401");
+}
+
+#[test]
+fn call_held_then_bye_from_caller_is_recorded() {
+    let server = Server::start("");
+    let peer = UdpPeer::new(server.sip);
+    let ok = invite(&peer, "held-1", "100");
+    assert!(ok.contains("m=audio "), "{ok}");
+    assert!(!ok.contains("0.0.0.0"));
+    ack(&peer, "held-1", &ok);
+    let port = peer.port();
+    let to = header(&ok, "To").unwrap();
+    let bye = format!(
+        "BYE sip:openline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKheldbye;rport\r\n\
+         Max-Forwards: 70\r\nFrom: \"Test\" <sip:caller@127.0.0.1>;tag=uacheld-1\r\nTo: {to}\r\n\
+         Call-ID: held-1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    peer.send(bye.as_bytes());
+    peer.expect("200 OK");
+    let calls = server.wait_for_calls("", "the ended call", |c| {
+        c.len() == 1 && !c[0]["ended_at"].is_null()
+    });
+    assert_eq!(calls[0]["caller"], "caller");
+    assert_eq!(calls[0]["caller_name"], "Test");
+    assert_eq!(calls[0]["callee"], "100");
+    let id = calls[0]["id"].as_str().unwrap();
+    let (status, call) = server.get(&format!("/api/v1/calls/{id}"));
+    assert_eq!(status, 200);
+    assert_eq!(call["legs"][0]["sip_call_id"], "held-1");
+}
