@@ -317,13 +317,13 @@ impl FileConfig {
                 });
             }
         }
-        if let Some(secret) = &self.sip.nonce_secret {
-            if decode_secret(secret).is_none() {
-                return Err(ConfigError::Invalid {
-                    key: "sip.nonce_secret",
-                    reason: "expected 64 hex characters".into(),
-                });
-            }
+        if let Some(secret) = &self.sip.nonce_secret
+            && decode_secret(secret).is_none()
+        {
+            return Err(ConfigError::Invalid {
+                key: "sip.nonce_secret",
+                reason: "expected 64 hex characters".into(),
+            });
         }
         if self.sip.digest_algorithms.is_empty()
             || self

@@ -183,7 +183,7 @@ impl SipTask {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::IncomingCall(call) => self.incoming_call(call),
+            Event::IncomingCall(call) => self.incoming_call(*call),
             Event::LegConfirmed { .. } => {}
             Event::LegEnded { leg, reason } => self.call_ended(leg, reason),
             Event::Binding(change) => self.binding_changed(change),

@@ -144,7 +144,7 @@ pub fn next_frame(buf: &mut BytesMut) -> Frame {
     };
     let length = match head_content_length(&buf[..head_end]) {
         Ok(length) => length.unwrap_or(0),
-        Err(()) => return Frame::Unframeable(buf.split_to(head_end).freeze()),
+        Err(_) => return Frame::Unframeable(buf.split_to(head_end).freeze()),
     };
     if head_end + length > MAX_MESSAGE_SIZE {
         return Frame::TooLarge(buf.split_to(head_end).freeze());

@@ -112,17 +112,16 @@ mod tests {
         let (t1, t2) = (Duration::from_millis(500), Duration::from_secs(4));
         let mut p = PendingAck::new(1, Bytes::from_static(b"200"), t0, t1);
         let mut fired = Vec::new();
-        let mut now = t0;
-        loop {
-            now = p.next_at.min(p.give_up_at);
+        let end = loop {
+            let now = p.next_at.min(p.give_up_at);
             match p.on_timer(now, t2) {
                 AckTimer::Retransmit(_) => fired.push((now - t0).as_millis()),
-                AckTimer::GiveUp => break,
+                AckTimer::GiveUp => break now,
                 AckTimer::Idle => panic!("woken for nothing"),
             }
-        }
+        };
         assert_eq!(&fired[..6], &[500, 1500, 3500, 7500, 11500, 15500]);
-        assert_eq!((now - t0).as_secs(), 32);
-        assert_eq!(p.on_timer(now, t2), AckTimer::GiveUp);
+        assert_eq!((end - t0).as_secs(), 32);
+        assert_eq!(p.on_timer(end, t2), AckTimer::GiveUp);
     }
 }

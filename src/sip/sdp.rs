@@ -90,10 +90,10 @@ pub fn negotiate(offer: &[u8]) -> Result<Negotiated, SdpError> {
         } else if in_audio {
             if let Some(rest) = line.strip_prefix("a=rtpmap:") {
                 let mut parts = rest.splitn(2, ' ');
-                if let (Some(pt), Some(encoding)) = (parts.next(), parts.next()) {
-                    if let Ok(pt) = pt.parse::<u8>() {
-                        rtpmaps.push((pt, encoding.to_ascii_lowercase()));
-                    }
+                if let (Some(pt), Some(encoding)) = (parts.next(), parts.next())
+                    && let Ok(pt) = pt.parse::<u8>()
+                {
+                    rtpmaps.push((pt, encoding.to_ascii_lowercase()));
                 }
             } else if let Some(rest) = line.strip_prefix("a=ptime:") {
                 ptime = rest.trim().parse().unwrap_or(20);

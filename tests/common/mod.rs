@@ -56,7 +56,7 @@ pub fn free_port() -> u16 {
 pub fn free_media_port() -> u16 {
     loop {
         let p = free_port();
-        if p % 2 == 0 && p < 65000 && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+        if p.is_multiple_of(2) && p < 65000 && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
             return p;
         }
     }
@@ -353,10 +353,10 @@ impl UdpPeer {
     pub fn expect(&self, status: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Some(msg) = self.recv() {
-                if msg.lines().next().unwrap_or("").contains(status) {
-                    return msg;
-                }
+            if let Some(msg) = self.recv()
+                && msg.lines().next().unwrap_or("").contains(status)
+            {
+                return msg;
             }
         }
         panic!("no {status} from server");
@@ -411,10 +411,10 @@ pub fn answer_ok(peer: &UdpPeer, request: &str) {
     let mut out = String::from("SIP/2.0 200 OK\r\n");
     for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
         for line in request.lines() {
-            if let Some((n, v)) = line.split_once(':') {
-                if n.trim().eq_ignore_ascii_case(name) {
-                    out.push_str(&format!("{name}: {}\r\n", v.trim()));
-                }
+            if let Some((n, v)) = line.split_once(':')
+                && n.trim().eq_ignore_ascii_case(name)
+            {
+                out.push_str(&format!("{name}: {}\r\n", v.trim()));
             }
         }
     }

@@ -63,7 +63,7 @@ pub enum EndReason {
 
 #[derive(Debug, Clone)]
 pub enum Event {
-    IncomingCall(IncomingCall),
+    IncomingCall(Box<IncomingCall>),
     /// The ACK for our 2xx arrived.
     LegConfirmed {
         leg: LegId,
@@ -501,10 +501,8 @@ impl Endpoint {
         for bytes in sends {
             self.send(peer, bytes);
         }
-        if timed_out {
-            if let Some(leg) = leg {
-                self.end_leg(leg, EndReason::LocalBye);
-            }
+        if timed_out && let Some(leg) = leg {
+            self.end_leg(leg, EndReason::LocalBye);
         }
         let _ = now;
     }
@@ -535,10 +533,11 @@ impl Endpoint {
         let pass_up = t.machine.on_response(now, response.status);
         let leg = t.leg;
         self.drain_client(now, id);
-        if pass_up && response.status >= 200 {
-            if let Some(leg) = leg {
-                self.end_leg(leg, EndReason::LocalBye);
-            }
+        if pass_up
+            && response.status >= 200
+            && let Some(leg) = leg
+        {
+            self.end_leg(leg, EndReason::LocalBye);
         }
     }
 

@@ -212,7 +212,7 @@ impl Endpoint {
         self.dialogs
             .insert((request.call_id.clone(), local_tag), leg_id);
         self.invites.insert(key, leg_id);
-        self.emit(Event::IncomingCall(IncomingCall {
+        self.emit(Event::IncomingCall(Box::new(IncomingCall {
             leg: leg_id,
             sip_call_id: request.call_id,
             from: request.from,
@@ -221,7 +221,7 @@ impl Endpoint {
             offer,
             peer,
             user_agent: request.headers.get("User-Agent").map(str::to_string),
-        }));
+        })));
     }
 
     fn on_cancel(
@@ -263,10 +263,10 @@ impl Endpoint {
     fn on_ack(&mut self, now: Instant, key: TransactionKey, request: &Request) {
         // ACK for a non-2xx belongs to the INVITE transaction (§17.2.1).
         if let Some(&id) = self.server_index.get(&key) {
-            if let Some(t) = self.servers.get_mut(&id) {
-                if let ServerMachine::Invite(m) = &mut t.machine {
-                    m.on_ack(now);
-                }
+            if let Some(t) = self.servers.get_mut(&id)
+                && let ServerMachine::Invite(m) = &mut t.machine
+            {
+                m.on_ack(now);
             }
             self.drain_server(now, id);
         }
@@ -577,7 +577,10 @@ impl Endpoint {
 
 /// §8.2.1–§8.2.3 checks shared by every new request: hop limit, URI scheme, required extensions,
 /// and for INVITE the body we can read and a response type the caller accepts.
-fn precheck(request: &Request) -> Option<(u16, &'static str, Vec<(&'static str, String)>)> {
+/// A status, its reason phrase and extra headers for the answer.
+type Refusal = (u16, &'static str, Vec<(&'static str, String)>);
+
+fn precheck(request: &Request) -> Option<Refusal> {
     if request.max_forwards == Some(0) {
         return Some((483, "Too Many Hops", Vec::new()));
     }

@@ -158,9 +158,14 @@ pub fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
 
-/// Reads the Content-Length of a head (full or compact name); `Err` for a malformed or repeated one.
-pub fn head_content_length(head: &[u8]) -> Result<Option<usize>, ()> {
-    let text = std::str::from_utf8(head).map_err(|_| ())?;
+/// A Content-Length that cannot frame a stream: not a number, negative, or given twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unreadable Content-Length")]
+pub struct BadContentLength;
+
+/// Reads the Content-Length of a head (full or compact name).
+pub fn head_content_length(head: &[u8]) -> Result<Option<usize>, BadContentLength> {
+    let text = std::str::from_utf8(head).map_err(|_| BadContentLength)?;
     let mut found = None;
     for line in text.split("\r\n").skip(1) {
         let Some((name, value)) = line.split_once(':') else {
@@ -169,9 +174,14 @@ pub fn head_content_length(head: &[u8]) -> Result<Option<usize>, ()> {
         let name = name.trim();
         if name.eq_ignore_ascii_case("Content-Length") || name.eq_ignore_ascii_case("l") {
             if found.is_some() {
-                return Err(());
+                return Err(BadContentLength);
             }
-            found = Some(value.trim().parse::<usize>().map_err(|_| ())?);
+            found = Some(
+                value
+                    .trim()
+                    .parse::<usize>()
+                    .map_err(|_| BadContentLength)?,
+            );
         }
     }
     Ok(found)
@@ -236,12 +246,12 @@ pub fn parse(input: &[u8]) -> Result<Message, ParseError> {
 fn unfold(head: &str) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     for raw in head.split("\r\n") {
-        if raw.starts_with([' ', '\t']) {
-            if let Some(last) = lines.last_mut() {
-                last.push(' ');
-                last.push_str(raw.trim());
-                continue;
-            }
+        if raw.starts_with([' ', '\t'])
+            && let Some(last) = lines.last_mut()
+        {
+            last.push(' ');
+            last.push_str(raw.trim());
+            continue;
         }
         lines.push(raw.to_string());
     }
