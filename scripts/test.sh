@@ -34,4 +34,4 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 log "cargo test"
-cargo test --all-targets --locked -- --test-threads="${OPENLINE_TEST_THREADS:-4}"
+cargo test --all-targets --locked --no-fail-fast -- --test-threads="${OPENLINE_TEST_THREADS:-4}"

@@ -137,8 +137,7 @@ fn garbage_and_truncated_tcp_leave_the_server_answering() {
     drop(gone);
     // The server still answers OPTIONS over UDP and over a fresh TCP connection.
     let probe = UdpPeer::new(server.sip);
-    probe.send(options(probe.port(), "after-garbage").as_bytes());
-    let answer = probe.expect("SIP/2.0 200 OK");
+    let answer = probe.request(&options(probe.port(), "after-garbage"), "SIP/2.0 200 OK");
     assert!(header(&answer, "Allow").unwrap().contains("INVITE"));
     let mut tcp = TcpStream::connect(server.sip).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

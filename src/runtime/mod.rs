@@ -211,6 +211,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         nonce_secret,
     });
     for (extension, secret) in secrets {
+        restore_bindings(&store, &mut endpoint, &extension, &node_id).await?;
         endpoint.registrar_mut().set_operator(&extension, secret);
     }
 
@@ -298,6 +299,48 @@ async fn drain(commands: &mpsc::Sender<sip_task::SipCommand>, deadline: Duration
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Puts back this node's unexpired UDP bindings after a restart, so operators stay reachable
+/// without waiting for their phones to re-register. TCP bindings die with their connection.
+async fn restore_bindings(
+    store: &Store,
+    endpoint: &mut Endpoint,
+    extension: &str,
+    node_id: &str,
+) -> Result<(), ServeError> {
+    let now = std::time::Instant::now();
+    let utc = Utc::now();
+    for b in store.bindings(extension).await? {
+        let Some(addr) = b
+            .received
+            .as_deref()
+            .and_then(|r| r.parse::<SocketAddr>().ok())
+        else {
+            continue;
+        };
+        let left = (b.expires_at - utc).to_std().unwrap_or_default();
+        if b.node_id != node_id || b.transport != "udp" || left.is_zero() {
+            continue;
+        }
+        endpoint
+            .registrar_mut()
+            .restore(crate::sip::registrar::Binding {
+                extension: b.extension,
+                contact_uri: b.contact_uri,
+                peer: Peer {
+                    transport: crate::sip::transport::TransportKind::Udp,
+                    addr,
+                    conn: None,
+                },
+                expires_at: now + left,
+                expires_utc: b.expires_at,
+                call_id: b.call_id,
+                cseq: u32::try_from(b.cseq).unwrap_or(0),
+                user_agent: b.user_agent,
+            });
+    }
+    Ok(())
 }
 
 /// The node id: from the config, else generated once and kept beside the data.

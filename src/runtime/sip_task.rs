@@ -153,6 +153,8 @@ impl SipTask {
             }
         }
         metrics::gauge!("openline_calls_active").set(self.calls.len() as f64);
+        metrics::gauge!("openline_sip_transactions").set(self.endpoint.transaction_count() as f64);
+        metrics::gauge!("openline_rtp_ports_free").set(self.ports.available() as f64);
     }
 
     async fn send(&mut self, peer: Peer, bytes: Bytes) {

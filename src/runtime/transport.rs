@@ -23,11 +23,19 @@ const PARTIAL_MESSAGE_TIMEOUT: Duration = Duration::from_secs(32);
 /// Connections idle this long without any message are closed (phones re-REGISTER or keep-alive).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
+/// Receive buffer asked for the UDP socket: a burst of requests (a registration storm after a
+/// network blip, a flood) queues in the kernel instead of being dropped while the endpoint catches up.
+const UDP_RECEIVE_BUFFER: usize = 8 * 1024 * 1024;
+
 /// Binds UDP and TCP on the same address; with port 0 both get the same free port.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
     let mut last_error = None;
     for _ in 0..20 {
         let udp = UdpSocket::bind(addr).await?;
+        // The kernel caps this at net.core.rmem_max; a smaller buffer is not an error.
+        if let Err(e) = socket2::SockRef::from(&udp).set_recv_buffer_size(UDP_RECEIVE_BUFFER) {
+            tracing::warn!(error = %e, "cannot enlarge the UDP receive buffer");
+        }
         let bound = udp.local_addr()?;
         match TcpListener::bind(bound).await {
             Ok(tcp) => return Ok((udp, tcp)),

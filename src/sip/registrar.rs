@@ -8,6 +8,7 @@
 use super::auth::{
     self, AuthThrottle, Challenge, Credentials, NonceIssuer, Verdict, is_scanner_user_agent,
 };
+use super::message::grammar::uri_scheme;
 use super::message::{NameAddr, Request};
 use super::transport::Peer;
 use chrono::{DateTime, Utc};
@@ -197,6 +198,10 @@ impl Registrar {
         let user_agent = request.headers.get("User-Agent");
         if user_agent.is_some_and(is_scanner_user_agent) {
             return RegisterOutcome::Ignore;
+        }
+        // §10.2: the address-of-record in To must be a SIP or SIPS URI (RFC 4475 §3.3.4: 400).
+        if !matches!(uri_scheme(&request.to.uri).as_deref(), Some("sip" | "sips")) {
+            return reply(400, "Bad Request", Vec::new());
         }
         let Some(aor_user) = request.to.user().map(str::to_string) else {
             return reply(404, "Not Found", Vec::new());

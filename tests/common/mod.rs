@@ -102,7 +102,10 @@ impl Server {
             .arg("--rtp-ports")
             .arg(format!("{rtp_low}-{}", rtp_low + 2000))
             .args(extra_args)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("OPENLINE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
@@ -347,6 +350,29 @@ impl UdpPeer {
         let mut buf = vec![0u8; 65535];
         let (n, _) = self.socket.recv_from(&mut buf).ok()?;
         Some(String::from_utf8_lossy(&buf[..n]).to_string())
+    }
+
+    /// Sends `request` and retransmits it every 500 ms, as a UAC's Timer E would, until a message whose
+    /// first line contains `status` arrives (UDP may drop a datagram under load).
+    pub fn request(&self, request: &str, status: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let original = self.socket.read_timeout().ok().flatten();
+        let _ = self
+            .socket
+            .set_read_timeout(Some(Duration::from_millis(500)));
+        let found = loop {
+            if Instant::now() > deadline {
+                break None;
+            }
+            self.send(request.as_bytes());
+            if let Some(msg) = self.recv() {
+                if msg.lines().next().unwrap_or("").contains(status) {
+                    break Some(msg);
+                }
+            }
+        };
+        let _ = self.socket.set_read_timeout(original);
+        found.unwrap_or_else(|| panic!("no {status} from server"))
     }
 
     /// Reads until a message whose first line contains `status` (skipping provisional noise).

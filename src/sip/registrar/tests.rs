@@ -252,3 +252,18 @@ fn an_operator_registers_only_its_own_extension() {
         403
     );
 }
+
+#[test]
+fn an_address_of_record_that_is_not_a_sip_uri_is_a_bad_request() {
+    // RFC 4475 §3.3.4 (unksm2.dat): a To of another scheme gets 400, not a challenge or 404.
+    let mut r = registrar();
+    let text = "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK1\r\n\
+                From: <http://www.example.com>;tag=a\r\nTo: isbn:2983792873\r\nCall-ID: unksm2\r\n\
+                CSeq: 1 REGISTER\r\nContact: <name:John_Smith>\r\nContent-Length: 0\r\n\r\n";
+    let Ok(Message::Request(req)) = parse(text.as_bytes()) else {
+        panic!("parses")
+    };
+    let utc = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+    let outcome = r.handle_register(Instant::now(), utc, &req, peer("127.0.0.1"));
+    assert_eq!(status(&outcome), 400);
+}
