@@ -365,10 +365,10 @@ impl UdpPeer {
                 break None;
             }
             self.send(request.as_bytes());
-            if let Some(msg) = self.recv() {
-                if msg.lines().next().unwrap_or("").contains(status) {
-                    break Some(msg);
-                }
+            if let Some(msg) = self.recv()
+                && msg.lines().next().unwrap_or("").contains(status)
+            {
+                break Some(msg);
             }
         };
         let _ = self.socket.set_read_timeout(original);

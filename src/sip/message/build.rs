@@ -134,24 +134,21 @@ fn stamp_via(via: &str, source: Option<SocketAddr>) -> String {
         return via.to_string();
     };
     let mut out = String::with_capacity(via.len() + 40);
-    let mut has_received = false;
     for (i, part) in via.split(';').enumerate() {
+        let name = part.split('=').next().unwrap_or("").trim();
+        if i > 0 && name.eq_ignore_ascii_case("received") {
+            continue; // replaced by the address we really saw
+        }
         if i > 0 {
             out.push(';');
         }
-        let name = part.split('=').next().unwrap_or("").trim();
         if i > 0 && name.eq_ignore_ascii_case("rport") {
             let _ = write!(out, "rport={}", source.port());
         } else {
-            if i > 0 && name.eq_ignore_ascii_case("received") {
-                has_received = true;
-            }
             out.push_str(part);
         }
     }
-    if !has_received {
-        let _ = write!(out, ";received={}", source.ip());
-    }
+    let _ = write!(out, ";received={}", source.ip());
     out
 }
 
@@ -168,6 +165,13 @@ mod tests {
         );
         assert_eq!(
             stamp_via("SIP/2.0/UDP host;branch=z9hG4bK1", Some(source)),
+            "SIP/2.0/UDP host;branch=z9hG4bK1;received=127.0.0.1"
+        );
+        assert_eq!(
+            stamp_via(
+                "SIP/2.0/UDP host;received=192.0.2.5;branch=z9hG4bK1",
+                Some(source)
+            ),
             "SIP/2.0/UDP host;branch=z9hG4bK1;received=127.0.0.1"
         );
     }
