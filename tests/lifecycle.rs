@@ -129,3 +129,45 @@ fn first_start_without_config_prints_a_random_admin_token_once() {
     assert!(!second.contains(token), "the token is shown only once");
     assert!(second.contains("openline ready sip=127.0.0.1:"));
 }
+
+#[test]
+fn on_postgresql_calls_are_recorded_and_a_crash_is_repaired() {
+    let Some(url) = postgres_database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with_database(dir.path(), "", &[], Some(&url));
+    let work = tempfile::tempdir().unwrap();
+    let args: Vec<String> = [
+        server.sip.to_string().as_str(),
+        "-sn",
+        "uac",
+        "-r",
+        "20",
+        "-m",
+        "20",
+        "-mp",
+        &free_media_port().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (code, output) = sipp(work.path(), &args);
+    assert_eq!(code, 0, "{output}");
+    server.wait_for_calls("", "20 finished calls", |c| {
+        c.len() == 20
+            && c.iter()
+                .all(|c| c["disposition"] == "answered.caller_hangup")
+    });
+    let peer = UdpPeer::new(server.sip);
+    let ok = invite(&peer, "pg-crash", "100");
+    ack(&peer, "pg-crash", &ok);
+    let calls = server.wait_for_calls("&number=100", "the held call", |c| {
+        c.len() == 1 && !c[0]["answered_at"].is_null()
+    });
+    let id = calls[0]["id"].as_str().unwrap().to_string();
+    server.kill();
+    let server = Server::start_with_database(dir.path(), "", &[], Some(&url));
+    let (_, call) = server.get(&format!("/api/v1/calls/{id}"));
+    assert_eq!(call["disposition"], "system.crashed", "{call}");
+}

@@ -447,3 +447,32 @@ pub fn answer_ok(peer: &UdpPeer, request: &str) {
     out.push_str("Content-Length: 0\r\n\r\n");
     peer.send(out.as_bytes());
 }
+
+/// A fresh PostgreSQL database on the test cluster (`OPENLINE_TEST_POSTGRES_URL`), or None when no
+/// cluster is configured — which fails instead when `OPENLINE_REQUIRE_POSTGRES=1` (CI).
+pub fn postgres_database() -> Option<String> {
+    use sqlx::Connection;
+    let Ok(base) = std::env::var("OPENLINE_TEST_POSTGRES_URL") else {
+        assert_ne!(
+            std::env::var("OPENLINE_REQUIRE_POSTGRES").as_deref(),
+            Ok("1"),
+            "OPENLINE_REQUIRE_POSTGRES=1 but OPENLINE_TEST_POSTGRES_URL is not set"
+        );
+        eprintln!("skipped: OPENLINE_TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    let name = format!("openline_e2e_{}", uuid::Uuid::now_v7().simple());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut admin = sqlx::PgConnection::connect(&base).await.expect("connect");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+    });
+    let (prefix, _) = base.rsplit_once('/').expect("URL with a database");
+    Some(format!("{prefix}/{name}"))
+}

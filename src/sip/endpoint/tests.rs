@@ -284,3 +284,88 @@ fn draining_endpoint_refuses_new_calls_with_503() {
         vec!["SIP/2.0 100 Trying", "SIP/2.0 503 Service Unavailable"]
     );
 }
+
+fn tcp() -> Peer {
+    Peer {
+        transport: TransportKind::Tcp,
+        addr: "127.0.0.1:6001".parse().unwrap(),
+        conn: Some(7),
+    }
+}
+
+#[test]
+fn the_uas_core_retransmits_2xx_on_tcp_too_but_transactions_do_not() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    let invite = String::from_utf8(request("INVITE", "tcp1", 1, None, ""))
+        .unwrap()
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    ep.handle_packet(t0, utc(), tcp(), invite.as_bytes());
+    let (_, events) = drain(&mut ep);
+    let leg = incoming_leg(&events);
+    ep.answer(t0, leg, Bytes::from_static(b"v=0\r\n"));
+    drain(&mut ep);
+    ep.handle_timeout(t0 + Duration::from_millis(500));
+    assert_eq!(
+        drain(&mut ep).0,
+        vec!["SIP/2.0 200 OK"],
+        "§13.3.1.4 on any transport"
+    );
+    // A rejected INVITE on TCP: the 486 is sent once, never retransmitted by Timer G.
+    let invite2 = invite
+        .replace("z9hG4bKtcp1", "z9hG4bKtcp2")
+        .replace("call-1", "call-2");
+    ep.handle_packet(t0, utc(), tcp(), invite2.as_bytes());
+    let (_, events) = drain(&mut ep);
+    let leg2 = incoming_leg(&events);
+    ep.reject(t0, leg2, 486, "Busy Here");
+    assert_eq!(drain(&mut ep).0, vec!["SIP/2.0 486 Busy Here"]);
+    ep.handle_timeout(t0 + Duration::from_secs(20));
+    let (sent, _) = drain(&mut ep);
+    assert!(!sent.iter().any(|l| l.contains("486")), "{sent:?}");
+}
+
+#[test]
+fn reinvite_in_a_confirmed_dialog_gets_the_same_answer() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    ep.handle_packet(t0, utc(), udp(), &request("INVITE", "re1", 1, None, ""));
+    let (_, events) = drain(&mut ep);
+    let leg = incoming_leg(&events);
+    ep.answer(t0, leg, Bytes::from_static(b"v=0\r\no=answer\r\n"));
+    let tag = to_tag_of(&mut ep, leg);
+    ep.handle_packet(t0, utc(), udp(), &request("ACK", "re1a", 1, Some(&tag), ""));
+    drain(&mut ep);
+    // A re-INVITE (session refresh / hold) is answered with our current SDP.
+    ep.handle_packet(
+        t0,
+        utc(),
+        udp(),
+        &request("INVITE", "re2", 2, Some(&tag), ""),
+    );
+    let mut answer = None;
+    while let Some(out) = ep.poll_output() {
+        if let Output::Send { bytes, .. } = out {
+            answer = Some(String::from_utf8_lossy(&bytes).to_string());
+        }
+    }
+    let answer = answer.expect("an answer to the re-INVITE");
+    assert!(answer.starts_with("SIP/2.0 200 OK"));
+    assert!(answer.ends_with("v=0\r\no=answer\r\n"));
+    // A re-INVITE with an older CSeq is out of order.
+    ep.handle_packet(
+        t0,
+        utc(),
+        udp(),
+        &request("INVITE", "re3", 1, Some(&tag), ""),
+    );
+    assert_eq!(drain(&mut ep).0, vec!["SIP/2.0 500 Server Internal Error"]);
+    // ACK for the re-INVITE's 2xx stops its retransmission.
+    ep.handle_packet(t0, utc(), udp(), &request("ACK", "re2a", 2, Some(&tag), ""));
+    let (_, events) = drain(&mut ep);
+    assert!(matches!(events[..], [Event::LegConfirmed { .. }]));
+    ep.handle_timeout(t0 + Duration::from_secs(5));
+    let (sent, _) = drain(&mut ep);
+    // (The 500 is retransmitted by its transaction until its ACK: that is Timer G, not a 2xx.)
+    assert!(!sent.iter().any(|l| l.contains("200 OK")), "{sent:?}");
+}
