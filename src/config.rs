@@ -162,12 +162,34 @@ impl Default for ShutdownConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallsConfig {
     /// How long a caller hears ringing (180) before the server answers.
     #[serde(with = "duration_text")]
     pub answer_delay: Duration,
+    /// A prompt (file in the sounds dir) played to every answered call; a digit stops it.
+    /// The IVR flows replace this with the IVR issue.
+    pub greeting: Option<String>,
+    /// Record every answered call (stereo WAV under DATA_DIR/recordings).
+    pub record: bool,
+    /// No RTP or RTCP from the peer for this long ends the call (suspended while on hold).
+    #[serde(with = "duration_text")]
+    pub media_timeout: Duration,
+    /// Memory for decoded prompts shared by all calls.
+    pub prompt_cache_mb: usize,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            answer_delay: Duration::ZERO,
+            greeting: None,
+            record: false,
+            media_timeout: Duration::from_secs(60),
+            prompt_cache_mb: 64,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -143,6 +143,9 @@ struct CallView {
     recording_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     legs: Option<Vec<LegRecord>>,
+    /// What happened during the call (digits, recordings, media alerts), in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<Vec<serde_json::Value>>,
 }
 
 impl CallView {
@@ -166,6 +169,7 @@ impl CallView {
             rating: None,
             recording_id: None,
             legs,
+            events: None,
         }
     }
 }
@@ -247,5 +251,18 @@ async fn get_call(
         .call(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("call.not_found", "no call with that id"))?;
-    Ok(Json(CallView::new(call, Some(legs))).into_response())
+    let events = state
+        .inner
+        .store
+        .call_events(&id)
+        .await?
+        .into_iter()
+        .map(|e| {
+            let detail = serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::Null);
+            serde_json::json!({ "at": e.at, "kind": e.kind, "detail": detail })
+        })
+        .collect();
+    let mut view = CallView::new(call, Some(legs));
+    view.events = Some(events);
+    Ok(Json(view).into_response())
 }

@@ -5,6 +5,8 @@
 //! `shutdown.drain_timeout` → the rest get BYE → listeners stop → the records writer empties its queue
 //! → the database pool closes last.
 
+pub mod call_task;
+pub mod calls;
 pub mod ports;
 pub mod records;
 pub mod sip_task;
@@ -137,6 +139,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         ));
     }
     ensure_api_tokens(&store, &settings).await?;
+    repair_recordings(&settings.data_dir.join("recordings"));
     for section in ["queues", "trunks", "routes", "dialplan"] {
         let present = match section {
             "queues" => settings.file.queues.is_some(),
@@ -225,16 +228,31 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     transport::spawn_udp_reader(udp.clone(), input_tx.clone(), io_token.clone(), &tracker);
     transport::spawn_tcp_acceptor(tcp, input_tx.clone(), io_token.clone(), &tracker);
     drop(input_tx);
-    let sip_task = sip_task::SipTask::new(
-        endpoint,
-        udp,
+    let calls_config = &settings.file.calls;
+    let (notice_tx, notice_rx) = mpsc::unbounded_channel();
+    let calls = calls::Calls::new(
+        calls::CallsConfig {
+            answer_delay: calls_config.answer_delay,
+            greeting: calls_config
+                .greeting
+                .as_ref()
+                .map(|g| settings.sounds.join(g)),
+            record: calls_config.record,
+            media_timeout: calls_config.media_timeout,
+            data_dir: settings.data_dir.clone(),
+            public_ip: settings.public_ip,
+            rtp_bind: sip_addr.ip(),
+            node_id: node_id.clone(),
+        },
         ports::PortPool::new(settings.rtp_ports),
-        settings.public_ip,
-        node_id.clone(),
-        records_tx,
-        settings.file.calls.answer_delay,
+        Arc::new(crate::media::prompt::PromptCache::new(
+            calls_config.prompt_cache_mb * 1024 * 1024,
+        )),
+        records_tx.clone(),
+        notice_tx,
     );
-    let sip_handle = tokio::spawn(sip_task.run(input_rx, command_rx));
+    let sip_task = sip_task::SipTask::new(endpoint, udp, node_id.clone(), records_tx, calls);
+    let sip_handle = tokio::spawn(sip_task.run(input_rx, command_rx, notice_rx));
 
     let api_state = ApiState::new(store.clone(), metrics, node_id.clone());
     let http_token = CancellationToken::new();
@@ -341,6 +359,38 @@ async fn restore_bindings(
             });
     }
     Ok(())
+}
+
+/// Recordings left unfinished by a crash get valid WAV headers again (their audio up to the last
+/// flush survives).
+fn repair_recordings(dir: &Path) {
+    let mut stack = vec![dir.to_path_buf()];
+    let mut repaired = 0;
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "wav") {
+                match crate::media::recorder::repair(&path) {
+                    Ok(Some(_)) => repaired += 1,
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(path = %path.display(), error = %e, "cannot repair recording")
+                    }
+                }
+            }
+        }
+    }
+    if repaired > 0 {
+        tracing::warn!(
+            files = repaired,
+            "repaired recordings left unfinished by a crash"
+        );
+    }
 }
 
 /// The node id: from the config, else generated once and kept beside the data.

@@ -27,10 +27,20 @@ pub enum RecordOp {
         hangup_by: Option<&'static str>,
         final_status: Option<i32>,
     },
+    CallEvent {
+        leg: LegId,
+        at: DateTime<Utc>,
+        kind: &'static str,
+        detail: serde_json::Value,
+    },
     BindingUpsert(BindingRecord),
     BindingRemove {
         extension: String,
         contact_uri: String,
+    },
+    /// The call's media task has finished: nothing more will be written for this leg.
+    Forget {
+        leg: LegId,
     },
 }
 
@@ -92,10 +102,22 @@ async fn apply(
                 store
                     .call_ended(call_id, *at, disposition, *hangup_by)
                     .await?;
-                legs.remove(leg);
+            }
+        }
+        RecordOp::CallEvent {
+            leg,
+            at,
+            kind,
+            detail,
+        } => {
+            if let Some((call_id, _)) = legs.get(leg) {
+                store.insert_call_event(call_id, *at, kind, detail).await?;
             }
         }
         RecordOp::BindingUpsert(binding) => store.upsert_binding(binding).await?,
+        RecordOp::Forget { leg } => {
+            legs.remove(leg);
+        }
         RecordOp::BindingRemove {
             extension,
             contact_uri,

@@ -1,22 +1,19 @@
 //! The SIP task: owns the [`Endpoint`], feeds it packets and time, sends what it returns, and runs
 //! the call layer's decisions for incoming calls. One task, one owner: no locks around SIP state.
 //!
-//! Calls are answered and held for now (the media engine and IVR come next): each call gets an RTP
-//! port and an SDP answer with a real address, a row when it starts, and its disposition when it ends.
+//! What happens to calls is the call layer's business (`calls`, and a task per call for its media).
 
 use super::SipInput;
-use super::ports::PortPool;
+use super::call_task::CallNotice;
+use super::calls::Calls;
 use super::records::{RecordOp, RecordsTx};
-use crate::sip::dialog::LegId;
-use crate::sip::endpoint::{EndReason, Endpoint, Event, IncomingCall, Output};
+use crate::sip::endpoint::{Endpoint, Event, Output};
 use crate::sip::registrar::BindingChange;
-use crate::sip::sdp;
 use crate::sip::transport::{ConnId, Peer, TransportKind};
-use crate::store::{BindingRecord, NewCall, NewLeg};
+use crate::store::BindingRecord;
 use bytes::Bytes;
 use chrono::Utc;
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -32,51 +29,30 @@ pub enum SipCommand {
     Load(oneshot::Sender<(usize, usize)>),
 }
 
-struct ActiveCall {
-    call_id: String,
-    sip_call_id: String,
-    rtp_port: Option<u16>,
-    answered: bool,
-    /// Our SDP, sent in the 200 when the ringing time is over.
-    answer_sdp: Option<Bytes>,
-}
-
 pub struct SipTask {
     pub endpoint: Endpoint,
     pub udp: Arc<UdpSocket>,
     pub tcp: HashMap<ConnId, mpsc::Sender<Bytes>>,
-    pub ports: PortPool,
-    pub public_ip: Option<IpAddr>,
     pub node_id: String,
     pub records: RecordsTx,
-    /// Ringing before answer (`calls.answer_delay`).
-    pub answer_delay: std::time::Duration,
-    calls: HashMap<LegId, ActiveCall>,
-    /// Calls ringing until their answer time, earliest first.
-    pending_answers: std::collections::BTreeSet<(std::time::Instant, LegId)>,
+    pub calls: Calls,
 }
 
 impl SipTask {
     pub fn new(
         endpoint: Endpoint,
         udp: Arc<UdpSocket>,
-        ports: PortPool,
-        public_ip: Option<IpAddr>,
         node_id: String,
         records: RecordsTx,
-        answer_delay: std::time::Duration,
+        calls: Calls,
     ) -> Self {
         SipTask {
             endpoint,
             udp,
             tcp: HashMap::new(),
-            ports,
-            public_ip,
             node_id,
             records,
-            answer_delay,
-            calls: HashMap::new(),
-            pending_answers: Default::default(),
+            calls,
         }
     }
 
@@ -84,9 +60,10 @@ impl SipTask {
         mut self,
         mut inputs: mpsc::Receiver<SipInput>,
         mut commands: mpsc::Receiver<SipCommand>,
+        mut notices: mpsc::UnboundedReceiver<CallNotice>,
     ) {
         loop {
-            let next_answer = self.pending_answers.first().map(|(at, _)| *at);
+            let next_answer = self.calls.next_wake();
             let wake = match (self.endpoint.poll_timeout(), next_answer) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -100,10 +77,13 @@ impl SipTask {
                     Some(command) => self.on_command(command),
                     None => break,
                 },
+                Some(notice) = notices.recv() => {
+                    self.calls.notice(&mut self.endpoint, Instant::now().into_std(), notice);
+                }
                 _ = sleep_until(wake) => {
                     let now = Instant::now().into_std();
                     self.endpoint.handle_timeout(now);
-                    self.answer_due(now);
+                    self.calls.answer_due(&mut self.endpoint, now);
                 }
             }
             self.flush().await;
@@ -143,8 +123,7 @@ impl SipTask {
         }
     }
 
-    /// Carries out everything the endpoint asked for, including the call layer's answers, which
-    /// may produce more output.
+    /// Carries out everything the endpoint asked for; the call layer's answers may produce more.
     async fn flush(&mut self) {
         while let Some(output) = self.endpoint.poll_output() {
             match output {
@@ -154,7 +133,7 @@ impl SipTask {
         }
         metrics::gauge!("openline_calls_active").set(self.calls.len() as f64);
         metrics::gauge!("openline_sip_transactions").set(self.endpoint.transaction_count() as f64);
-        metrics::gauge!("openline_rtp_ports_free").set(self.ports.available() as f64);
+        metrics::gauge!("openline_rtp_ports_free").set(self.calls.free_ports() as f64);
     }
 
     async fn send(&mut self, peer: Peer, bytes: Bytes) {
@@ -185,137 +164,18 @@ impl SipTask {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::IncomingCall(call) => self.incoming_call(*call),
+            Event::IncomingCall(call) => {
+                self.calls
+                    .incoming(&mut self.endpoint, Instant::now().into_std(), *call)
+            }
             Event::LegConfirmed { .. } => {}
-            Event::LegEnded { leg, reason } => self.call_ended(leg, reason),
+            Event::Reoffer { leg, offer } => {
+                self.calls
+                    .reoffer(&mut self.endpoint, Instant::now().into_std(), leg, &offer)
+            }
+            Event::LegEnded { leg, reason } => self.calls.leg_ended(leg, reason),
             Event::Binding(change) => self.binding_changed(change),
         }
-    }
-
-    fn incoming_call(&mut self, call: IncomingCall) {
-        let now = Instant::now().into_std();
-        let utc = Utc::now();
-        let call_id = new_call_id(utc);
-        let span = tracing::info_span!("call", call_id = %call_id, sip_call_id = %call.sip_call_id);
-        let _entered = span.enter();
-        metrics::counter!("openline_calls_started_total").increment(1);
-        tracing::info!(from = %call.from.uri, to = %call.request_uri, peer = %call.peer.addr, "incoming call");
-        let _ = self.records.send(RecordOp::CallStarted {
-            leg: call.leg,
-            call: NewCall {
-                id: call_id.clone(),
-                node_id: self.node_id.clone(),
-                direction: "inbound".into(),
-                caller: call.from.user().unwrap_or(&call.from.uri).to_string(),
-                caller_name: call.from.display_name.clone(),
-                callee: crate::sip::message::grammar::uri_user(&call.request_uri)
-                    .unwrap_or(&call.request_uri)
-                    .to_string(),
-                started_at: utc,
-            },
-            sip_leg: NewLeg {
-                call_id: call_id.clone(),
-                sip_call_id: call.sip_call_id.clone(),
-                direction: "inbound".into(),
-                local_tag: None,
-                remote_tag: call.from.tag().map(str::to_string),
-                remote_uri: call.from.uri.clone(),
-                remote_addr: Some(call.peer.addr.to_string()),
-                transport: call.peer.transport.as_str().into(),
-                started_at: utc,
-            },
-        });
-        self.calls.insert(
-            call.leg,
-            ActiveCall {
-                call_id,
-                sip_call_id: call.sip_call_id.clone(),
-                rtp_port: None,
-                answered: false,
-                answer_sdp: None,
-            },
-        );
-        let negotiated = if call.offer.is_empty() {
-            None
-        } else {
-            match sdp::negotiate(&call.offer) {
-                Ok(n) => Some(n),
-                Err(e) => {
-                    tracing::info!(error = %e, "no usable media offer");
-                    self.endpoint
-                        .reject(now, call.leg, 488, "Not Acceptable Here");
-                    return;
-                }
-            }
-        };
-        let Some(port) = self.ports.allocate() else {
-            tracing::warn!("RTP port range exhausted");
-            self.endpoint
-                .reject(now, call.leg, 503, "Service Unavailable");
-            return;
-        };
-        if let Some(active) = self.calls.get_mut(&call.leg) {
-            active.rtp_port = Some(port);
-        }
-        let local_ip = self
-            .public_ip
-            .unwrap_or_else(|| local_ip_towards(call.peer.addr.ip()));
-        let session_id = utc.timestamp_micros().unsigned_abs();
-        let answer = sdp::write(local_ip, port, session_id, negotiated.as_ref());
-        self.endpoint.ring(now, call.leg);
-        if let Some(active) = self.calls.get_mut(&call.leg) {
-            active.answer_sdp = Some(Bytes::from(answer));
-        }
-        self.pending_answers
-            .insert((now + self.answer_delay, call.leg));
-        self.answer_due(now);
-    }
-
-    /// Answers the calls whose ringing time is over.
-    fn answer_due(&mut self, now: std::time::Instant) {
-        while let Some(&(at, leg)) = self.pending_answers.first() {
-            if at > now {
-                break;
-            }
-            self.pending_answers.remove(&(at, leg));
-            let Some(active) = self.calls.get_mut(&leg) else {
-                continue; // cancelled while ringing
-            };
-            let Some(sdp) = active.answer_sdp.take() else {
-                continue;
-            };
-            active.answered = true;
-            self.endpoint.answer(now, leg, sdp);
-            let _ = self.records.send(RecordOp::CallAnswered {
-                leg,
-                at: Utc::now(),
-            });
-        }
-    }
-
-    fn call_ended(&mut self, leg: LegId, reason: EndReason) {
-        let Some(call) = self.calls.remove(&leg) else {
-            return;
-        };
-        if let Some(port) = call.rtp_port {
-            self.ports.release(port);
-        }
-        let (disposition, hangup_by, final_status) = disposition(reason, call.answered);
-        tracing::info!(
-            call_id = %call.call_id,
-            sip_call_id = %call.sip_call_id,
-            disposition = %disposition,
-            "call ended"
-        );
-        metrics::counter!("openline_calls_ended_total", "disposition" => disposition.clone())
-            .increment(1);
-        let _ = self.records.send(RecordOp::CallEnded {
-            leg,
-            at: Utc::now(),
-            disposition,
-            hangup_by,
-            final_status,
-        });
     }
 
     fn binding_changed(&mut self, change: BindingChange) {
@@ -341,57 +201,6 @@ impl SipTask {
         };
         let _ = self.records.send(op);
     }
-}
-
-/// Stable, dotted disposition codes stored on the call (read by people and reports).
-fn disposition(reason: EndReason, answered: bool) -> (String, Option<&'static str>, Option<i32>) {
-    match reason {
-        EndReason::RemoteBye if answered => {
-            ("answered.caller_hangup".into(), Some("caller"), Some(200))
-        }
-        EndReason::RemoteBye => ("cancelled.by_caller".into(), Some("caller"), Some(487)),
-        EndReason::LocalBye => ("answered.system_hangup".into(), Some("system"), Some(200)),
-        EndReason::Cancelled => ("cancelled.by_caller".into(), Some("caller"), Some(487)),
-        EndReason::AckTimeout => ("failed.ack_timeout".into(), Some("system"), Some(200)),
-        EndReason::Rejected(status) => (
-            format!("rejected.{status}"),
-            Some("system"),
-            Some(i32::from(status)),
-        ),
-    }
-}
-
-/// A UUIDv7 from the wall clock: ids sort by start time, across nodes.
-fn new_call_id(utc: chrono::DateTime<Utc>) -> String {
-    let ts = uuid::Timestamp::from_unix(
-        uuid::NoContext,
-        utc.timestamp().max(0) as u64,
-        utc.timestamp_subsec_nanos(),
-    );
-    uuid::Uuid::new_v7(ts).to_string()
-}
-
-/// The local address of the interface that routes to `peer` (no packet is sent: a UDP connect only
-/// asks the kernel for the route). Falls back to loopback.
-fn local_ip_towards(peer: IpAddr) -> IpAddr {
-    let bind: std::net::SocketAddr = if peer.is_ipv6() {
-        "[::]:0".parse().expect("literal")
-    } else {
-        "0.0.0.0:0".parse().expect("literal")
-    };
-    std::net::UdpSocket::bind(bind)
-        .and_then(|s| {
-            s.connect((peer, 9))?;
-            s.local_addr()
-        })
-        .map(|a| a.ip())
-        .ok()
-        .filter(|ip| !ip.is_unspecified())
-        .unwrap_or(if peer.is_ipv6() {
-            IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
-        } else {
-            IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
-        })
 }
 
 async fn sleep_until(at: Option<std::time::Instant>) {

@@ -55,6 +55,8 @@ pub struct Leg {
     /// The SDP we answered with (re-sent unchanged to a re-INVITE).
     pub local_sdp: Option<Bytes>,
     pub pending_ack: Option<PendingAck>,
+    /// A re-INVITE waiting for the call layer's answer: (server transaction, its headers, CSeq).
+    pub pending_reinvite: Option<(u64, Headers, u32)>,
     /// The call layer was already told the leg ended (an ACK timeout reported before its BYE ends).
     pub end_reported: bool,
     /// Where the leg is in the endpoint's timer heap.

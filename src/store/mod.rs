@@ -41,6 +41,7 @@ macro_rules! on_reader {
 mod calls;
 mod connect;
 mod error;
+mod events;
 mod operators;
 mod records;
 mod registrations;
@@ -48,6 +49,7 @@ mod tokens;
 
 pub use calls::DISPOSITION_CRASHED;
 pub use error::StoreError;
+pub use events::CallEventRecord;
 pub use records::{
     ApiTokenRecord, BindingRecord, CallFilter, CallRecord, LegRecord, NewCall, NewLeg,
     OperatorRecord,

@@ -2,6 +2,8 @@
 //! HTTP to it with a minimal client, and runs SIPp against it.
 #![allow(dead_code)]
 
+pub mod rtp;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -405,10 +407,37 @@ pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// A G.711 µ-law offer with telephone-event on `event_pt`, receiving on `rtp_port`.
+pub fn offer(rtp_port: u16, event_pt: u8) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {rtp_port} RTP/AVP 0 {event_pt}\r\na=rtpmap:{event_pt} telephone-event/8000\r\n\
+         a=fmtp:{event_pt} 0-16\r\na=sendrecv\r\n"
+    )
+}
+
+/// The RTP address in an SDP body.
+pub fn sdp_media_addr(message: &str) -> SocketAddr {
+    let body = message.split("\r\n\r\n").nth(1).expect("body");
+    let ip = body
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .expect("c= line");
+    let port = body
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|m| m.split_whitespace().next())
+        .expect("m= line");
+    format!("{}:{}", ip.trim(), port).parse().expect("address")
+}
+
 /// A minimal UAC over UDP: INVITE with a G.711 offer, returns the 200 OK it got.
 pub fn invite(peer: &UdpPeer, call_id: &str, user: &str) -> String {
+    invite_with(peer, call_id, user, &offer(7078, 101))
+}
+
+pub fn invite_with(peer: &UdpPeer, call_id: &str, user: &str, sdp: &str) -> String {
     let port = peer.port();
-    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7078 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
     let msg = format!(
         "INVITE sip:{user}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}i;rport\r\n\
          Max-Forwards: 70\r\nFrom: \"Test\" <sip:caller@127.0.0.1>;tag=uac{call_id}\r\nTo: <sip:{user}@127.0.0.1>\r\n\
@@ -418,6 +447,18 @@ pub fn invite(peer: &UdpPeer, call_id: &str, user: &str) -> String {
     );
     peer.send(msg.as_bytes());
     peer.expect("200 OK")
+}
+
+/// BYE from the caller in the dialog the 200 created; waits for its 200.
+pub fn bye(peer: &UdpPeer, call_id: &str, ok: &str) {
+    let port = peer.port();
+    let to = header(ok, "To").expect("To in 200");
+    let msg = format!(
+        "BYE sip:openline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}b;rport\r\n\
+         Max-Forwards: 70\r\nFrom: \"Test\" <sip:caller@127.0.0.1>;tag=uac{call_id}\r\nTo: {to}\r\n\
+         Call-ID: {call_id}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    peer.request(&msg, "200 OK");
 }
 
 /// ACK for a 2xx (a new transaction, §13.2.2.4) — the To comes from the 200.

@@ -68,6 +68,11 @@ pub enum Event {
     LegConfirmed {
         leg: LegId,
     },
+    /// A re-INVITE with a new offer: answer with `answer_reinvite` or `reject_reinvite`.
+    Reoffer {
+        leg: LegId,
+        offer: Bytes,
+    },
     LegEnded {
         leg: LegId,
         reason: EndReason,

@@ -369,3 +369,46 @@ fn reinvite_in_a_confirmed_dialog_gets_the_same_answer() {
     // (The 500 is retransmitted by its transaction until its ACK: that is Timer G, not a 2xx.)
     assert!(!sent.iter().any(|l| l.contains("200 OK")), "{sent:?}");
 }
+
+#[test]
+fn reinvite_offers_go_to_the_call_layer() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    ep.handle_packet(t0, utc(), udp(), &request("INVITE", "ro1", 1, None, ""));
+    let (_, events) = drain(&mut ep);
+    let leg = incoming_leg(&events);
+    ep.answer(t0, leg, Bytes::from_static(b"v=0\r\n"));
+    let tag = to_tag_of(&mut ep, leg);
+    ep.handle_packet(t0, utc(), udp(), &request("ACK", "ro1a", 1, Some(&tag), ""));
+    drain(&mut ep);
+    let hold = String::from_utf8(request(
+        "INVITE",
+        "ro2",
+        2,
+        Some(&tag),
+        "Content-Type: application/sdp\r\n",
+    ))
+    .unwrap()
+    .replace(
+        "Content-Length: 0\r\n\r\n",
+        "Content-Length: 12\r\n\r\na=sendonly\r\n",
+    );
+    ep.handle_packet(t0, utc(), udp(), hold.as_bytes());
+    let (sent, events) = drain(&mut ep);
+    assert!(sent.is_empty(), "{sent:?}");
+    assert!(
+        matches!(&events[..], [Event::Reoffer { offer, .. }] if offer.starts_with(b"a=sendonly"))
+    );
+    ep.answer_reinvite(t0, leg, Bytes::from_static(b"v=0\r\na=recvonly\r\n"));
+    assert_eq!(drain(&mut ep).0, vec!["SIP/2.0 200 OK"]);
+    // A second offer the call layer cannot use is refused; the dialog stays.
+    ep.handle_packet(t0, utc(), udp(), &request("ACK", "ro2a", 2, Some(&tag), ""));
+    let bad = hold
+        .replace("z9hG4bKro2", "z9hG4bKro3")
+        .replace("CSeq: 2 INVITE", "CSeq: 3 INVITE");
+    ep.handle_packet(t0, utc(), udp(), bad.as_bytes());
+    drain(&mut ep);
+    ep.reject_reinvite(t0, leg, 488, "Not Acceptable Here");
+    assert_eq!(drain(&mut ep).0, vec!["SIP/2.0 488 Not Acceptable Here"]);
+    assert_eq!(ep.leg_count(), 1);
+}

@@ -205,6 +205,7 @@ impl Endpoint {
             state: LegState::Early,
             local_sdp: None,
             pending_ack: None,
+            pending_reinvite: None,
             end_reported: false,
             scheduled: None,
         };
@@ -368,13 +369,14 @@ impl Endpoint {
         }
     }
 
-    /// A re-INVITE (refresh or hold) gets our current answer again; media changes come with the
-    /// media engine.
+    /// A re-INVITE (refresh, hold, resume): without a body it gets our current SDP again; with an
+    /// offer the call layer answers it through `answer_reinvite` / `reject_reinvite`.
     fn reinvite(&mut self, now: Instant, txn: u64, leg: LegId, request: &Request, peer: Peer) {
-        let busy = self
-            .legs
-            .get(&leg)
-            .is_none_or(|l| l.state != LegState::Confirmed || l.pending_ack.is_some());
+        let busy = self.legs.get(&leg).is_none_or(|l| {
+            l.state != LegState::Confirmed
+                || l.pending_ack.is_some()
+                || l.pending_reinvite.is_some()
+        });
         if busy {
             // §14.2: an INVITE while another is pending gets 500 with Retry-After.
             let extra = [("Retry-After", "1")];
@@ -390,18 +392,62 @@ impl Endpoint {
             );
             return;
         }
-        let sdp = self.legs.get(&leg).and_then(|l| l.local_sdp.clone());
-        let bytes = self.ok_with_contact(&request.headers, peer, None, sdp.as_ref());
+        if let Some(l) = self.legs.get_mut(&leg) {
+            l.pending_reinvite = Some((txn, request.headers.clone(), request.cseq));
+        }
+        if request.body.is_empty() {
+            let sdp = self.legs.get(&leg).and_then(|l| l.local_sdp.clone());
+            if let Some(sdp) = sdp {
+                self.answer_reinvite(now, leg, sdp);
+            }
+            return;
+        }
+        self.emit(Event::Reoffer {
+            leg,
+            offer: request.body.clone(),
+        });
+    }
+
+    /// 200 OK with our new SDP to a pending re-INVITE; retransmitted until its ACK.
+    pub fn answer_reinvite(&mut self, now: Instant, leg: LegId, sdp: Bytes) {
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        let Some((txn, head, cseq)) = l.pending_reinvite.take() else {
+            return;
+        };
+        let peer = l.peer;
+        let bytes = self.ok_with_contact(&head, peer, None, Some(&sdp));
         self.respond(now, txn, 200, bytes.clone());
         if let Some(l) = self.legs.get_mut(&leg) {
-            l.pending_ack = Some(PendingAck::new(
-                request.cseq,
-                bytes,
-                now,
-                self.config.timers.t1,
-            ));
+            l.local_sdp = Some(sdp);
+            l.pending_ack = Some(PendingAck::new(cseq, bytes, now, self.config.timers.t1));
         }
         self.schedule_leg(leg);
+    }
+
+    /// Refuses a pending re-INVITE (488 when its offer has nothing we can use); the call goes on
+    /// with the old session.
+    pub fn reject_reinvite(&mut self, now: Instant, leg: LegId, status: u16, reason: &str) {
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        let Some((txn, head, _)) = l.pending_reinvite.take() else {
+            return;
+        };
+        let peer = l.peer;
+        let bytes = build::response(
+            &head,
+            &ResponseSpec {
+                status,
+                reason,
+                to_tag: None,
+                source: Some(peer.addr),
+                extra: &[],
+                body: None,
+            },
+        );
+        self.respond(now, txn, status, bytes);
     }
 
     fn reply_with_body(

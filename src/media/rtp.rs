@@ -1,0 +1,349 @@
+//! RTP streams of one call leg (RFC 3550 §5, §8; RFC 3551 8 kHz clocks): our outgoing stream and the
+//! receiving side of the peer's — symmetric-RTP latching, SSRC changes, the mapping of the peer's
+//! timestamps onto the call's media clock, and the counters RTCP reports need.
+//!
+//! Every position here is in 8 kHz samples since the call's media started (the "call clock"), so a
+//! prompt, a relayed packet and a recording all agree on time.
+
+use bytes::Bytes;
+use rtc_rtp::{Header, Packet};
+use rtc_shared::marshal::{Marshal, MarshalSize, Unmarshal};
+use std::net::SocketAddr;
+
+/// Our stream towards the peer: our SSRC, sequence numbers and timestamps (RFC 3550 §5.1).
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    ssrc: u32,
+    seq: u16,
+    ts0: u32,
+    marker_pending: bool,
+    pub packets_sent: u32,
+    pub octets_sent: u32,
+    /// The RTP timestamp of the last packet sent (for RTCP SR).
+    pub last_timestamp: u32,
+}
+
+impl Outgoing {
+    /// Random initial values (§5.1) come from the caller so tests can fix them.
+    pub fn new(ssrc: u32, seq0: u16, ts0: u32) -> Self {
+        Outgoing {
+            ssrc,
+            seq: seq0,
+            ts0,
+            marker_pending: true,
+            packets_sent: 0,
+            octets_sent: 0,
+            last_timestamp: ts0,
+        }
+    }
+
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// The next packet starts a talk-spurt (RFC 3551 §4.1: marker on the first packet after silence
+    /// or a source change).
+    pub fn mark_talkspurt(&mut self) {
+        self.marker_pending = true;
+    }
+
+    /// Takes the pending talk-spurt marker (for packets whose marker is decided elsewhere).
+    pub fn take_marker(&mut self) -> bool {
+        std::mem::take(&mut self.marker_pending)
+    }
+
+    /// Serialises one packet whose first sample sits at `position` on the call clock.
+    pub fn packet(&mut self, payload_type: u8, position: u64, payload: &[u8]) -> Vec<u8> {
+        let marker = std::mem::take(&mut self.marker_pending);
+        self.packet_with_marker(payload_type, position as u32, marker, payload)
+    }
+
+    /// A packet with an explicit timestamp offset and marker (telephone-events keep one timestamp
+    /// for a whole key press, RFC 4733 §2.5.1.2).
+    pub fn packet_with_marker(
+        &mut self,
+        payload_type: u8,
+        position: u32,
+        marker: bool,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let timestamp = self.ts0.wrapping_add(position);
+        let packet = Packet {
+            header: Header {
+                version: 2,
+                marker,
+                payload_type,
+                sequence_number: self.seq,
+                timestamp,
+                ssrc: self.ssrc,
+                ..Header::default()
+            },
+            payload: Bytes::copy_from_slice(payload),
+        };
+        self.seq = self.seq.wrapping_add(1);
+        self.packets_sent = self.packets_sent.wrapping_add(1);
+        self.octets_sent = self.octets_sent.wrapping_add(payload.len() as u32);
+        self.last_timestamp = timestamp;
+        let mut out = vec![0u8; packet.marshal_size()];
+        match packet.marshal_to(&mut out) {
+            Ok(n) => out.truncate(n),
+            Err(_) => out.clear(), // cannot happen with a buffer of marshal_size
+        }
+        out
+    }
+}
+
+/// Why a received packet was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    NotRtp,
+    /// From another address than the latched one (the RTP Bleed hole stays closed).
+    WrongSource,
+}
+
+/// A packet accepted from the peer, placed on the call clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub payload_type: u8,
+    pub marker: bool,
+    pub timestamp: u32,
+    pub sequence: u16,
+    pub ssrc: u32,
+    /// Where the packet's first sample sits on the call clock.
+    pub position: u64,
+    pub payload: Bytes,
+}
+
+/// Largest jump of the peer's timestamps we still follow (10 s); beyond it the stream is re-based.
+const MAX_TIMESTAMP_JUMP: i64 = 8000 * 10;
+
+/// The peer's stream as we receive it.
+#[derive(Debug, Clone, Default)]
+pub struct Incoming {
+    latched: Option<SocketAddr>,
+    ssrc: Option<u32>,
+    /// (peer timestamp, call-clock position) of the reference packet of the current SSRC.
+    base: Option<(u32, u64)>,
+    pub stats: ReceiveStats,
+    pub refused: u64,
+}
+
+/// RFC 3550 §6.4.1 / Appendix A.3 receive counters.
+#[derive(Debug, Clone, Default)]
+pub struct ReceiveStats {
+    pub packets: u64,
+    pub base_seq: u32,
+    pub max_seq: u16,
+    pub cycles: u32,
+    pub started: bool,
+    /// Interarrival jitter in timestamp units, ×16 as in A.8.
+    pub jitter_q4: u32,
+    last_transit: Option<i64>,
+    pub expected_prior: u32,
+    pub received_prior: u32,
+}
+
+impl ReceiveStats {
+    fn update(&mut self, seq: u16, arrival_ts: i64, rtp_ts: u32) {
+        self.packets += 1;
+        if !self.started {
+            self.started = true;
+            self.base_seq = u32::from(seq);
+            self.max_seq = seq;
+        } else {
+            let delta = seq.wrapping_sub(self.max_seq);
+            if delta < 0x8000 {
+                if seq < self.max_seq {
+                    self.cycles = self.cycles.wrapping_add(1 << 16);
+                }
+                self.max_seq = seq;
+            }
+        }
+        let transit = arrival_ts - i64::from(rtp_ts);
+        if let Some(last) = self.last_transit {
+            let d = (transit - last).unsigned_abs() as u32;
+            // J += (|D| - J) / 16, kept ×16 (A.8).
+            self.jitter_q4 = self
+                .jitter_q4
+                .wrapping_add(d.saturating_sub((self.jitter_q4 + 8) >> 4));
+        }
+        self.last_transit = Some(transit);
+    }
+
+    pub fn extended_max(&self) -> u32 {
+        self.cycles.wrapping_add(u32::from(self.max_seq))
+    }
+
+    pub fn expected(&self) -> u32 {
+        self.extended_max()
+            .wrapping_sub(self.base_seq)
+            .wrapping_add(1)
+    }
+
+    pub fn lost(&self) -> i64 {
+        i64::from(self.expected()) - self.packets as i64
+    }
+}
+
+impl Incoming {
+    /// Forget the latched address: after a (re)negotiation the next packets latch again.
+    pub fn unlatch(&mut self) {
+        self.latched = None;
+    }
+
+    pub fn latched(&self) -> Option<SocketAddr> {
+        self.latched
+    }
+
+    /// Takes a datagram from `from` that arrived when the call clock read `now_position`.
+    pub fn on_datagram(
+        &mut self,
+        now_position: u64,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) -> Result<Received, Refused> {
+        // RTP version 2 and a payload type outside the RTCP range (RFC 5761 §4).
+        let looks_like_rtp = datagram.len() >= 12
+            && datagram[0] >> 6 == 2
+            && !(72..=76).contains(&(datagram[1] & 0x7f));
+        if !looks_like_rtp {
+            self.refused += 1;
+            return Err(Refused::NotRtp);
+        }
+        match self.latched {
+            Some(addr) if addr != from => {
+                self.refused += 1;
+                return Err(Refused::WrongSource);
+            }
+            Some(_) => {}
+            None => self.latched = Some(from),
+        }
+        let mut buf = datagram;
+        let packet = Packet::unmarshal(&mut buf).map_err(|_| {
+            self.refused += 1;
+            Refused::NotRtp
+        })?;
+        let h = &packet.header;
+        if self.ssrc != Some(h.ssrc) {
+            // A new SSRC from the latched source (a phone restarting its stream) is accepted and
+            // placed at "now".
+            self.ssrc = Some(h.ssrc);
+            self.base = Some((h.timestamp, now_position));
+            self.stats = ReceiveStats::default();
+        }
+        let (base_ts, base_pos) = self.base.unwrap_or((h.timestamp, now_position));
+        let offset = i64::from(h.timestamp.wrapping_sub(base_ts) as i32);
+        let position = if offset.abs() > MAX_TIMESTAMP_JUMP || base_pos as i64 + offset < 0 {
+            self.base = Some((h.timestamp, now_position));
+            now_position
+        } else {
+            (base_pos as i64 + offset) as u64
+        };
+        self.stats
+            .update(h.sequence_number, now_position as i64, h.timestamp);
+        Ok(Received {
+            payload_type: h.payload_type,
+            marker: h.marker,
+            timestamp: h.timestamp,
+            sequence: h.sequence_number,
+            ssrc: h.ssrc,
+            position,
+            payload: packet.payload,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn outgoing_packets_carry_our_ssrc_sequence_and_clock() {
+        let mut out = Outgoing::new(0x1234_5678, 65535, 1000);
+        let a = out.packet(0, 0, &[0xff; 160]);
+        let b = out.packet(0, 160, &[0xff; 160]);
+        let pa = Packet::unmarshal(&mut a.as_slice()).unwrap();
+        let pb = Packet::unmarshal(&mut b.as_slice()).unwrap();
+        assert!(pa.header.marker && !pb.header.marker);
+        assert_eq!(pa.header.sequence_number, 65535);
+        assert_eq!(pb.header.sequence_number, 0);
+        assert_eq!(pb.header.timestamp - pa.header.timestamp, 160);
+        assert_eq!(pa.header.ssrc, 0x1234_5678);
+        assert_eq!(pa.payload.len(), 160);
+    }
+
+    #[test]
+    fn latches_to_the_first_source_and_never_relatches() {
+        let mut sender = Outgoing::new(7, 0, 5000);
+        let mut rx = Incoming::default();
+        let first = sender.packet(0, 0, &[0; 160]);
+        assert!(rx.on_datagram(800, addr("10.0.0.1:4000"), &first).is_ok());
+        let attack = sender.packet(0, 160, &[0; 160]);
+        assert_eq!(
+            rx.on_datagram(960, addr("10.0.0.66:4000"), &attack),
+            Err(Refused::WrongSource)
+        );
+        assert_eq!(rx.latched(), Some(addr("10.0.0.1:4000")));
+        rx.unlatch();
+        assert!(rx.on_datagram(1120, addr("10.0.0.2:4002"), &attack).is_ok());
+    }
+
+    #[test]
+    fn positions_follow_the_peers_timestamps_and_rebase_on_a_new_ssrc() {
+        let mut a = Outgoing::new(1, 0, 123_456);
+        let mut rx = Incoming::default();
+        let src = addr("127.0.0.1:9000");
+        let p0 = rx
+            .on_datagram(4000, src, &a.packet(0, 0, &[0; 160]))
+            .unwrap();
+        assert_eq!(p0.position, 4000);
+        // Arrives late (jitter) but keeps its place by timestamp.
+        let p1 = rx
+            .on_datagram(4900, src, &a.packet(0, 160, &[0; 160]))
+            .unwrap();
+        assert_eq!(p1.position, 4160);
+        let mut b = Outgoing::new(2, 0, 9);
+        let p2 = rx
+            .on_datagram(6000, src, &b.packet(0, 0, &[0; 160]))
+            .unwrap();
+        assert_eq!(p2.position, 6000);
+        assert_eq!(p2.ssrc, 2);
+    }
+
+    #[test]
+    fn rtcp_and_garbage_are_not_rtp() {
+        let mut rx = Incoming::default();
+        let src = addr("127.0.0.1:9000");
+        assert_eq!(
+            rx.on_datagram(0, src, &[0x80, 200, 0, 1]),
+            Err(Refused::NotRtp)
+        );
+        let mut rr = vec![0x80u8, 201, 0, 1];
+        rr.extend_from_slice(&[0; 8]);
+        assert_eq!(rx.on_datagram(0, src, &rr), Err(Refused::NotRtp));
+        assert_eq!(
+            rx.on_datagram(0, src, b"hello world!"),
+            Err(Refused::NotRtp)
+        );
+        assert!(rx.latched().is_none(), "garbage never latches");
+    }
+
+    #[test]
+    fn loss_counters() {
+        let mut a = Outgoing::new(1, 65534, 0);
+        let mut rx = Incoming::default();
+        let src = addr("127.0.0.1:9000");
+        for i in 0..10u64 {
+            let pkt = a.packet(0, i * 160, &[0; 160]);
+            if i != 4 {
+                rx.on_datagram(i * 160, src, &pkt).unwrap();
+            }
+        }
+        assert_eq!(rx.stats.expected(), 10);
+        assert_eq!(rx.stats.lost(), 1);
+    }
+}

@@ -1,0 +1,576 @@
+//! One call leg's media, sans IO: paced sending of prompts or silence, receiving with a playout
+//! buffer, DTMF in both directions (RFC 4733 and in-band), relaying to a bridged leg, the media
+//! timeout, and the audio the recorder needs. The shell feeds datagrams and time
+//! (`on_rtp`, `handle_timeout`) and drains [`MediaOutput`]s.
+
+use super::dtmf::{self, DigitMerger, EventReceiver, InbandDetector, TelephoneEvent};
+use super::g711::Law;
+use super::pacing::Pacer;
+use super::rtp::{Incoming, Outgoing, Received};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Samples per second on every G.711 leg.
+pub const RATE: u64 = 8000;
+/// How long received audio waits for late or reordered packets before it is played out to the
+/// detector and the recorder.
+pub const PLAYOUT_DELAY: u64 = 480; // 60 ms
+/// Received audio kept at most this far ahead of the playout point (bounded memory).
+const MAX_BUFFERED: u64 = RATE * 2;
+/// Window in which one key press heard as an RFC 4733 event and as a tone is one digit.
+const DTMF_MERGE_WINDOW: u64 = RATE * 3 / 10;
+
+/// Which way media flows, from our side (RFC 3264 §6.1: the answer mirrors the offer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    pub fn sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+
+    pub fn receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub law: Law,
+    /// The telephone-event payload type both sides agreed on, if any.
+    pub event_pt: Option<u8>,
+    /// Where to send until the peer's first packet latches us (the SDP address).
+    pub remote: Option<SocketAddr>,
+    pub direction: Direction,
+    /// No RTP from the peer for this long ends the call (suspended while the peer does not send).
+    pub media_timeout: Duration,
+    pub ptime: Duration,
+}
+
+/// Where a digit came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigitSource {
+    Rfc4733,
+    Inband,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    Digit {
+        digit: char,
+        source: DigitSource,
+        at_sample: u64,
+    },
+    /// The prompt given to `play` has been sent completely (or was stopped by barge-in).
+    PlaybackFinished { interrupted: bool },
+    /// No media from the peer for `media_timeout`.
+    Timeout,
+    /// Audio received from the peer, in order, at its call-clock position (for the recorder).
+    Heard { at_sample: u64, samples: Vec<i16> },
+    /// Audio we sent from a prompt, at its position (for the recorder's other channel).
+    Played { at_sample: u64, samples: Vec<i16> },
+}
+
+/// A packet received on one leg, for the bridged leg to send on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relay {
+    Audio {
+        law: Law,
+        position: u64,
+        marker: bool,
+        payload: bytes::Bytes,
+    },
+    Event {
+        position: u64,
+        marker: bool,
+        event: TelephoneEvent,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaOutput {
+    Rtp { to: SocketAddr, bytes: Vec<u8> },
+    Event(MediaEvent),
+    Relay(Relay),
+}
+
+enum Mode {
+    Idle,
+    Playing {
+        samples: Arc<[i16]>,
+        pos: usize,
+        barge_in: bool,
+    },
+    Bridged,
+}
+
+/// A scheduled RFC 4733 packet of a key press we send.
+struct EventPacket {
+    due: Instant,
+    position: u32,
+    marker: bool,
+    event: TelephoneEvent,
+}
+
+pub struct MediaSession {
+    config: SessionConfig,
+    t0: Instant,
+    pacer: Pacer,
+    out: Outgoing,
+    incoming: Incoming,
+    mode: Mode,
+    /// Received audio by call-clock position, waiting for playout.
+    playout: BTreeMap<u64, Vec<i16>>,
+    played_until: u64,
+    events_in: EventReceiver,
+    inband: InbandDetector,
+    inband_base: u64,
+    merger: DigitMerger,
+    events_out: VecDeque<EventPacket>,
+    tone_out: VecDeque<i16>,
+    last_activity: Instant,
+    timed_out: bool,
+    record: bool,
+    outputs: VecDeque<MediaOutput>,
+    frame: Vec<i16>,
+    encoded: Vec<u8>,
+}
+
+impl MediaSession {
+    /// `t0` is the call's media start (shared by both legs of a bridge); `ssrc`, `seq0` and `ts0`
+    /// are random values from the shell.
+    pub fn new(
+        t0: Instant,
+        now: Instant,
+        config: SessionConfig,
+        ssrc: u32,
+        seq0: u16,
+        ts0: u32,
+    ) -> Self {
+        MediaSession {
+            pacer: Pacer::joining(t0, config.ptime, now),
+            out: Outgoing::new(ssrc, seq0, ts0),
+            incoming: Incoming::default(),
+            mode: Mode::Idle,
+            playout: BTreeMap::new(),
+            played_until: position_at(t0, now),
+            events_in: EventReceiver::new(),
+            inband: InbandDetector::new(),
+            inband_base: position_at(t0, now),
+            merger: DigitMerger::new(DTMF_MERGE_WINDOW),
+            events_out: VecDeque::new(),
+            tone_out: VecDeque::new(),
+            last_activity: now,
+            timed_out: false,
+            record: false,
+            outputs: VecDeque::new(),
+            frame: Vec::with_capacity(160),
+            encoded: Vec::with_capacity(160),
+            config,
+            t0,
+        }
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Emit `Heard`/`Played` audio for a recorder.
+    pub fn set_recording(&mut self, on: bool) {
+        self.record = on;
+    }
+
+    /// A new offer/answer (re-INVITE): new parameters, and the peer may latch again.
+    pub fn renegotiate(&mut self, now: Instant, config: SessionConfig) {
+        self.config = config;
+        self.incoming.unlatch();
+        self.last_activity = now;
+        self.timed_out = false;
+        self.out.mark_talkspurt();
+    }
+
+    pub fn local_ssrc(&self) -> u32 {
+        self.out.ssrc()
+    }
+
+    pub fn latched(&self) -> Option<SocketAddr> {
+        self.incoming.latched()
+    }
+
+    pub fn incoming(&self) -> &Incoming {
+        &self.incoming
+    }
+
+    pub fn outgoing(&self) -> &Outgoing {
+        &self.out
+    }
+
+    pub fn skipped_packets(&self) -> u64 {
+        self.pacer.skipped
+    }
+
+    /// Sends `samples` (8 kHz mono) from the next frame on; a digit stops it when `barge_in`.
+    pub fn play(&mut self, samples: Arc<[i16]>, barge_in: bool) {
+        self.finish_playback(true);
+        self.mode = Mode::Playing {
+            samples,
+            pos: 0,
+            barge_in,
+        };
+        self.out.mark_talkspurt();
+    }
+
+    pub fn stop_playback(&mut self) {
+        self.finish_playback(true);
+        self.mode = Mode::Idle;
+    }
+
+    /// From now on this leg sends what the bridged leg relays to it, and relays what it receives.
+    pub fn bridge(&mut self) {
+        self.finish_playback(true);
+        self.mode = Mode::Bridged;
+        self.out.mark_talkspurt();
+    }
+
+    pub fn unbridge(&mut self) {
+        if matches!(self.mode, Mode::Bridged) {
+            self.mode = Mode::Idle;
+            self.out.mark_talkspurt();
+        }
+    }
+
+    fn finish_playback(&mut self, interrupted: bool) {
+        if matches!(self.mode, Mode::Playing { .. }) {
+            self.mode = Mode::Idle;
+            self.emit(MediaEvent::PlaybackFinished { interrupted });
+        }
+    }
+
+    /// Sends one key press: RFC 4733 events when negotiated, else an in-band tone.
+    pub fn send_digit(&mut self, now: Instant, digit: char) {
+        if self.config.event_pt.is_none() {
+            self.tone_out.extend(dtmf::tone(digit, 100, 8000));
+            self.tone_out.extend(std::iter::repeat_n(0, 480)); // inter-digit pause
+            return;
+        }
+        let Some(burst) = dtmf::event_burst(digit, 100, 20, 10) else {
+            return;
+        };
+        let position = (self
+            .pacer
+            .next_deadline()
+            .saturating_duration_since(self.t0)
+            .as_nanos()
+            * u128::from(RATE)
+            / 1_000_000_000) as u32;
+        let start = self.pacer.next_deadline().max(now);
+        for ((offset, event), marker) in
+            burst.offsets_ms.iter().zip(burst.events).zip(burst.markers)
+        {
+            self.events_out.push_back(EventPacket {
+                due: start + Duration::from_millis(u64::from(*offset)),
+                position,
+                marker,
+                event,
+            });
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<MediaOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// The next instant the session must be woken.
+    pub fn poll_timeout(&self) -> Instant {
+        let mut next = self.pacer.next_deadline();
+        if let Some(e) = self.events_out.front() {
+            next = next.min(e.due);
+        }
+        next
+    }
+
+    fn emit(&mut self, event: MediaEvent) {
+        self.outputs.push_back(MediaOutput::Event(event));
+    }
+
+    fn destination(&self) -> Option<SocketAddr> {
+        self.incoming.latched().or(self.config.remote)
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for n in self.pacer.due(now) {
+            self.send_frame(n);
+        }
+        while self.events_out.front().is_some_and(|e| e.due <= now) {
+            if let (Some(e), Some(pt), Some(to)) = (
+                self.events_out.pop_front(),
+                self.config.event_pt,
+                self.destination(),
+            ) {
+                let bytes =
+                    self.out
+                        .packet_with_marker(pt, e.position, e.marker, &e.event.to_bytes());
+                self.outputs.push_back(MediaOutput::Rtp { to, bytes });
+            }
+        }
+        self.play_out(position_at(self.t0, now));
+        let expecting = self.config.direction.receives();
+        if expecting
+            && !self.timed_out
+            && now.saturating_duration_since(self.last_activity) >= self.config.media_timeout
+        {
+            self.timed_out = true;
+            self.emit(MediaEvent::Timeout);
+        }
+        if !expecting {
+            // On hold the peer sends nothing; the timer restarts when it resumes.
+            self.last_activity = now;
+        }
+    }
+
+    /// One frame on the pacing grid: prompt, tone or silence (nothing while bridged: the other leg's
+    /// packets are relayed as they come).
+    fn send_frame(&mut self, n: u64) {
+        let position = n * self.config.ptime.as_millis() as u64 * RATE / 1000;
+        let samples_per_frame = (self.config.ptime.as_millis() as u64 * RATE / 1000) as usize;
+        self.frame.clear();
+        let mut played = false;
+        let mut finished = false;
+        match &mut self.mode {
+            Mode::Bridged => return,
+            Mode::Playing { samples, pos, .. } => {
+                let end = (*pos + samples_per_frame).min(samples.len());
+                self.frame.extend_from_slice(&samples[*pos..end]);
+                *pos = end;
+                finished = end >= samples.len();
+                played = true;
+            }
+            Mode::Idle => {}
+        }
+        if !self.tone_out.is_empty() {
+            self.frame.clear();
+            let take = samples_per_frame.min(self.tone_out.len());
+            self.frame.extend(self.tone_out.drain(..take));
+        }
+        self.frame.resize(samples_per_frame, 0);
+        if played && self.record {
+            let samples = self.frame.clone();
+            self.emit(MediaEvent::Played {
+                at_sample: position,
+                samples,
+            });
+        }
+        if finished {
+            self.mode = Mode::Idle;
+            self.emit(MediaEvent::PlaybackFinished { interrupted: false });
+        }
+        if !self.config.direction.sends() {
+            return;
+        }
+        let Some(to) = self.destination() else { return };
+        self.encoded.clear();
+        self.config.law.encode_into(&self.frame, &mut self.encoded);
+        let bytes = self
+            .out
+            .packet(self.config.law.payload_type(), position, &self.encoded);
+        self.outputs.push_back(MediaOutput::Rtp { to, bytes });
+    }
+
+    /// A datagram on the RTP port.
+    pub fn on_rtp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let now_position = position_at(self.t0, now);
+        let Ok(packet) = self.incoming.on_datagram(now_position, from, datagram) else {
+            return;
+        };
+        self.last_activity = now;
+        self.timed_out = false;
+        if Some(packet.payload_type) == self.config.event_pt {
+            self.on_event_packet(packet);
+            return;
+        }
+        let law = match packet.payload_type {
+            0 => Law::Ulaw,
+            8 => Law::Alaw,
+            _ => return, // comfort noise and anything unnegotiated
+        };
+        if matches!(self.mode, Mode::Bridged) {
+            self.outputs.push_back(MediaOutput::Relay(Relay::Audio {
+                law,
+                position: packet.position,
+                marker: packet.marker,
+                payload: packet.payload.clone(),
+            }));
+        }
+        if packet.position < self.played_until || packet.position > now_position + MAX_BUFFERED {
+            return; // too late for playout, or absurdly early
+        }
+        let mut pcm = Vec::with_capacity(packet.payload.len());
+        law.decode_into(&packet.payload, &mut pcm);
+        self.playout.insert(packet.position, pcm);
+    }
+
+    /// RTCP or anything on the RTCP port counts as a sign of life from the latched peer.
+    pub fn on_rtcp(&mut self, now: Instant, from: SocketAddr) {
+        if self.incoming.latched().is_none_or(|a| a.ip() == from.ip()) {
+            self.last_activity = now;
+        }
+    }
+
+    fn on_event_packet(&mut self, packet: Received) {
+        let Some(event) = TelephoneEvent::parse(&packet.payload) else {
+            return;
+        };
+        if matches!(self.mode, Mode::Bridged) {
+            self.outputs.push_back(MediaOutput::Relay(Relay::Event {
+                position: packet.position,
+                marker: packet.marker,
+                event,
+            }));
+        }
+        if let Some(digit) = self
+            .events_in
+            .on_event(packet.timestamp, packet.marker, event)
+            && let Some(digit) = self.merger.rfc4733(digit, packet.position)
+        {
+            self.digit(digit, DigitSource::Rfc4733, packet.position);
+        }
+    }
+
+    fn digit(&mut self, digit: char, source: DigitSource, at_sample: u64) {
+        self.emit(MediaEvent::Digit {
+            digit,
+            source,
+            at_sample,
+        });
+        if let Mode::Playing { barge_in: true, .. } = self.mode {
+            self.finish_playback(true);
+            self.mode = Mode::Idle;
+        }
+    }
+
+    /// Releases received audio that has waited `PLAYOUT_DELAY`, in order, to the in-band detector
+    /// and the recorder; gaps (lost packets) are silence.
+    fn play_out(&mut self, now_position: u64) {
+        let until = now_position.saturating_sub(PLAYOUT_DELAY);
+        while let Some(entry) = self.playout.first_entry() {
+            let position = *entry.key();
+            if position + entry.get().len() as u64 > until {
+                break;
+            }
+            let samples = entry.remove();
+            if position > self.played_until {
+                // Lost packets are silence to the detector, so its clock stays the call's.
+                let gap = (position - self.played_until) as usize;
+                self.detect_gap(gap, position);
+            }
+            let start = position.max(self.played_until);
+            let skip = (start - position) as usize;
+            if skip < samples.len() {
+                self.detect(&samples[skip..]);
+                if self.record {
+                    self.emit(MediaEvent::Heard {
+                        at_sample: start,
+                        samples: samples[skip..].to_vec(),
+                    });
+                }
+            }
+            self.played_until = position + samples.len() as u64;
+        }
+        if self.played_until + MAX_BUFFERED < until {
+            // Nothing received for a long while: move the playout point on.
+            self.played_until = until;
+            self.restart_detector(until);
+        }
+    }
+
+    fn restart_detector(&mut self, at: u64) {
+        self.inband = InbandDetector::new();
+        self.inband_base = at;
+    }
+
+    /// `gap` samples of silence before `next`; a long gap restarts the detector instead.
+    fn detect_gap(&mut self, gap: usize, next: u64) {
+        if gap as u64 > PLAYOUT_DELAY * 4 {
+            self.restart_detector(next);
+        } else {
+            self.detect(&vec![0; gap]);
+        }
+    }
+
+    fn detect(&mut self, samples: &[i16]) {
+        for hit in self.inband.push(samples) {
+            let at_sample = self.inband_base + hit.start_sample;
+            if let Some(digit) = self.merger.inband(hit.digit, at_sample) {
+                self.digit(digit, DigitSource::Inband, at_sample);
+            }
+        }
+    }
+
+    /// A packet the bridged leg received, sent on this leg with our SSRC, sequence and clock
+    /// (transcoded when the laws differ; telephone-events move to our payload type).
+    pub fn relay(&mut self, packet: &Relay) {
+        if !self.config.direction.sends() {
+            return;
+        }
+        let Some(to) = self.destination() else { return };
+        let bytes = match packet {
+            Relay::Audio {
+                law,
+                position,
+                marker,
+                payload,
+            } => {
+                let marker = self.out.take_marker() || *marker;
+                if *law == self.config.law {
+                    self.out.packet_with_marker(
+                        law.payload_type(),
+                        *position as u32,
+                        marker,
+                        payload,
+                    )
+                } else {
+                    self.encoded.clear();
+                    law.transcode(self.config.law, payload, &mut self.encoded);
+                    let encoded = std::mem::take(&mut self.encoded);
+                    let b = self.out.packet_with_marker(
+                        self.config.law.payload_type(),
+                        *position as u32,
+                        marker,
+                        &encoded,
+                    );
+                    self.encoded = encoded;
+                    b
+                }
+            }
+            Relay::Event {
+                position,
+                marker,
+                event,
+            } => {
+                // A peer without telephone-event hears nothing of the other's key presses; the IVR
+                // still sees them on the leg they came from.
+                let Some(pt) = self.config.event_pt else {
+                    return;
+                };
+                self.out
+                    .packet_with_marker(pt, *position as u32, *marker, &event.to_bytes())
+            }
+        };
+        self.outputs.push_back(MediaOutput::Rtp { to, bytes });
+    }
+}
+
+/// Call-clock position (8 kHz samples since `t0`) of an instant.
+pub fn position_at(t0: Instant, now: Instant) -> u64 {
+    (now.saturating_duration_since(t0).as_nanos() * u128::from(RATE) / 1_000_000_000) as u64
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,487 @@
+//! The call layer inside the SIP task: what happens to an incoming call (RTP port, SDP answer,
+//! ringing, answer, its media task), re-INVITEs, and the end of a call with its records.
+//!
+//! Each answered call gets a task of its own (`call_task`) that owns its sockets, media and recorder;
+//! this module keeps only the bookkeeping the SIP side needs and talks to the tasks over channels.
+
+use super::call_task::{self, CallCommand, CallNotice, CallSetup};
+use super::ports::PortPool;
+use super::records::{RecordOp, RecordsTx};
+use crate::media::prompt::PromptCache;
+use crate::media::session::{DigitSource, SessionConfig};
+use crate::sip::dialog::LegId;
+use crate::sip::endpoint::{EndReason, Endpoint, IncomingCall};
+use crate::sip::sdp::{self, Negotiated};
+use crate::store::{NewCall, NewLeg};
+use bytes::Bytes;
+use chrono::Utc;
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+#[derive(Debug, Clone)]
+pub struct CallsConfig {
+    /// Ringing before answer (`calls.answer_delay`).
+    pub answer_delay: Duration,
+    /// Played to every answered call (`calls.greeting`, in the sounds dir) until the IVR takes over.
+    pub greeting: Option<PathBuf>,
+    /// Record every answered call (`calls.record`).
+    pub record: bool,
+    pub media_timeout: Duration,
+    pub data_dir: PathBuf,
+    pub public_ip: Option<IpAddr>,
+    /// Address RTP sockets bind to (the SIP listen address, or all interfaces).
+    pub rtp_bind: IpAddr,
+    pub node_id: String,
+}
+
+struct ActiveCall {
+    call_id: String,
+    sip_call_id: String,
+    port: Option<u16>,
+    sockets: Option<(std::net::UdpSocket, std::net::UdpSocket)>,
+    negotiated: Option<Negotiated>,
+    answered: bool,
+    answer_sdp: Option<Bytes>,
+    task: Option<mpsc::UnboundedSender<CallCommand>>,
+    /// Set when the media side ended the call (e.g. media timeout): the disposition to record.
+    ended_by_media: Option<&'static str>,
+    /// SIP says the call is over; waiting for the media task to finish.
+    ended: bool,
+}
+
+pub struct Calls {
+    config: CallsConfig,
+    ports: PortPool,
+    prompts: Arc<PromptCache>,
+    records: RecordsTx,
+    notices: mpsc::UnboundedSender<CallNotice>,
+    active: HashMap<LegId, ActiveCall>,
+    pending_answers: BTreeSet<(Instant, LegId)>,
+}
+
+impl Calls {
+    pub fn new(
+        config: CallsConfig,
+        ports: PortPool,
+        prompts: Arc<PromptCache>,
+        records: RecordsTx,
+        notices: mpsc::UnboundedSender<CallNotice>,
+    ) -> Self {
+        Calls {
+            config,
+            ports,
+            prompts,
+            records,
+            notices,
+            active: HashMap::new(),
+            pending_answers: BTreeSet::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.active.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.active.is_empty()
+    }
+
+    pub fn free_ports(&self) -> usize {
+        self.ports.available()
+    }
+
+    pub fn next_wake(&self) -> Option<Instant> {
+        self.pending_answers.first().map(|(at, _)| *at)
+    }
+
+    pub fn incoming(&mut self, endpoint: &mut Endpoint, now: Instant, call: IncomingCall) {
+        let utc = Utc::now();
+        let call_id = new_call_id(utc);
+        let span = tracing::info_span!("call", call_id = %call_id, sip_call_id = %call.sip_call_id);
+        let _entered = span.enter();
+        metrics::counter!("openline_calls_started_total").increment(1);
+        tracing::info!(from = %call.from.uri, to = %call.request_uri, peer = %call.peer.addr, "incoming call");
+        let _ = self.records.send(RecordOp::CallStarted {
+            leg: call.leg,
+            call: NewCall {
+                id: call_id.clone(),
+                node_id: self.config.node_id.clone(),
+                direction: "inbound".into(),
+                caller: call.from.user().unwrap_or(&call.from.uri).to_string(),
+                caller_name: call.from.display_name.clone(),
+                callee: crate::sip::message::grammar::uri_user(&call.request_uri)
+                    .unwrap_or(&call.request_uri)
+                    .to_string(),
+                started_at: utc,
+            },
+            sip_leg: NewLeg {
+                call_id: call_id.clone(),
+                sip_call_id: call.sip_call_id.clone(),
+                direction: "inbound".into(),
+                local_tag: None,
+                remote_tag: call.from.tag().map(str::to_string),
+                remote_uri: call.from.uri.clone(),
+                remote_addr: Some(call.peer.addr.to_string()),
+                transport: call.peer.transport.as_str().into(),
+                started_at: utc,
+            },
+        });
+        self.active.insert(
+            call.leg,
+            ActiveCall {
+                call_id,
+                sip_call_id: call.sip_call_id.clone(),
+                port: None,
+                sockets: None,
+                negotiated: None,
+                answered: false,
+                answer_sdp: None,
+                task: None,
+                ended_by_media: None,
+                ended: false,
+            },
+        );
+        let negotiated = if call.offer.is_empty() {
+            None
+        } else {
+            match sdp::negotiate(&call.offer) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    tracing::info!(error = %e, "no usable media offer");
+                    endpoint.reject(now, call.leg, 488, "Not Acceptable Here");
+                    return;
+                }
+            }
+        };
+        let Some((port, sockets)) = self.bind_rtp() else {
+            tracing::warn!("no free RTP port");
+            endpoint.reject(now, call.leg, 503, "Service Unavailable");
+            return;
+        };
+        let local_ip = self
+            .config
+            .public_ip
+            .unwrap_or_else(|| local_ip_towards(call.peer.addr.ip()));
+        let session_id = utc.timestamp_micros().unsigned_abs();
+        let answer = sdp::write(local_ip, port, session_id, negotiated.as_ref());
+        if let Some(active) = self.active.get_mut(&call.leg) {
+            active.port = Some(port);
+            active.sockets = Some(sockets);
+            active.negotiated = negotiated;
+            active.answer_sdp = Some(Bytes::from(answer));
+        }
+        endpoint.ring(now, call.leg);
+        self.pending_answers
+            .insert((now + self.config.answer_delay, call.leg));
+        self.answer_due(endpoint, now);
+    }
+
+    /// An even port whose RTP and RTCP sockets both bind; ports in use elsewhere are skipped.
+    fn bind_rtp(&mut self) -> Option<(u16, (std::net::UdpSocket, std::net::UdpSocket))> {
+        for _ in 0..8 {
+            let port = self.ports.allocate()?;
+            let bind = |p: u16| -> std::io::Result<std::net::UdpSocket> {
+                let s = std::net::UdpSocket::bind(SocketAddr::new(self.config.rtp_bind, p))?;
+                s.set_nonblocking(true)?;
+                Ok(s)
+            };
+            match (bind(port), bind(port + 1)) {
+                (Ok(rtp), Ok(rtcp)) => return Some((port, (rtp, rtcp))),
+                _ => {
+                    tracing::debug!(port, "RTP port busy, trying another");
+                    self.ports.release(port);
+                }
+            }
+        }
+        None
+    }
+
+    /// Answers the calls whose ringing time is over and starts their media tasks.
+    pub fn answer_due(&mut self, endpoint: &mut Endpoint, now: Instant) {
+        while let Some(&(at, leg)) = self.pending_answers.first() {
+            if at > now {
+                break;
+            }
+            self.pending_answers.remove(&(at, leg));
+            let Some(active) = self.active.get_mut(&leg) else {
+                continue; // cancelled while ringing
+            };
+            let (Some(sdp), Some((rtp, rtcp)), Some(port)) =
+                (active.answer_sdp.take(), active.sockets.take(), active.port)
+            else {
+                continue;
+            };
+            active.answered = true;
+            endpoint.answer(now, leg, sdp);
+            let _ = self.records.send(RecordOp::CallAnswered {
+                leg,
+                at: Utc::now(),
+            });
+            let session = session_config(active.negotiated.as_ref(), self.config.media_timeout);
+            let record_to = self.config.record.then(|| {
+                let day = Utc::now().format("%Y/%m/%d").to_string();
+                self.config
+                    .data_dir
+                    .join("recordings")
+                    .join(day)
+                    .join(format!("{}.wav", active.call_id))
+            });
+            let (tx, rx) = mpsc::unbounded_channel();
+            active.task = Some(tx);
+            let setup = CallSetup {
+                leg,
+                call_id: active.call_id.clone(),
+                port,
+                rtp,
+                rtcp,
+                session,
+                t0: now,
+                greeting: self.config.greeting.clone(),
+                record_to,
+                prompts: self.prompts.clone(),
+            };
+            let span = tracing::info_span!("call", call_id = %active.call_id);
+            tokio::spawn(call_task::run(setup, rx, self.notices.clone()).instrument(span));
+        }
+    }
+
+    /// A re-INVITE offer on an answered call: hold, resume or a new address.
+    pub fn reoffer(&mut self, endpoint: &mut Endpoint, now: Instant, leg: LegId, offer: &[u8]) {
+        let Some(active) = self.active.get_mut(&leg) else {
+            endpoint.reject_reinvite(now, leg, 481, "Call/Transaction Does Not Exist");
+            return;
+        };
+        let negotiated = match sdp::negotiate(offer) {
+            Ok(n) => n,
+            Err(_) => {
+                endpoint.reject_reinvite(now, leg, 488, "Not Acceptable Here");
+                return;
+            }
+        };
+        let (Some(port), Some(task)) = (active.port, active.task.as_ref()) else {
+            endpoint.reject_reinvite(now, leg, 491, "Request Pending");
+            return;
+        };
+        let local_ip = self.config.public_ip.unwrap_or_else(|| {
+            negotiated
+                .remote_ip
+                .filter(|ip| !ip.is_unspecified())
+                .map(local_ip_towards)
+                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+        });
+        let _ = task.send(CallCommand::Renegotiate(session_config(
+            Some(&negotiated),
+            self.config.media_timeout,
+        )));
+        let session_id = Utc::now().timestamp_micros().unsigned_abs();
+        let answer = sdp::write(local_ip, port, session_id, Some(&negotiated));
+        active.negotiated = Some(negotiated);
+        endpoint.answer_reinvite(now, leg, Bytes::from(answer));
+    }
+
+    /// SIP says the leg is over: the call row gets its disposition, the media task stops.
+    pub fn leg_ended(&mut self, leg: LegId, reason: EndReason) {
+        let Some(active) = self.active.get_mut(&leg) else {
+            return;
+        };
+        let (mut disposition, hangup_by, final_status) = disposition(reason, active.answered);
+        if let Some(by_media) = active.ended_by_media {
+            disposition = by_media.to_string();
+        }
+        tracing::info!(
+            call_id = %active.call_id,
+            sip_call_id = %active.sip_call_id,
+            disposition = %disposition,
+            "call ended"
+        );
+        metrics::counter!("openline_calls_ended_total", "disposition" => disposition.clone())
+            .increment(1);
+        let _ = self.records.send(RecordOp::CallEnded {
+            leg,
+            at: Utc::now(),
+            disposition,
+            hangup_by,
+            final_status,
+        });
+        active.ended = true;
+        match active.task.take() {
+            Some(task) => {
+                let _ = task.send(CallCommand::Stop);
+            }
+            None => self.release(leg),
+        }
+    }
+
+    fn release(&mut self, leg: LegId) {
+        if let Some(active) = self.active.remove(&leg)
+            && let Some(port) = active.port
+        {
+            self.ports.release(port);
+        }
+        let _ = self.records.send(RecordOp::Forget { leg });
+    }
+
+    /// Something the media task reports.
+    pub fn notice(&mut self, endpoint: &mut Endpoint, now: Instant, notice: CallNotice) {
+        match notice {
+            CallNotice::Digit {
+                leg,
+                digit,
+                source,
+                at_ms,
+            } => {
+                let source = match source {
+                    DigitSource::Rfc4733 => "rfc4733",
+                    DigitSource::Inband => "inband",
+                };
+                metrics::counter!("openline_dtmf_digits_total", "source" => source).increment(1);
+                self.event(leg, "digit", serde_json::json!({ "digit": digit.to_string(), "source": source, "at_ms": at_ms }));
+            }
+            CallNotice::MediaTimeout { leg } => {
+                tracing::warn!(leg, "no media from the peer; hanging up");
+                if let Some(active) = self.active.get_mut(&leg) {
+                    active.ended_by_media = Some("failed.media_timeout");
+                }
+                self.event(leg, "media_timeout", serde_json::json!({}));
+                endpoint.hangup(now, leg);
+            }
+            CallNotice::RecordingFailed { leg, error } => {
+                self.event(
+                    leg,
+                    "recording_failed",
+                    serde_json::json!({ "error": error }),
+                );
+            }
+            CallNotice::Finished {
+                leg,
+                port,
+                recording,
+                stats,
+            } => {
+                metrics::counter!("openline_rtp_packets_sent_total").increment(stats.packets_sent);
+                metrics::counter!("openline_rtp_packets_received_total")
+                    .increment(stats.packets_received);
+                metrics::counter!("openline_rtp_packets_lost_total")
+                    .increment(stats.packets_lost.max(0) as u64);
+                metrics::counter!("openline_rtp_pacing_skipped_total").increment(stats.skipped);
+                if let Some((path, info)) = recording {
+                    let relative = path
+                        .strip_prefix(&self.config.data_dir)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string();
+                    self.event(
+                        leg,
+                        "recording",
+                        serde_json::json!({
+                            "path": relative,
+                            "duration_ms": info.duration_ms,
+                            "size_bytes": info.size_bytes,
+                        }),
+                    );
+                }
+                if let Some(active) = self.active.get_mut(&leg) {
+                    active.task = None;
+                    if !active.ended {
+                        // The media side stopped on its own (socket error): end the call.
+                        endpoint.hangup(now, leg);
+                        return;
+                    }
+                }
+                self.active.remove(&leg);
+                self.ports.release(port);
+                let _ = self.records.send(RecordOp::Forget { leg });
+            }
+        }
+    }
+
+    fn event(&self, leg: LegId, kind: &'static str, detail: serde_json::Value) {
+        let _ = self.records.send(RecordOp::CallEvent {
+            leg,
+            at: Utc::now(),
+            kind,
+            detail,
+        });
+    }
+}
+
+fn session_config(negotiated: Option<&Negotiated>, media_timeout: Duration) -> SessionConfig {
+    use crate::media::g711::Law;
+    use crate::media::session::Direction;
+    match negotiated {
+        Some(n) => SessionConfig {
+            law: n.law,
+            event_pt: n.telephone_event,
+            remote: n.remote(),
+            direction: n.direction,
+            media_timeout,
+            ptime: Duration::from_millis(20),
+        },
+        // Late offer: we offered PCMU and telephone-event 101; the ACK's answer is not read yet,
+        // so we send PCMU to whoever sends to us first.
+        None => SessionConfig {
+            law: Law::Ulaw,
+            event_pt: Some(101),
+            remote: None,
+            direction: Direction::SendRecv,
+            media_timeout,
+            ptime: Duration::from_millis(20),
+        },
+    }
+}
+
+/// Stable, dotted disposition codes stored on the call (read by people and reports).
+fn disposition(reason: EndReason, answered: bool) -> (String, Option<&'static str>, Option<i32>) {
+    match reason {
+        EndReason::RemoteBye if answered => {
+            ("answered.caller_hangup".into(), Some("caller"), Some(200))
+        }
+        EndReason::RemoteBye => ("cancelled.by_caller".into(), Some("caller"), Some(487)),
+        EndReason::LocalBye => ("answered.system_hangup".into(), Some("system"), Some(200)),
+        EndReason::Cancelled => ("cancelled.by_caller".into(), Some("caller"), Some(487)),
+        EndReason::AckTimeout => ("failed.ack_timeout".into(), Some("system"), Some(200)),
+        EndReason::Rejected(status) => (
+            format!("rejected.{status}"),
+            Some("system"),
+            Some(i32::from(status)),
+        ),
+    }
+}
+
+/// A UUIDv7 from the wall clock: ids sort by start time, across nodes.
+fn new_call_id(utc: chrono::DateTime<Utc>) -> String {
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        utc.timestamp().max(0) as u64,
+        utc.timestamp_subsec_nanos(),
+    );
+    uuid::Uuid::new_v7(ts).to_string()
+}
+
+/// The local address of the interface that routes to `peer` (no packet is sent: a UDP connect only
+/// asks the kernel for the route). Falls back to loopback.
+pub fn local_ip_towards(peer: IpAddr) -> IpAddr {
+    let bind: SocketAddr = if peer.is_ipv6() {
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+    } else {
+        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
+    };
+    std::net::UdpSocket::bind(bind)
+        .and_then(|s| {
+            s.connect((peer, 9))?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(if peer.is_ipv6() {
+            IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        } else {
+            IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        })
+}
