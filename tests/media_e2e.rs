@@ -83,7 +83,9 @@ fn caller_hears_the_prompt_presses_digits_and_the_call_is_recorded_in_stereo() {
     // 1. The caller heard the prompt: correlation with the 8 kHz reference.
     let heard = assemble(&received);
     let reference = test_signal(8000, 2.0, 0.0);
-    let (correlation, _) = best_correlation(&heard, &reference[..12_000], 4000);
+    // The server's packets carry its call clock: `heard` starts at its first frame (the answer), so
+    // the lag is where the prompt started on that clock (after the prompt was loaded).
+    let (correlation, heard_lag) = best_correlation(&heard, &reference[..12_000], 4000);
     assert!(correlation >= 0.9, "prompt correlation {correlation:.3}");
 
     // 2. Digits from both paths are in the call's events.
@@ -141,12 +143,13 @@ fn caller_hears_the_prompt_presses_digits_and_the_call_is_recorded_in_stereo() {
         voice_corr > 0.9,
         "left channel is the caller ({voice_corr:.3})"
     );
-    // The caller started talking `started - answered` after the answer; the prompt at the answer.
+    // The caller started talking `started - answered` after the answer; the prompt started at
+    // `heard_lag` on the server's clock. Both must sit there in the recording.
     let caller_offset = started.duration_since(answered).as_secs_f64() * 8000.0;
-    let skew = (voice_lag as f64 - caller_offset) - prompt_lag as f64;
+    let skew = (voice_lag as f64 - caller_offset) - (prompt_lag as f64 - heard_lag as f64);
     eprintln!(
         "prompt heard r={correlation:.3}; recording {seconds:.2}/{expected:.2} s; \
-         right r={prompt_corr:.3} lag={prompt_lag}; left r={voice_corr:.3} lag={voice_lag}; skew {:.1} ms",
+         right r={prompt_corr:.3} lag={prompt_lag} (heard at {heard_lag}); left r={voice_corr:.3} lag={voice_lag}; skew {:.1} ms",
         skew / 8.0
     );
     assert!(
@@ -221,4 +224,33 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
         }
     }
     None
+}
+
+#[test]
+fn no_media_from_the_caller_ends_the_call_after_the_media_timeout() {
+    let server = Server::start("[calls]\nmedia_timeout = \"2s\"\n");
+    let sip = UdpPeer::new(server.sip);
+    let mut rtp = RtpPeer::new();
+    let ok = invite_with(&sip, "media-silent", "100", &offer(rtp.port(), 101));
+    rtp.remote = Some(sdp_media_addr(&ok));
+    ack(&sip, "media-silent", &ok);
+    rtp.converse(&vec![0i16; 1600], &[]); // 200 ms of media, then nothing
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let bye = loop {
+        assert!(Instant::now() < deadline, "no BYE after the media timeout");
+        if let Some(msg) = sip.recv()
+            && msg.starts_with("BYE ")
+        {
+            break msg;
+        }
+    };
+    answer_ok(&sip, &bye);
+    let calls = server.wait_for_calls("", "the timed-out call", |c| {
+        c.len() == 1 && !c[0]["ended_at"].is_null()
+    });
+    assert_eq!(
+        calls[0]["disposition"], "failed.media_timeout",
+        "{:#?}",
+        calls[0]
+    );
 }

@@ -10,5 +10,6 @@ pub mod g711;
 pub mod pacing;
 pub mod prompt;
 pub mod recorder;
+pub mod rtcp;
 pub mod rtp;
 pub mod session;

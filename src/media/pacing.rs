@@ -28,12 +28,13 @@ impl Pacer {
         }
     }
 
-    /// A pacer on `t0`'s grid whose first packet is the first one due at or after `now` (a leg that
-    /// joins a call later keeps the call's grid).
+    /// A pacer on `t0`'s grid whose first packet is the one whose slot `now` falls in (a leg that
+    /// joins a call later keeps the call's grid; a task that starts a few ms late still sends the
+    /// call's first frame).
     pub fn joining(t0: Instant, ptime: Duration, now: Instant) -> Self {
         let elapsed = now.saturating_duration_since(t0).as_nanos();
         let ptime_ns = ptime.as_nanos().max(1);
-        let next = elapsed.div_ceil(ptime_ns) as u64;
+        let next = (elapsed / ptime_ns) as u64;
         Pacer {
             t0,
             ptime,
@@ -101,7 +102,7 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(Pacer::joining(t0, PTIME, t0).next_deadline(), t0);
         let p = Pacer::joining(t0, PTIME, t0 + Duration::from_millis(41));
-        assert_eq!(p.next_deadline(), t0 + Duration::from_millis(60));
+        assert_eq!(p.next_deadline(), t0 + Duration::from_millis(40));
     }
 
     #[test]

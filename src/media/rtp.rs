@@ -195,6 +195,11 @@ impl Incoming {
         self.latched
     }
 
+    /// The peer's current SSRC.
+    pub fn ssrc(&self) -> Option<u32> {
+        self.ssrc
+    }
+
     /// Takes a datagram from `from` that arrived when the call clock read `now_position`.
     pub fn on_datagram(
         &mut self,

@@ -6,6 +6,7 @@
 use super::dtmf::{self, DigitMerger, EventReceiver, InbandDetector, TelephoneEvent};
 use super::g711::Law;
 use super::pacing::Pacer;
+use super::rtcp::{self, PeerReports};
 use super::rtp::{Incoming, Outgoing, Received};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -96,7 +97,15 @@ pub enum Relay {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaOutput {
-    Rtp { to: SocketAddr, bytes: Vec<u8> },
+    Rtp {
+        to: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    /// To the peer's RTCP port (RTP port + 1, RFC 3550 §11).
+    Rtcp {
+        to: SocketAddr,
+        bytes: Vec<u8>,
+    },
     Event(MediaEvent),
     Relay(Relay),
 }
@@ -138,6 +147,10 @@ pub struct MediaSession {
     last_activity: Instant,
     timed_out: bool,
     record: bool,
+    peer_reports: PeerReports,
+    next_report: Instant,
+    /// NTP time at `t0`, for sender reports (the shell reads the wall clock, not this core).
+    ntp_t0: u64,
     outputs: VecDeque<MediaOutput>,
     frame: Vec<i16>,
     encoded: Vec<u8>,
@@ -170,6 +183,9 @@ impl MediaSession {
             last_activity: now,
             timed_out: false,
             record: false,
+            peer_reports: PeerReports::default(),
+            next_report: now + rtcp::INTERVAL,
+            ntp_t0: 0,
             outputs: VecDeque::new(),
             frame: Vec::with_capacity(160),
             encoded: Vec::with_capacity(160),
@@ -180,6 +196,11 @@ impl MediaSession {
 
     pub fn config(&self) -> &SessionConfig {
         &self.config
+    }
+
+    /// The wall clock at `t0` as NTP time, for the timestamps of our sender reports.
+    pub fn set_ntp_origin(&mut self, ntp_t0: u64) {
+        self.ntp_t0 = ntp_t0;
     }
 
     /// Emit `Heard`/`Played` audio for a recorder.
@@ -289,7 +310,7 @@ impl MediaSession {
 
     /// The next instant the session must be woken.
     pub fn poll_timeout(&self) -> Instant {
-        let mut next = self.pacer.next_deadline();
+        let mut next = self.pacer.next_deadline().min(self.next_report);
         if let Some(e) = self.events_out.front() {
             next = next.min(e.due);
         }
@@ -321,6 +342,10 @@ impl MediaSession {
             }
         }
         self.play_out(position_at(self.t0, now));
+        if now >= self.next_report {
+            self.next_report = now + rtcp::INTERVAL;
+            self.send_report(now);
+        }
         let expecting = self.config.direction.receives();
         if expecting
             && !self.timed_out
@@ -416,10 +441,32 @@ impl MediaSession {
         self.playout.insert(packet.position, pcm);
     }
 
-    /// RTCP or anything on the RTCP port counts as a sign of life from the latched peer.
-    pub fn on_rtcp(&mut self, now: Instant, from: SocketAddr) {
-        if self.incoming.latched().is_none_or(|a| a.ip() == from.ip()) {
+    /// RTCP from the peer (its address must match the latched one) is a sign of life too.
+    pub fn on_rtcp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        if self.incoming.latched().is_some_and(|a| a.ip() != from.ip()) {
+            return;
+        }
+        if self.peer_reports.on_datagram(now, datagram) {
             self.last_activity = now;
+        }
+    }
+
+    fn send_report(&mut self, now: Instant) {
+        let Some(rtp_to) = self.destination() else {
+            return;
+        };
+        let to = SocketAddr::new(rtp_to.ip(), rtp_to.port().wrapping_add(1));
+        let ntp = rtcp::ntp_at(self.ntp_t0, self.t0, now);
+        let peer_ssrc = self.incoming.ssrc();
+        if let Some(bytes) = rtcp::report(
+            now,
+            ntp,
+            &self.out,
+            peer_ssrc,
+            &mut self.incoming.stats,
+            &self.peer_reports,
+        ) {
+            self.outputs.push_back(MediaOutput::Rtcp { to, bytes });
         }
     }
 

@@ -107,6 +107,11 @@ pub async fn run(
         rand::random(),
         rand::random(),
     );
+    let since_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_sub(now.saturating_duration_since(setup.t0));
+    session.set_ntp_origin(crate::media::rtcp::ntp_from_unix(since_unix));
     let mut recorder = match &setup.record_to {
         Some(path) => match open_recorder(path) {
             Ok(r) => {
@@ -123,14 +128,12 @@ pub async fn run(
         },
         None => None,
     };
-    if let Some(path) = setup.greeting {
+    // Prompts decode on a blocking thread while the loop keeps reading RTP: the first packets'
+    // arrival times place the caller's audio on the call clock, so they must not wait.
+    let mut loading = setup.greeting.map(|path| {
         let prompts = setup.prompts.clone();
-        match tokio::task::spawn_blocking(move || prompts.get(&path)).await {
-            Ok(Ok(samples)) => session.play(samples, true),
-            Ok(Err(e)) => tracing::warn!(error = %e, "greeting cannot be played"),
-            Err(e) => tracing::warn!(error = %e, "prompt decoder failed"),
-        }
-    }
+        tokio::task::spawn_blocking(move || prompts.get(&path))
+    });
     let mut rtp_buf = vec![0u8; 2048];
     let mut rtcp_buf = vec![0u8; 2048];
     let mut header_flush = tokio::time::interval(Duration::from_secs(1));
@@ -146,8 +149,8 @@ pub async fn run(
                 }
             }
             received = rtcp.recv_from(&mut rtcp_buf) => {
-                if let Ok((_, from)) = received {
-                    session.on_rtcp(Instant::now(), from);
+                if let Ok((n, from)) = received {
+                    session.on_rtcp(Instant::now(), from, &rtcp_buf[..n]);
                 }
             }
             command = commands.recv() => match command {
@@ -156,6 +159,14 @@ pub async fn run(
                 Some(CallCommand::Stop) | None => break,
             },
             _ = tokio::time::sleep_until(wake) => session.handle_timeout(Instant::now()),
+            Some(loaded) = until_done(loading.as_mut()) => {
+                loading = None;
+                match loaded {
+                    Ok(Ok(samples)) => session.play(samples, true),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "greeting cannot be played"),
+                    Err(e) => tracing::warn!(error = %e, "prompt decoder failed"),
+                }
+            }
             _ = header_flush.tick() => {
                 if let Some((_, r)) = recorder.as_mut() {
                     let now_position = position_at(setup.t0, Instant::now());
@@ -172,6 +183,7 @@ pub async fn run(
                     stats.packets_sent += 1;
                     send(&rtp, to, &bytes).await;
                 }
+                MediaOutput::Rtcp { to, bytes } => send(&rtcp, to, &bytes).await,
                 MediaOutput::Relay(_) => {} // bridging arrives with the queues
                 MediaOutput::Event(event) => {
                     let write = match (&event, recorder.as_mut()) {
@@ -256,6 +268,16 @@ fn recorder_failed(
     *recorder = None;
     session.set_recording(false);
     let _ = notices.send(CallNotice::RecordingFailed { leg, error });
+}
+
+/// Waits for a running task, or forever when there is none (a disabled `select!` branch).
+async fn until_done<T>(
+    task: Option<&mut tokio::task::JoinHandle<T>>,
+) -> Option<Result<T, tokio::task::JoinError>> {
+    match task {
+        Some(task) => Some(task.await),
+        None => std::future::pending().await,
+    }
 }
 
 async fn send(socket: &UdpSocket, to: SocketAddr, bytes: &[u8]) {

@@ -92,6 +92,11 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         path: settings.data_dir.display().to_string(),
         source,
     })?;
+    // Two sockets per call: the default soft limit of 1024 files would cap us near 500 calls.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+    }
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| ServeError::Metrics(e.to_string()))?;

@@ -34,6 +34,7 @@ fn drain(s: &mut MediaSession) -> (Vec<Packet>, Vec<MediaEvent>, Vec<Relay>) {
             }
             MediaOutput::Event(e) => events.push(e),
             MediaOutput::Relay(r) => relays.push(r),
+            MediaOutput::Rtcp { .. } => {}
         }
     }
     (rtp, events, relays)
