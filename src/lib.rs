@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod config;
+pub mod crm;
 pub mod runtime;
 pub mod sip;
 pub mod store;

@@ -5,8 +5,11 @@
 //! `shutdown.drain_timeout` → the rest get BYE → listeners stop → the records writer empties its queue
 //! → the database pool closes last.
 
+pub mod background;
+pub mod events;
 pub mod ports;
 pub mod records;
+pub mod retention;
 pub mod sip_task;
 pub mod transport;
 
@@ -218,7 +221,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let tracker = TaskTracker::new();
     let io_token = CancellationToken::new();
     let (records_tx, records_rx) = mpsc::unbounded_channel();
-    let records = tokio::spawn(records::run(store.clone(), records_rx));
+    let events = events::EventBus::new();
+    let background = background::Background::spawn(&store, &settings, &events);
+    let records = tokio::spawn(records::run(store.clone(), records_rx, events.clone()));
     let (input_tx, input_rx) = mpsc::channel(16_384);
     let (command_tx, command_rx) = mpsc::channel(64);
     let udp = Arc::new(udp);
@@ -236,7 +241,12 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     );
     let sip_handle = tokio::spawn(sip_task.run(input_rx, command_rx));
 
-    let api_state = ApiState::new(store.clone(), metrics, node_id.clone());
+    let api_state = ApiState::new(
+        store.clone(),
+        metrics,
+        node_id.clone(),
+        api::ApiOptions::new(&settings, events),
+    );
     let http_token = CancellationToken::new();
     let http_stop = http_token.clone();
     let http_server = tokio::spawn(async move {
@@ -266,6 +276,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     http_token.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), http_server).await;
     let _ = records.await;
+    background.stop().await;
     store.close().await;
     tracing::info!("shutdown complete");
     Ok(())
