@@ -112,7 +112,7 @@ CREATE TABLE crm_outbox (
     method          TEXT    NOT NULL,
     payload         TEXT    NOT NULL,             -- JSON fields known when queued
     status          TEXT    NOT NULL,             -- pending | done | failed
-    attempts        INTEGER NOT NULL DEFAULT 0,
+    attempts        BIGINT  NOT NULL DEFAULT 0,
     next_attempt_at TIMESTAMPTZ NOT NULL,
     last_error      TEXT,
     created_at      TIMESTAMPTZ NOT NULL,
