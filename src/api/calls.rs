@@ -101,6 +101,7 @@ pub struct CallPage {
         ("disposition" = Option<String>, Query, description = "e.g. `answered` or `cancelled.by_caller`"),
         ("direction" = Option<String>, Query, description = "inbound | outbound | internal"),
         ("queue" = Option<String>, Query, description = "no call carries a queue yet: an empty page"),
+        ("rating" = Option<u8>, Query, description = "1..5; no call carries a rating yet: an empty page"),
         ("operator" = Option<String>, Query, description = "calls where this extension is a party"),
         ("limit" = Option<i64>, Query, description = "1..1000, default 100"),
         ("before" = Option<String>, Query, description = "paging cursor (next_before)"),
@@ -127,8 +128,19 @@ pub async fn list(
             "operator",
             "disposition",
             "direction",
+            "rating",
         ],
     )?;
+    let rating = p.text("rating");
+    if rating
+        .as_deref()
+        .is_some_and(|r| !matches!(r, "1" | "2" | "3" | "4" | "5"))
+    {
+        return Err(ApiError::bad_request(
+            "request.invalid_query",
+            "rating must be 1..5",
+        ));
+    }
     let mut filter = CallFilter {
         since: p.time("since")?,
         until: p.time("until")?,
@@ -140,7 +152,7 @@ pub async fn list(
     };
     // Two party constraints (number, operator, the operator token's own scope) must all hold:
     // with different values no call can match.
-    let mut empty = p.text("queue").is_some();
+    let mut empty = p.text("queue").is_some() || rating.is_some();
     for party in [p.text("operator"), caller.call_scope().map(str::to_owned)]
         .into_iter()
         .flatten()
