@@ -392,7 +392,7 @@ async fn recordings_lifecycle(store: Store, _: std::path::PathBuf) -> TestResult
     assert_eq!(rec.status, "recording");
     assert!(
         store
-            .latest_recordings(&[call.id.clone()])
+            .latest_recordings(std::slice::from_ref(&call.id))
             .await?
             .is_empty()
     );
@@ -406,7 +406,7 @@ async fn recordings_lifecycle(store: Store, _: std::path::PathBuf) -> TestResult
     );
     assert_eq!(
         store
-            .latest_recordings(&[call.id.clone()])
+            .latest_recordings(std::slice::from_ref(&call.id))
             .await?
             .get(&call.id),
         Some(&id)
