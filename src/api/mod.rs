@@ -50,9 +50,7 @@ impl ApiOptions {
         ApiOptions {
             events,
             data_dir: settings.data_dir.clone(),
-            country: DefaultCountry::parse(&settings.file.crm.default_country)
-                .or_else(|| DefaultCountry::parse("UA"))
-                .expect("UA is a country"),
+            country: DefaultCountry::parse(&settings.file.crm.default_country).unwrap_or_default(),
             session_ttl: settings.file.web.session_ttl,
             secure_cookie: settings.file.web.secure_cookie,
         }

@@ -18,6 +18,13 @@ pub enum PhoneError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DefaultCountry(CountryId);
 
+impl Default for DefaultCountry {
+    /// Ukraine, the default of `[crm] default_country`.
+    fn default() -> Self {
+        DefaultCountry(CountryId::UA)
+    }
+}
+
 impl DefaultCountry {
     /// `"UA"`, `"de"`, …; `None` for an unknown code.
     pub fn parse(code: &str) -> Option<DefaultCountry> {

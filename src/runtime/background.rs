@@ -21,8 +21,8 @@ pub struct Background {
 }
 
 /// The default country from the validated config (UA if it somehow is not valid).
-pub fn default_country(settings: &Settings) -> Option<DefaultCountry> {
-    DefaultCountry::parse(&settings.file.crm.default_country)
+pub fn default_country(settings: &Settings) -> DefaultCountry {
+    DefaultCountry::parse(&settings.file.crm.default_country).unwrap_or_default()
 }
 
 impl Background {
@@ -31,22 +31,21 @@ impl Background {
     pub fn spawn(store: &Store, settings: &Settings, events: &EventBus) -> Background {
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
-        if let Some(country) = default_country(settings) {
-            let sync = settings
-                .file
-                .crm_sync
-                .as_ref()
-                .map(|c| SyncSettings::new(c, settings.data_dir.clone(), country));
-            if let Some(sync) = sync.clone() {
-                tasks.push(tokio::spawn(sync::run(store.clone(), sync, stop.clone())));
-            }
-            tasks.push(tokio::spawn(worker::run(
-                store.clone(),
-                events.subscribe(),
-                CrmSettings { country, sync },
-                stop.clone(),
-            )));
+        let country = default_country(settings);
+        let sync = settings
+            .file
+            .crm_sync
+            .as_ref()
+            .map(|c| SyncSettings::new(c, settings.data_dir.clone(), country));
+        if let Some(sync) = sync.clone() {
+            tasks.push(tokio::spawn(sync::run(store.clone(), sync, stop.clone())));
         }
+        tasks.push(tokio::spawn(worker::run(
+            store.clone(),
+            events.subscribe(),
+            CrmSettings { country, sync },
+            stop.clone(),
+        )));
         tasks.push(tokio::spawn(retention::run(
             store.clone(),
             settings.file.retention.clone(),
