@@ -91,7 +91,12 @@ async fn sip_reader(socket: Arc<UdpSocket>, waiters: Waiters) {
                 }
             }
             ok.push_str("Content-Length: 0\r\n\r\n");
-            let _ = socket.send_to(ok.as_bytes(), socket.peer_addr().unwrap_or(([127, 0, 0, 1], 5060).into())).await;
+            let _ = socket
+                .send_to(
+                    ok.as_bytes(),
+                    socket.peer_addr().unwrap_or(([127, 0, 0, 1], 5060).into()),
+                )
+                .await;
             continue;
         }
         if let Some(tx) = waiters.lock().await.get(&call_id) {
@@ -148,8 +153,17 @@ async fn one_call(
     stats.answered = true;
     let to = header(&ok, "To").unwrap_or_default().to_string();
     let media: Option<SocketAddr> = ok.split("\r\n\r\n").nth(1).and_then(|b| {
-        let ip = b.lines().find_map(|l| l.strip_prefix("c=IN IP4 "))?.trim().to_string();
-        let port = b.lines().find_map(|l| l.strip_prefix("m=audio "))?.split_whitespace().next()?.to_string();
+        let ip = b
+            .lines()
+            .find_map(|l| l.strip_prefix("c=IN IP4 "))?
+            .trim()
+            .to_string();
+        let port = b
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))?
+            .split_whitespace()
+            .next()?
+            .to_string();
         format!("{ip}:{port}").parse().ok()
     });
     let ack = format!(
@@ -201,7 +215,10 @@ async fn one_call(
         stats.expected = u64::from(last_ts.wrapping_sub(ts_first)) / 160 + 1;
     }
     if let Some(min) = offsets_us.iter().min().copied() {
-        stats.deviations_us = offsets_us.iter().map(|o| (o - min).min(i64::from(u32::MAX)) as u32).collect();
+        stats.deviations_us = offsets_us
+            .iter()
+            .map(|o| (o - min).min(i64::from(u32::MAX)) as u32)
+            .collect();
     }
     let bye = format!(
         "BYE sip:openline@{server} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{sip_port};branch=z9hG4bK{call_id}b;rport\r\n\
@@ -245,7 +262,13 @@ async fn main() {
     let mut handles = Vec::with_capacity(args.calls);
     for i in 0..args.calls {
         let at = start + Duration::from_secs_f64(i as f64 / args.ramp_per_second.max(1) as f64);
-        handles.push(tokio::spawn(one_call(i, args.clone(), sip.clone(), waiters.clone(), at)));
+        handles.push(tokio::spawn(one_call(
+            i,
+            args.clone(),
+            sip.clone(),
+            waiters.clone(),
+            at,
+        )));
     }
     let mut answered = 0;
     let (mut received, mut expected) = (0u64, 0u64);

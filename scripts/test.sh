@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as a new developer and CI run it: installs what the tests need when it is
 # missing (Debian packages: sip-tester for SIPp, postgresql, iproute2/util-linux for the network
-# namespace), starts a throwaway PostgreSQL, then runs fmt, clippy and every test.
+# namespace, chromium and node for the browser test) and playwright-core from npm, starts a
+# throwaway PostgreSQL, then runs fmt, clippy and every test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,6 +13,10 @@ command -v sipp >/dev/null 2>&1 || need_packages+=(sip-tester)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_packages+=(postgresql)
 command -v ip >/dev/null 2>&1 || need_packages+=(iproute2)
 command -v unshare >/dev/null 2>&1 || need_packages+=(util-linux)
+# The managers' page browser test (tests/web.rs): Debian's chromium driven by playwright-core.
+[[ -x /usr/bin/chromium ]] || need_packages+=(chromium)
+command -v node >/dev/null 2>&1 || need_packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_packages+=(npm)
 if ((${#need_packages[@]})); then
     log "installing ${need_packages[*]}"
     if [[ $(id -u) -ne 0 ]]; then
@@ -21,6 +26,11 @@ if ((${#need_packages[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get -o DPkg::Lock::Timeout=300 update -qq
     apt-get -o DPkg::Lock::Timeout=300 install -y -qq "${need_packages[@]}" >/dev/null
+fi
+
+if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
+    log "installing playwright-core for the browser test (npm ci in tests/browser)"
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 log "starting a throwaway PostgreSQL"

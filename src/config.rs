@@ -84,6 +84,15 @@ pub struct FileConfig {
     #[serde(default)]
     pub calls: CallsConfig,
     #[serde(default)]
+    pub crm: CrmConfig,
+    /// Outbound sync of calls to an external CRM (Bitrix24's external-telephony webhooks).
+    #[serde(default)]
+    pub crm_sync: Option<CrmSyncConfig>,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+    #[serde(default)]
+    pub web: WebConfig,
+    #[serde(default)]
     pub operators: Vec<OperatorConfig>,
     #[serde(default)]
     pub api_tokens: Vec<ApiTokenConfig>,
@@ -188,6 +197,107 @@ impl Default for CallsConfig {
             record: false,
             media_timeout: Duration::from_secs(60),
             prompt_cache_mb: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrmConfig {
+    /// ISO 3166 country whose national notation numbers without `+` are read in.
+    pub default_country: String,
+}
+
+impl Default for CrmConfig {
+    fn default() -> Self {
+        CrmConfig {
+            default_country: "UA".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrmSyncConfig {
+    /// The inbound webhook's base URL; the method name and `.json` are appended
+    /// (`https://example.bitrix24.ua/rest/1/SECRET/` + `telephony.externalcall.register.json`).
+    pub url: String,
+    /// Bitrix24 user id calls are registered for when the operator has none in `users`.
+    #[serde(default = "one_u64")]
+    pub default_user_id: u64,
+    /// Operator extension → Bitrix24 user id.
+    #[serde(default)]
+    pub users: std::collections::BTreeMap<String, u64>,
+    /// LINE_NUMBER sent with register (optional).
+    pub line_number: Option<String>,
+    /// First retry delay; doubles per failed attempt up to `retry_max`.
+    #[serde(with = "duration_text", default = "five_seconds")]
+    pub retry_min: Duration,
+    #[serde(with = "duration_text", default = "ten_minutes")]
+    pub retry_max: Duration,
+    /// Events still undelivered this long after they were queued are given up.
+    #[serde(with = "duration_text", default = "seven_days")]
+    pub give_up_after: Duration,
+    /// Per-request timeout.
+    #[serde(with = "duration_text", default = "ten_seconds")]
+    pub timeout: Duration,
+}
+
+fn one_u64() -> u64 {
+    1
+}
+fn five_seconds() -> Duration {
+    Duration::from_secs(5)
+}
+fn ten_seconds() -> Duration {
+    Duration::from_secs(10)
+}
+fn ten_minutes() -> Duration {
+    Duration::from_secs(600)
+}
+fn seven_days() -> Duration {
+    Duration::from_secs(7 * 86_400)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Recordings older than this are deleted (file and row); unset keeps them.
+    #[serde(with = "optional_duration_text")]
+    pub recordings: Option<Duration>,
+    /// Call rows older than this are deleted with their legs and recordings; unset keeps them.
+    #[serde(with = "optional_duration_text")]
+    pub calls: Option<Duration>,
+    /// How often the sweep runs (the first run is at start).
+    #[serde(with = "duration_text")]
+    pub sweep_every: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            recordings: None,
+            calls: None,
+            sweep_every: Duration::from_secs(86_400),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// How long a browser session of the managers' page lasts.
+    #[serde(with = "duration_text")]
+    pub session_ttl: Duration,
+    /// Mark the session cookie `Secure` (set when the page is served over HTTPS by a proxy).
+    pub secure_cookie: bool,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookie: false,
         }
     }
 }
@@ -359,6 +469,30 @@ impl FileConfig {
                 reason: "list one or both of \"MD5\" and \"SHA-256\"".into(),
             });
         }
+        if crate::crm::DefaultCountry::parse(&self.crm.default_country).is_none() {
+            return Err(ConfigError::Invalid {
+                key: "crm.default_country",
+                reason: format!(
+                    "{:?} is not an ISO 3166 country code such as \"UA\"",
+                    self.crm.default_country
+                ),
+            });
+        }
+        if let Some(sync) = &self.crm_sync {
+            let scheme_ok = sync.url.starts_with("https://") || sync.url.starts_with("http://");
+            if !scheme_ok || sync.retry_min.is_zero() || sync.retry_max < sync.retry_min {
+                return Err(ConfigError::Invalid {
+                    key: "crm_sync",
+                    reason: "need an http(s) url, retry_min > 0 and retry_max >= retry_min".into(),
+                });
+            }
+        }
+        if self.retention.sweep_every.is_zero() {
+            return Err(ConfigError::Invalid {
+                key: "retention.sweep_every",
+                reason: "must be more than zero".into(),
+            });
+        }
         let t = &self.sip;
         if t.t1.is_zero() || t.t2 < t.t1 || t.min_expires > t.max_expires {
             return Err(ConfigError::Invalid {
@@ -375,7 +509,7 @@ pub fn decode_secret(hex_text: &str) -> Option<[u8; 32]> {
     bytes.try_into().ok()
 }
 
-/// Durations written as text: `500ms`, `20s`, `5m`, `2h`.
+/// Durations written as text: `500ms`, `20s`, `5m`, `2h`, `90d`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit())?;
@@ -386,6 +520,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "s" => Some(Duration::from_secs(n)),
         "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
         "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
+        "d" => Some(Duration::from_secs(n.checked_mul(86_400)?)),
         _ => None,
     }
 }
@@ -398,9 +533,18 @@ mod duration_text {
         let text = String::deserialize(d)?;
         super::parse_duration(&text).ok_or_else(|| {
             serde::de::Error::custom(format!(
-                "invalid duration {text:?}: use a number with ms, s, m or h, e.g. \"20s\""
+                "invalid duration {text:?}: use a number with ms, s, m, h or d, e.g. \"20s\""
             ))
         })
+    }
+}
+
+mod optional_duration_text {
+    use serde::Deserializer;
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration_text::deserialize(d).map(Some)
     }
 }
 

@@ -9,7 +9,11 @@
 //!                                                   │                    ├─ sip::registrar + sip::auth
 //!                                                   │                    └─ sip::message (parse/build)
 //!                                                   └──► runtime::records ──► store (sqlx: SQLite | PostgreSQL)
-//!   HTTP ──► api (axum) ─────────────────────────────────────────────────► store
+//!                                                             │ publish
+//!                                                             ▼
+//!                                        runtime::events (bus) ──► crm::worker ──► store (leads, timelines)
+//!                                                             │          └──► outbox ──► crm::sync ──► CRM webhook
+//!   HTTP ──► api (axum, web page, events WebSocket) ◄─────────┘ ─────────────────────► store
 //! ```
 //!
 //! The cores (`sip`) open no socket, spawn no task and read no clock: they take `handle(now, input)`
@@ -20,6 +24,7 @@
 
 pub mod api;
 pub mod config;
+pub mod crm;
 pub mod media;
 pub mod runtime;
 pub mod sip;

@@ -89,7 +89,7 @@ fn caller_hears_the_prompt_presses_digits_and_the_call_is_recorded_in_stereo() {
     assert!(correlation >= 0.9, "prompt correlation {correlation:.3}");
 
     // 2. Digits from both paths are in the call's events.
-    let (_, events) = call_events(&server, "media-1");
+    let (id, events) = call_events(&server, "media-1");
     let digits: Vec<(String, String)> = events
         .iter()
         .filter(|e| e["kind"] == "digit")
@@ -114,6 +114,12 @@ fn caller_hears_the_prompt_presses_digits_and_the_call_is_recorded_in_stereo() {
         .iter()
         .find(|e| e["kind"] == "recording")
         .expect("recording event");
+    let (_, call) = server.get(&format!("/api/v1/calls/{id}"));
+    assert_eq!(
+        call["recording_id"], recording["detail"]["recording_id"],
+        "the recording lands on the call"
+    );
+    assert_eq!(call["recordings"][0]["status"], "complete");
     let path = server
         .dir
         .join("data")
@@ -209,6 +215,14 @@ fn sigkill_during_a_recorded_call_leaves_a_wav_with_the_audio_up_to_the_kill() {
         lost <= 1.0,
         "recording holds {seconds:.2} s of a {:.2} s call",
         before_kill.as_secs_f64()
+    );
+    let (_, call) = server.get(&format!("/api/v1/calls/{id}"));
+    let row = &call["recordings"][0];
+    assert_eq!(row["status"], "complete", "repaired at start: {call:#}");
+    let row_seconds = row["duration_ms"].as_i64().unwrap() as f64 / 1000.0;
+    assert!(
+        (row_seconds - seconds).abs() < 0.1,
+        "{row_seconds} vs {seconds}"
     );
 }
 

@@ -142,6 +142,7 @@ fn filter(span: Span, num: Option<&str>, limit: Option<i64>, before: Option<Stri
         number: num.map(str::to_owned),
         limit,
         before_id: before,
+        ..CallFilter::default()
     }
 }
 

@@ -37,10 +37,34 @@ impl ApiError {
     pub fn not_found(code: &'static str, message: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
+
+    pub fn conflict(code: &'static str, message: &str) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// A request body that is not the JSON the endpoint takes.
+    pub fn invalid_body(message: &str) -> Self {
+        Self::bad_request("request.invalid_body", message)
+    }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NumberTaken => {
+                return Self::conflict(
+                    "crm.number_taken",
+                    "a lead with this number exists already; convert it or add the number to a contact",
+                );
+            }
+            StoreError::PersonNotFound { .. } | StoreError::NumberNotFound { .. } => {
+                return Self::not_found("crm.not_found", "no such lead or contact");
+            }
+            StoreError::RecordingNotFound { .. } => {
+                return Self::not_found("recording.not_found", "no recording with that id");
+            }
+            _ => {}
+        }
         tracing::error!(error = %e, "storage error in API");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use cache::PromptCache;
+pub(crate) use resample::resample_mono;
 
 /// The sample rate every prompt is decoded to (G.711 narrowband).
 pub const RATE: u32 = 8000;

@@ -48,6 +48,8 @@ struct ActiveCall {
     answered: bool,
     answer_sdp: Option<Bytes>,
     task: Option<mpsc::UnboundedSender<CallCommand>>,
+    /// The recording row of this call, while one is being written.
+    recording_id: Option<String>,
     /// Set when the media side ended the call (e.g. media timeout): the disposition to record.
     ended_by_media: Option<&'static str>,
     /// SIP says the call is over; waiting for the media task to finish.
@@ -142,6 +144,7 @@ impl Calls {
                 answered: false,
                 answer_sdp: None,
                 task: None,
+                recording_id: None,
                 ended_by_media: None,
                 ended: false,
             },
@@ -224,12 +227,21 @@ impl Calls {
             });
             let session = session_config(active.negotiated.as_ref(), self.config.media_timeout);
             let record_to = self.config.record.then(|| {
-                let day = Utc::now().format("%Y/%m/%d").to_string();
-                self.config
-                    .data_dir
-                    .join("recordings")
-                    .join(day)
-                    .join(format!("{}.wav", active.call_id))
+                let utc = Utc::now();
+                let relative = format!(
+                    "recordings/{}/{}.wav",
+                    utc.format("%Y/%m/%d"),
+                    active.call_id
+                );
+                let id = new_call_id(utc);
+                let _ = self.records.send(RecordOp::RecordingStarted {
+                    leg,
+                    id: id.clone(),
+                    path: relative.clone(),
+                    at: utc,
+                });
+                active.recording_id = Some(id);
+                self.config.data_dir.join(relative)
             });
             let (tx, rx) = mpsc::unbounded_channel();
             active.task = Some(tx);
@@ -369,7 +381,11 @@ impl Calls {
                 metrics::counter!("openline_rtp_packets_lost_total")
                     .increment(stats.packets_lost.max(0) as u64);
                 metrics::counter!("openline_rtp_pacing_skipped_total").increment(stats.skipped);
-                if let Some((path, info)) = recording {
+                let recording_id = self
+                    .active
+                    .get_mut(&leg)
+                    .and_then(|a| a.recording_id.take());
+                if let (Some((path, info)), Some(id)) = (recording, recording_id) {
                     let relative = path
                         .strip_prefix(&self.config.data_dir)
                         .unwrap_or(&path)
@@ -379,11 +395,18 @@ impl Calls {
                         leg,
                         "recording",
                         serde_json::json!({
+                            "recording_id": id,
                             "path": relative,
                             "duration_ms": info.duration_ms,
                             "size_bytes": info.size_bytes,
                         }),
                     );
+                    let _ = self.records.send(RecordOp::RecordingFinished {
+                        id,
+                        duration_ms: info.duration_ms as i64,
+                        size_bytes: info.size_bytes as i64,
+                        at: Utc::now(),
+                    });
                 }
                 if let Some(active) = self.active.get_mut(&leg) {
                     active.task = None;

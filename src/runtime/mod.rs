@@ -5,10 +5,13 @@
 //! `shutdown.drain_timeout` → the rest get BYE → listeners stop → the records writer empties its queue
 //! → the database pool closes last.
 
+pub mod background;
 pub mod call_task;
 pub mod calls;
+pub mod events;
 pub mod ports;
 pub mod records;
+pub mod retention;
 pub mod sip_task;
 pub mod transport;
 
@@ -144,7 +147,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         ));
     }
     ensure_api_tokens(&store, &settings).await?;
-    repair_recordings(&settings.data_dir.join("recordings"));
+    repair_recordings(&store, &settings.data_dir, &node_id).await;
     for section in ["queues", "trunks", "routes", "dialplan"] {
         let present = match section {
             "queues" => settings.file.queues.is_some(),
@@ -226,7 +229,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let tracker = TaskTracker::new();
     let io_token = CancellationToken::new();
     let (records_tx, records_rx) = mpsc::unbounded_channel();
-    let records = tokio::spawn(records::run(store.clone(), records_rx));
+    let events = events::EventBus::new();
+    let background = background::Background::spawn(&store, &settings, &events);
+    let records = tokio::spawn(records::run(store.clone(), records_rx, events.clone()));
     let (input_tx, input_rx) = mpsc::channel(16_384);
     let (command_tx, command_rx) = mpsc::channel(64);
     let udp = Arc::new(udp);
@@ -259,7 +264,12 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let sip_task = sip_task::SipTask::new(endpoint, udp, node_id.clone(), records_tx, calls);
     let sip_handle = tokio::spawn(sip_task.run(input_rx, command_rx, notice_rx));
 
-    let api_state = ApiState::new(store.clone(), metrics, node_id.clone());
+    let api_state = ApiState::new(
+        store.clone(),
+        metrics,
+        node_id.clone(),
+        api::ApiOptions::new(&settings, events),
+    );
     let http_token = CancellationToken::new();
     let http_stop = http_token.clone();
     let http_server = tokio::spawn(async move {
@@ -289,6 +299,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     http_token.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), http_server).await;
     let _ = records.await;
+    background.stop().await;
     store.close().await;
     tracing::info!("shutdown complete");
     Ok(())
@@ -366,35 +377,54 @@ async fn restore_bindings(
     Ok(())
 }
 
-/// Recordings left unfinished by a crash get valid WAV headers again (their audio up to the last
-/// flush survives).
-fn repair_recordings(dir: &Path) {
-    let mut stack = vec![dir.to_path_buf()];
-    let mut repaired = 0;
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+/// Recordings left unfinished by a crash of this node get valid WAV headers again (their audio up
+/// to the last header flush survives) and are marked complete with what they hold.
+async fn repair_recordings(store: &Store, data_dir: &Path, node_id: &str) {
+    let unfinished = match store.unfinished_recordings(node_id).await {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list unfinished recordings");
+            return;
+        }
+    };
+    for rec in unfinished {
+        let Some(path) = rec.file_in(data_dir) else {
             continue;
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "wav") {
-                match crate::media::recorder::repair(&path) {
-                    Ok(Some(_)) => repaired += 1,
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::error!(path = %path.display(), error = %e, "cannot repair recording")
-                    }
-                }
+        let repaired = match crate::media::recorder::repair(&path) {
+            Ok(Some(info)) => Ok(info),
+            Ok(None) => hound::WavReader::open(&path)
+                .map(|r| crate::media::recorder::RecordingInfo {
+                    frames: u64::from(r.duration()),
+                    duration_ms: u64::from(r.duration()) / 8,
+                    size_bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+                })
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let now = Utc::now();
+        let result = match repaired {
+            Ok(info) => {
+                tracing::warn!(recording = %rec.id, seconds = info.duration_ms / 1000, "recording repaired after a crash");
+                store
+                    .recording_completed(
+                        &rec.id,
+                        info.duration_ms as i64,
+                        info.size_bytes as i64,
+                        now,
+                    )
+                    .await
             }
+            Err(error) => {
+                tracing::error!(recording = %rec.id, %error, "recording lost in a crash");
+                store
+                    .recording_failed(&rec.id, "recording.crash_unrecoverable", now)
+                    .await
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "cannot update a repaired recording");
         }
-    }
-    if repaired > 0 {
-        tracing::warn!(
-            files = repaired,
-            "repaired recordings left unfinished by a crash"
-        );
     }
 }
 

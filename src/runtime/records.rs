@@ -2,6 +2,7 @@
 //! waits on the database and SQLite sees a single writer. Writes are retried; a record that still
 //! cannot be written is logged with its content, never silently lost.
 
+use crate::runtime::events::{Event, EventBus};
 use crate::sip::dialog::LegId;
 use crate::store::{BindingRecord, NewCall, NewLeg, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -33,6 +34,24 @@ pub enum RecordOp {
         kind: &'static str,
         detail: serde_json::Value,
     },
+    RecordingStarted {
+        leg: LegId,
+        id: String,
+        /// Relative to the data directory.
+        path: String,
+        at: DateTime<Utc>,
+    },
+    RecordingFinished {
+        id: String,
+        duration_ms: i64,
+        size_bytes: i64,
+        at: DateTime<Utc>,
+    },
+    RecordingFailed {
+        id: String,
+        error: String,
+        at: DateTime<Utc>,
+    },
     BindingUpsert(BindingRecord),
     BindingRemove {
         extension: String,
@@ -46,8 +65,9 @@ pub enum RecordOp {
 
 pub type RecordsTx = mpsc::UnboundedSender<RecordOp>;
 
-/// Runs until every sender is dropped and the queue is empty.
-pub async fn run(store: Store, mut ops: mpsc::UnboundedReceiver<RecordOp>) {
+/// Runs until every sender is dropped and the queue is empty. Each call row written is published
+/// on `events` afterwards (the CRM worker and the event WebSocket listen there).
+pub async fn run(store: Store, mut ops: mpsc::UnboundedReceiver<RecordOp>, events: EventBus) {
     // Endpoint leg → (call id, leg row id).
     let mut legs: HashMap<LegId, (String, i64)> = HashMap::new();
     while let Some(op) = ops.recv().await {
@@ -55,7 +75,12 @@ pub async fn run(store: Store, mut ops: mpsc::UnboundedReceiver<RecordOp>) {
         let mut attempt = 0;
         loop {
             match apply(&store, &mut legs, &op).await {
-                Ok(()) => break,
+                Ok(event) => {
+                    if let Some(event) = event {
+                        events.publish(event);
+                    }
+                    break;
+                }
                 Err(e) if attempt < 5 => {
                     attempt += 1;
                     tracing::warn!(error = %e, attempt, "record write failed, retrying");
@@ -75,19 +100,33 @@ async fn apply(
     store: &Store,
     legs: &mut HashMap<LegId, (String, i64)>,
     op: &RecordOp,
-) -> Result<(), StoreError> {
+) -> Result<Option<Event>, StoreError> {
+    let mut event = None;
     match op {
         RecordOp::CallStarted { leg, call, sip_leg } => {
             if !legs.contains_key(leg) {
                 store.insert_call(call).await?;
                 let leg_row = store.insert_leg(sip_leg).await?;
                 legs.insert(*leg, (call.id.clone(), leg_row));
+                event = Some(Event::CallStarted {
+                    call_id: call.id.clone(),
+                    direction: call.direction.clone(),
+                    caller: call.caller.clone(),
+                    caller_name: call.caller_name.clone(),
+                    callee: call.callee.clone(),
+                    at: call.started_at,
+                });
             }
         }
         RecordOp::CallAnswered { leg, at } => {
             if let Some((call_id, leg_row)) = legs.get(leg) {
                 store.call_answered(call_id, *at).await?;
                 store.leg_answered(*leg_row, *at, None).await?;
+                event = Some(Event::CallAnswered {
+                    call_id: call_id.clone(),
+                    operator: None,
+                    at: *at,
+                });
             }
         }
         RecordOp::CallEnded {
@@ -102,6 +141,12 @@ async fn apply(
                 store
                     .call_ended(call_id, *at, disposition, *hangup_by)
                     .await?;
+                event = Some(Event::CallEnded {
+                    call_id: call_id.clone(),
+                    disposition: disposition.clone(),
+                    hangup_by: hangup_by.map(str::to_owned),
+                    at: *at,
+                });
             }
         }
         RecordOp::CallEvent {
@@ -114,6 +159,34 @@ async fn apply(
                 store.insert_call_event(call_id, *at, kind, detail).await?;
             }
         }
+        RecordOp::RecordingStarted { leg, id, path, at } => {
+            if let Some((call_id, _)) = legs.get(leg) {
+                store
+                    .insert_recording(&crate::store::NewRecording {
+                        id: id.clone(),
+                        call_id: call_id.clone(),
+                        path: path.clone(),
+                        format: "wav".into(),
+                        channels: 2,
+                        sample_rate: 8000,
+                        created_at: *at,
+                    })
+                    .await?;
+            }
+        }
+        RecordOp::RecordingFinished {
+            id,
+            duration_ms,
+            size_bytes,
+            at,
+        } => {
+            store
+                .recording_completed(id, *duration_ms, *size_bytes, *at)
+                .await?
+        }
+        RecordOp::RecordingFailed { id, error, at } => {
+            store.recording_failed(id, error, *at).await?
+        }
         RecordOp::BindingUpsert(binding) => store.upsert_binding(binding).await?,
         RecordOp::Forget { leg } => {
             legs.remove(leg);
@@ -123,5 +196,5 @@ async fn apply(
             contact_uri,
         } => store.remove_binding(extension, contact_uri).await?,
     }
-    Ok(())
+    Ok(event)
 }

@@ -1,9 +1,9 @@
 //! Calls repository: call records (CDRs) and their SIP legs, crash repair, and the call list.
 
+use super::{
+    CallFilter, CallRecord, LegRecord, NewCall, NewLeg, Store, StoreError, builder, query_err,
+};
 use chrono::{DateTime, Utc};
-use sqlx::{Database, Pool, QueryBuilder};
-
-use super::{CallFilter, CallRecord, LegRecord, NewCall, NewLeg, Store, StoreError, query_err};
 
 /// Disposition of calls found open when their node starts again.
 pub const DISPOSITION_CRASHED: &str = "system.crashed";
@@ -19,14 +19,16 @@ macro_rules! select_call {
     };
 }
 
+/// `text` with LIKE's wildcards escaped (by backslash).
+fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 /// Milliseconds from `started_at` to `ended_at`, never negative (clocks may step back).
 fn duration_ms(started_at: DateTime<Utc>, ended_at: DateTime<Utc>) -> i64 {
     (ended_at - started_at).num_milliseconds().max(0)
-}
-
-/// A query builder for the pool's backend (fixes the builder's database type by inference).
-fn builder<DB: Database>(_pool: &Pool<DB>, init: &str) -> QueryBuilder<DB> {
-    QueryBuilder::new(init)
 }
 
 impl Store {
@@ -238,6 +240,16 @@ impl Store {
             if let Some(number) = &f.number {
                 qb.push(glue).push("(caller = ").push_bind(number.clone());
                 qb.push(" OR callee = ").push_bind(number.clone()).push(")");
+                glue = " AND ";
+            }
+            if let Some(disposition) = &f.disposition {
+                qb.push(glue).push("(disposition = ").push_bind(disposition.clone());
+                qb.push(" OR disposition LIKE ").push_bind(format!("{}.%", like_escape(disposition)));
+                qb.push(" ESCAPE '\\')");
+                glue = " AND ";
+            }
+            if let Some(direction) = &f.direction {
+                qb.push(glue).push("direction = ").push_bind(direction.clone());
                 glue = " AND ";
             }
             if let Some(before_id) = &f.before_id {

@@ -57,6 +57,18 @@ pub enum StoreError {
     #[error("call leg {id} not found")]
     LegNotFound { id: i64 },
 
+    #[error("a lead with this number exists already")]
+    NumberTaken,
+
+    #[error("no lead or contact with number {e164}")]
+    NumberNotFound { e164: String },
+
+    #[error("lead or contact {id} not found")]
+    PersonNotFound { id: String },
+
+    #[error("recording {id} not found")]
+    RecordingNotFound { id: String },
+
     #[error("invalid {field} {value:?}; expected one of {expected}")]
     InvalidValue {
         field: &'static str,
@@ -79,6 +91,11 @@ impl StoreError {
             StoreError::CallNotFound { .. } => "call.not_found",
             StoreError::LegNotFound { .. } => "call.leg_not_found",
             StoreError::InvalidValue { .. } => "store.invalid_value",
+            StoreError::NumberTaken => "crm.number_taken",
+            StoreError::NumberNotFound { .. } | StoreError::PersonNotFound { .. } => {
+                "crm.not_found"
+            }
+            StoreError::RecordingNotFound { .. } => "recording.not_found",
         }
     }
 

@@ -40,20 +40,31 @@ macro_rules! on_reader {
 
 mod calls;
 mod connect;
+mod crm;
 mod error;
 mod events;
+mod hygiene;
 mod operators;
+mod outbox;
+mod recordings;
 mod records;
 mod registrations;
+mod timeline;
 mod tokens;
+mod web;
 
 pub use calls::DISPOSITION_CRASHED;
+pub use crm::{NewPerson, NumberMatch, PersonFilter, PersonKind, PersonRecord};
 pub use error::StoreError;
 pub use events::CallEventRecord;
+pub use outbox::OutboxEvent;
+pub use recordings::{NewRecording, RecordingRecord};
 pub use records::{
     ApiTokenRecord, BindingRecord, CallFilter, CallRecord, LegRecord, NewCall, NewLeg,
     OperatorRecord,
 };
+pub use timeline::{ERASED, Erasure, NewTimelineEntry, TimelineRecord};
+pub use web::{IdempotencyState, SessionRecord};
 
 /// Which database a `Store` talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -108,6 +119,11 @@ impl Store {
             Pools::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// A query builder for the pool's backend (fixes the builder's database type by inference).
+fn builder<DB: sqlx::Database>(_pool: &sqlx::Pool<DB>, init: &str) -> sqlx::QueryBuilder<DB> {
+    sqlx::QueryBuilder::new(init)
 }
 
 /// Maps a sqlx error from the query named `op` into `StoreError::Query`.

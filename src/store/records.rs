@@ -119,6 +119,10 @@ pub struct CallFilter {
     pub limit: Option<i64>,
     /// Keyset paging cursor: only calls whose id sorts before this one (older, for UUIDv7 ids).
     pub before_id: Option<String>,
+    /// Calls with this disposition, or one under it (`answered` matches `answered.caller_hangup`).
+    pub disposition: Option<String>,
+    /// `inbound` | `outbound` | `internal`.
+    pub direction: Option<String>,
 }
 
 impl CallFilter {

@@ -517,3 +517,226 @@ pub fn postgres_database() -> Option<String> {
     let (prefix, _) = base.rsplit_once('/').expect("URL with a database");
     Some(format!("{prefix}/{name}"))
 }
+
+/// A whole HTTP answer: status, headers (names lower-case) and the raw body.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+}
+
+/// One HTTP/1.1 request with arbitrary headers and body (Connection: close); the body is kept as
+/// bytes (recordings) and de-chunked.
+pub fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).expect("connect http");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(head.as_bytes()).expect("write head");
+    stream.write_all(body).expect("write body");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut body = raw.get(split + 4..).unwrap_or_default().to_vec();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    if headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"))
+    {
+        body = dechunk_bytes(&body);
+    }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk_bytes(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&body[..eol]);
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        let rest = &body[eol + 2..];
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.extend_from_slice(&rest[..n]);
+        body = rest[n..].strip_prefix(b"\r\n").unwrap_or(&rest[n..]);
+    }
+    out
+}
+
+/// A whole inbound call over UDP from `from_user` (with a quoted display name) to `to_user`:
+/// INVITE, ACK, then our BYE after `hold`.
+pub fn place_call(
+    server: SocketAddr,
+    call_id: &str,
+    from_user: &str,
+    display: &str,
+    to_user: &str,
+) {
+    let peer = UdpPeer::new(server);
+    let port = peer.port();
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7078 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+    let display = display.replace('\\', "\\\\").replace('"', "\\\"");
+    let from = format!("\"{display}\" <sip:{from_user}@127.0.0.1>;tag=uac{call_id}");
+    let invite = format!(
+        "INVITE sip:{to_user}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}i;rport\r\n\
+         Max-Forwards: 70\r\nFrom: {from}\r\nTo: <sip:{to_user}@127.0.0.1>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:{from_user}@127.0.0.1:{port}>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    let ok = peer.request(&invite, "200 OK");
+    let to = header(&ok, "To").expect("To in 200").to_string();
+    let ack = format!(
+        "ACK sip:openline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}a;rport\r\n\
+         Max-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    peer.send(ack.as_bytes());
+    let bye = format!(
+        "BYE sip:openline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}b;rport\r\n\
+         Max-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    peer.request(&bye, "200 OK");
+}
+
+/// Polls `path` (admin token) until `predicate` holds on the JSON answer.
+pub fn wait_for_json(
+    server: &Server,
+    path: &str,
+    what: &str,
+    predicate: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = server.get(path);
+        if status == 200 && predicate(&body) {
+            return body;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}; last answer {status}: {body}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A small mono 16-bit 8 kHz WAV: `seconds` of a 440 Hz tone.
+pub fn wav_bytes(seconds: u32) -> Vec<u8> {
+    let rate = 8000u32;
+    let samples = rate * seconds;
+    let mut out = Vec::with_capacity(44 + samples as usize * 2);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + samples * 2).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(samples * 2).to_le_bytes());
+    for i in 0..samples {
+        let t = i as f32 / rate as f32;
+        let v = (t * 440.0 * std::f32::consts::TAU).sin() * 8000.0;
+        out.extend_from_slice(&(v as i16).to_le_bytes());
+    }
+    out
+}
+
+/// Writes a WAV under the server's data directory and registers it as a complete recording of
+/// `call_id` through the store (as the media engine will). Returns the recording id.
+pub fn add_recording(
+    server: &Server,
+    call_id: &str,
+    seconds: u32,
+    database: Option<&str>,
+) -> String {
+    let data = server.dir.join("data");
+    let id = uuid::Uuid::now_v7().to_string();
+    let rel = format!("recordings/{id}.wav");
+    std::fs::create_dir_all(data.join("recordings")).expect("mkdir");
+    let bytes = wav_bytes(seconds);
+    std::fs::write(data.join(&rel), &bytes).expect("write wav");
+    let url = database
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("sqlite://{}", data.join("openline.db").display()));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let store = openline::store::Store::connect(&url).await.expect("store");
+        store
+            .insert_recording(&openline::store::NewRecording {
+                id: id.clone(),
+                call_id: call_id.into(),
+                path: rel,
+                format: "wav".into(),
+                channels: 1,
+                sample_rate: 8000,
+                created_at: chrono::Utc::now(),
+            })
+            .await
+            .expect("insert recording");
+        store
+            .recording_completed(
+                &id,
+                i64::from(seconds) * 1000,
+                bytes.len() as i64,
+                chrono::Utc::now(),
+            )
+            .await
+            .expect("complete recording");
+        store.close().await;
+    });
+    id
+}

@@ -19,7 +19,7 @@ pub(super) const MAX_RATE: u32 = 768_000;
 
 /// Why the resampling stage failed. Only reachable on a bad source rate or a rubato bug.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum ResampleFailure {
+pub(crate) enum ResampleFailure {
     #[error("sample rate {0} Hz is not supported")]
     Rate(u32),
     #[error("{0} channels is not supported")]
@@ -94,6 +94,19 @@ impl Pipeline {
         }
         Ok(self.out)
     }
+}
+
+/// Resamples mono 16-bit audio already in memory (a TTS engine's output) to 8 kHz through the same
+/// anti-aliased pipeline as decoded files. Output length is `ceil(len · 8000 / rate)`.
+pub(crate) fn resample_mono(samples: &[i16], rate: u32) -> Result<Vec<i16>, ResampleFailure> {
+    let mut pipe = Pipeline::new(rate, 1)?;
+    let mut block = Vec::with_capacity(CHUNK_FRAMES);
+    for chunk in samples.chunks(CHUNK_FRAMES) {
+        block.clear();
+        block.extend(chunk.iter().map(|&s| f32::from(s) / 32768.0));
+        pipe.push_interleaved(&block)?;
+    }
+    pipe.finish()
 }
 
 /// Full-scale f32 to i16, rounded and clamped. Exact for values that came from i16.
@@ -184,13 +197,21 @@ impl Downsampler {
             self.run(Some(real), out)?;
             self.chunk.clear();
         }
-        // Pump silence through until the delayed tail has come out.
+        // Pump silence through until the delayed tail has come out. A pump can yield nothing while
+        // rubato gathers a whole FFT block (longer than our chunk at 22.05 kHz, say), so the bound is
+        // the silence the owed output needs plus two blocks, not progress on every pump.
+        let owed = self.to_trim as u64
+            + expected.saturating_sub(self.produced)
+            + 2 * self.out_buf.len() as u64;
+        let max_pumps =
+            (owed * u64::from(self.rate)).div_ceil(u64::from(RATE) * self.chunk_in as u64) + 1;
+        let mut pumps = 0;
         while self.produced < expected {
-            let before = (self.produced, self.to_trim);
-            self.run(Some(0), out)?;
-            if (self.produced, self.to_trim) == before {
+            if pumps == max_pumps {
                 return Err(ResampleFailure::Buffer);
             }
+            self.run(Some(0), out)?;
+            pumps += 1;
         }
         let surplus =
             usize::try_from(self.produced - expected).map_err(|_| ResampleFailure::Buffer)?;

@@ -126,6 +126,30 @@ fn output_length_is_the_source_duration_at_8k_rounded_up() {
     assert_eq!(decode_file(&path).unwrap().len(), 2240);
 }
 
+// Regression: at 11.025, 22.05 and 44.1 kHz, rubato's FFT block (2,205 frames) is longer than our
+// 2,048-frame chunk, so one pump of silence in `finish` can yield no output; that was taken for a
+// stall and sources of 27,563 to 28,672 frames (and others) failed with "buffer size mismatch".
+#[test]
+fn sources_whose_tail_needs_a_silent_pump_still_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    for rate in [11025, 22050, 44100] {
+        for frames in [27_563, 28_000, 28_672] {
+            let path = dir.path().join(format!("tail-{rate}-{frames}.wav"));
+            write_wav(
+                &path,
+                rate,
+                1,
+                (SampleFormat::Int, 16),
+                frames,
+                sine(440.0, 0.5),
+            );
+            let out = decode_file(&path).unwrap_or_else(|e| panic!("{rate} Hz, {frames}: {e}"));
+            let expected = (u64::from(frames) * u64::from(RATE)).div_ceil(u64::from(rate));
+            assert_eq!(out.len() as u64, expected, "{rate} Hz, {frames} frames");
+        }
+    }
+}
+
 #[test]
 fn stereo_is_mixed_down_to_the_average_of_the_channels() {
     let dir = tempfile::tempdir().unwrap();

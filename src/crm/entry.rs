@@ -1,0 +1,121 @@
+//! What a call leaves in the CRM: which number identifies the other party, the new lead's text,
+//! and the snapshot a call's timeline entry keeps. Pure: takes the call row, returns values.
+
+use crate::crm::phone::{DefaultCountry, normalize};
+use crate::store::{CallRecord, NewPerson, NewTimelineEntry, PersonKind};
+
+/// The other party's number of a call in E.164: the caller of an inbound call, the callee of an
+/// outbound one. Internal calls, extensions and unparsable numbers give `None`.
+pub fn party_number(call: &CallRecord, country: DefaultCountry) -> Option<String> {
+    let raw = match call.direction.as_str() {
+        "inbound" => &call.caller,
+        "outbound" => &call.callee,
+        _ => return None,
+    };
+    normalize(raw, country).ok()
+}
+
+/// The lead made for a call from (or to) an unknown number.
+pub fn new_lead(call: &CallRecord, e164: &str) -> NewPerson {
+    let title = if call.direction == "outbound" {
+        format!("Outgoing call to {e164}")
+    } else {
+        format!("Incoming call from {e164}")
+    };
+    NewPerson {
+        kind: PersonKind::Lead,
+        name: call
+            .caller_name
+            .as_ref()
+            .filter(|_| call.direction == "inbound")
+            .map(|n| n.chars().take(200).collect()),
+        title: Some(title),
+        company: None,
+        source: "telephony".into(),
+        responsible: None,
+        phones: vec![e164.to_owned()],
+        emails: Vec::new(),
+    }
+}
+
+/// The call entry for a person's timeline: a snapshot of the call as it ended. Fields of later
+/// subsystems (flow path, queue, operator, rating) are null until calls carry them; the recording
+/// link is looked up when the entry is read, since recordings are finalised after the call.
+pub fn call_entry(call: &CallRecord, person_id: &str, e164: &str) -> NewTimelineEntry {
+    NewTimelineEntry {
+        person_id: person_id.to_owned(),
+        kind: "call".into(),
+        call_id: Some(call.id.clone()),
+        at: call.started_at,
+        data: serde_json::json!({
+            "direction": call.direction,
+            "number": e164,
+            "caller": call.caller,
+            "caller_name": call.caller_name,
+            "callee": call.callee,
+            "started_at": call.started_at,
+            "answered_at": call.answered_at,
+            "ended_at": call.ended_at,
+            "duration_ms": call.duration_ms,
+            "disposition": call.disposition,
+            "hangup_by": call.hangup_by,
+            "flow_path": null,
+            "queue": null,
+            "operator": null,
+            "rating": null,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn call(direction: &str, caller: &str, callee: &str) -> CallRecord {
+        CallRecord {
+            id: "0190".into(),
+            node_id: "n".into(),
+            direction: direction.into(),
+            caller: caller.into(),
+            caller_name: Some("<b>Olena</b>".into()),
+            callee: callee.into(),
+            started_at: Utc::now(),
+            answered_at: None,
+            ended_at: Some(Utc::now()),
+            duration_ms: Some(1000),
+            disposition: Some("answered.caller_hangup".into()),
+            hangup_by: Some("caller".into()),
+        }
+    }
+
+    #[test]
+    fn the_other_party_is_matched() {
+        let ua = DefaultCountry::parse("UA").expect("UA");
+        let inbound = call("inbound", "0441234567", "100");
+        assert_eq!(party_number(&inbound, ua).as_deref(), Some("+380441234567"));
+        let outbound = call("outbound", "101", "+380441234567");
+        assert_eq!(
+            party_number(&outbound, ua).as_deref(),
+            Some("+380441234567")
+        );
+        assert_eq!(party_number(&call("internal", "101", "102"), ua), None);
+        assert_eq!(party_number(&call("inbound", "sipp", "100"), ua), None);
+    }
+
+    #[test]
+    fn new_lead_and_entry() {
+        let c = call("inbound", "+380441234567", "100");
+        let lead = new_lead(&c, "+380441234567");
+        assert_eq!(
+            lead.title.as_deref(),
+            Some("Incoming call from +380441234567")
+        );
+        assert_eq!(lead.source, "telephony");
+        assert_eq!(lead.name.as_deref(), Some("<b>Olena</b>"));
+        let entry = call_entry(&c, "p1", "+380441234567");
+        assert_eq!(entry.kind, "call");
+        assert_eq!(entry.data["number"], "+380441234567");
+        assert_eq!(entry.data["disposition"], "answered.caller_hangup");
+    }
+}

@@ -1,0 +1,133 @@
+//! The live event WebSocket `/api/v1/events`: call started/answered/ended from real SIP calls and
+//! operator status changes, filtered by role (an operator sees only its own calls and status).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(server: &Server, token: &str) -> Socket {
+    let mut request = format!("ws://{}/api/v1/events", server.http)
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket");
+    assert_eq!(next(&mut socket).await.expect("ready")["type"], "ready");
+    socket
+}
+
+/// The next JSON event, or None after two seconds of silence.
+async fn next(socket: &mut Socket) -> Option<Value> {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(2), socket.next())
+            .await
+            .ok()??
+            .ok()?;
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).ok();
+        }
+    }
+}
+
+async fn call(server: &Server, id: &'static str, from: &'static str, to: &'static str) {
+    let sip = server.sip;
+    tokio::task::spawn_blocking(move || place_call(sip, id, from, "Caller", to))
+        .await
+        .expect("call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_follow_calls_and_status_by_role() {
+    let server = Server::start("");
+    let mut admin = connect(&server, ADMIN_TOKEN).await;
+    let mut operator = connect(&server, OPERATOR_TOKEN).await;
+
+    call(&server, "ev-100", "+380441230100", "100").await;
+    call(&server, "ev-101", "+380441230101", "101").await;
+    let mut seen = Vec::new();
+    while seen.len() < 6 {
+        let event = next(&mut admin).await.expect("an event for the admin");
+        seen.push(event);
+    }
+    let types: Vec<&str> = seen.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "call_started",
+            "call_answered",
+            "call_ended",
+            "call_started",
+            "call_answered",
+            "call_ended"
+        ]
+    );
+    assert_eq!(seen[0]["callee"], "100");
+    assert_eq!(seen[0]["caller_name"], "Caller");
+    assert_eq!(seen[2]["disposition"], "answered.caller_hangup");
+    assert_eq!(seen[0]["call_id"], seen[2]["call_id"]);
+
+    // The operator (extension 101) sees only the call to 101.
+    let first = next(&mut operator).await.expect("the operator's call");
+    assert_eq!(first["type"], "call_started");
+    assert_eq!(first["callee"], "101");
+    let answered = next(&mut operator).await.expect("answered");
+    let ended = next(&mut operator).await.expect("ended");
+    assert_eq!(answered["call_id"], first["call_id"]);
+    assert_eq!(ended["type"], "call_ended");
+
+    // Status changes: the operator sees its own, not another's.
+    let http = server.http;
+    tokio::task::spawn_blocking(move || {
+        for (ext, token) in [("102", ADMIN_TOKEN), ("101", OPERATOR_TOKEN)] {
+            let bearer = format!("Bearer {token}");
+            let r = send(
+                http,
+                "PUT",
+                &format!("/api/v1/operators/{ext}/status"),
+                &[("Authorization", &bearer)],
+                br#"{"status":"away"}"#,
+            );
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+    })
+    .await
+    .expect("status");
+    let status = next(&mut operator).await.expect("own status");
+    assert_eq!(status["type"], "operator_status");
+    assert_eq!(status["extension"], "101");
+    assert_eq!(status["status"], "away");
+    assert!(next(&mut operator).await.is_none(), "nothing else");
+    let mut admin_status = Vec::new();
+    while let Some(e) = next(&mut admin).await {
+        admin_status.push(e["extension"].as_str().unwrap_or("").to_string());
+    }
+    assert_eq!(admin_status, ["102", "101"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_need_a_token() {
+    let server = Server::start("");
+    let url = format!("ws://{}/api/v1/events", server.http);
+    let err = tokio_tungstenite::connect_async(url)
+        .await
+        .expect_err("refused");
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(response) => {
+            assert_eq!(response.status(), 401)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
