@@ -10,6 +10,7 @@ log() { printf '\n== %s\n' "$*" >&2; }
 
 need_packages=()
 command -v sipp >/dev/null 2>&1 || need_packages+=(sip-tester)
+command -v espeak-ng >/dev/null 2>&1 || need_packages+=(espeak-ng)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_packages+=(postgresql)
 command -v ip >/dev/null 2>&1 || need_packages+=(iproute2)
 command -v unshare >/dev/null 2>&1 || need_packages+=(util-linux)

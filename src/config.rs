@@ -96,14 +96,16 @@ pub struct FileConfig {
     pub operators: Vec<OperatorConfig>,
     #[serde(default)]
     pub api_tokens: Vec<ApiTokenConfig>,
-    /// Sections read by later subsystems (queues, trunks, routes, dialplan); accepted now so one
+    /// Sections read by later subsystems (queues, trunks, dialplan); accepted now so one
     /// config file serves every version, and reported at start while they are not active.
     #[serde(default)]
     pub queues: Option<toml::Value>,
     #[serde(default)]
     pub trunks: Option<toml::Value>,
+    /// Dialed number (Request-URI user) → flow id; `default` catches the rest. With no table at
+    /// all, every call goes to the flow `main` (the shipped sample), so a first start works.
     #[serde(default)]
-    pub routes: Option<toml::Value>,
+    pub routes: Option<std::collections::BTreeMap<String, String>>,
     #[serde(default)]
     pub dialplan: Option<toml::Value>,
 }
@@ -177,9 +179,6 @@ pub struct CallsConfig {
     /// How long a caller hears ringing (180) before the server answers.
     #[serde(with = "duration_text")]
     pub answer_delay: Duration,
-    /// A prompt (file in the sounds dir) played to every answered call; a digit stops it.
-    /// The IVR flows replace this with the IVR issue.
-    pub greeting: Option<String>,
     /// Record every answered call (stereo WAV under DATA_DIR/recordings).
     pub record: bool,
     /// No RTP or RTCP from the peer for this long ends the call (suspended while on hold).
@@ -193,7 +192,6 @@ impl Default for CallsConfig {
     fn default() -> Self {
         CallsConfig {
             answer_delay: Duration::ZERO,
-            greeting: None,
             record: false,
             media_timeout: Duration::from_secs(60),
             prompt_cache_mb: 64,

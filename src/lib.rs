@@ -25,6 +25,7 @@
 pub mod api;
 pub mod config;
 pub mod crm;
+pub mod ivr;
 pub mod media;
 pub mod runtime;
 pub mod sip;

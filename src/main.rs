@@ -21,6 +21,20 @@ struct Cli {
 enum Command {
     /// Run the server until SIGINT/SIGTERM.
     Serve(Serve),
+    /// Validate IVR flow files; exit 1 with file:line:column: message on errors.
+    CheckFlows(CheckFlows),
+}
+
+#[derive(clap::Args)]
+struct CheckFlows {
+    /// Flow files or directories [default: the flows directory]
+    paths: Vec<PathBuf>,
+    /// Flows directory used when no path is given
+    #[arg(long, env = "OPENLINE_FLOWS", default_value = "ivr-flows")]
+    flows: PathBuf,
+    /// Where `play` files are looked up
+    #[arg(long, env = "OPENLINE_SOUNDS", default_value = "sounds")]
+    sounds: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -66,6 +80,24 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::CheckFlows(args) => check_flows(args),
+    }
+}
+
+fn check_flows(args: CheckFlows) -> ExitCode {
+    let paths = if args.paths.is_empty() {
+        vec![args.flows]
+    } else {
+        args.paths
+    };
+    let tts = openline::media::tts::EspeakNg::detect().is_some();
+    if !tts {
+        eprintln!("openline: espeak-ng is not installed: `say` nodes are reported as errors");
+    }
+    if openline::runtime::flows::check(&paths, &args.sounds, tts) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

@@ -76,7 +76,7 @@ async fn events_follow_calls_and_status_by_role() {
     );
     assert_eq!(seen[0]["callee"], "100");
     assert_eq!(seen[0]["caller_name"], "Caller");
-    assert_eq!(seen[2]["disposition"], "answered.caller_hangup");
+    assert_eq!(seen[2]["disposition"], "ivr.abandoned");
     assert_eq!(seen[0]["call_id"], seen[2]["call_id"]);
 
     // The operator (extension 101) sees only the call to 101.

@@ -155,9 +155,7 @@ fn on_postgresql_calls_are_recorded_and_a_crash_is_repaired() {
     let (code, output) = sipp(work.path(), &args);
     assert_eq!(code, 0, "{output}");
     server.wait_for_calls("", "20 finished calls", |c| {
-        c.len() == 20
-            && c.iter()
-                .all(|c| c["disposition"] == "answered.caller_hangup")
+        c.len() == 20 && c.iter().all(|c| c["disposition"] == "ivr.abandoned")
     });
     let peer = UdpPeer::new(server.sip);
     let ok = invite(&peer, "pg-crash", "100");

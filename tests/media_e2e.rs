@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 /// Writes the greeting: the test signal at 16 kHz (the server must resample it to 8 kHz).
 fn write_greeting(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("greeting-16k.wav");
     let spec = hound::WavSpec {
         channels: 1,
@@ -27,15 +28,34 @@ fn write_greeting(dir: &Path) -> PathBuf {
     path
 }
 
+/// A flow that plays the greeting and then waits, collecting keys, until the caller hangs up.
+const GREETING_FLOW: &str = "id: main
+entry: hello
+nodes:
+  hello:
+    play: greeting-16k.wav
+    next: wait
+  wait:
+    gather: { var: keys, max_digits: 30, terminator: none, timeout: 60s, inter_digit_timeout: 60s, next: done, on_fail: done }
+  done:
+    hangup:
+";
+
 fn media_server(dir: &Path) -> Server {
-    let greeting = write_greeting(dir);
+    let sounds = dir.join("sounds");
+    let flows = dir.join("flows");
+    write_greeting(&sounds);
+    std::fs::create_dir_all(&flows).unwrap();
+    std::fs::write(flows.join("main.yaml"), GREETING_FLOW).unwrap();
     Server::start_in(
         dir,
-        &format!(
-            "[calls]\ngreeting = \"{}\"\nrecord = true\n",
-            greeting.display()
-        ),
-        &[],
+        "[calls]\nrecord = true\n",
+        &[
+            "--flows",
+            flows.to_str().unwrap(),
+            "--sounds",
+            sounds.to_str().unwrap(),
+        ],
     )
 }
 
@@ -201,7 +221,15 @@ fn sigkill_during_a_recorded_call_leaves_a_wav_with_the_audio_up_to_the_kill() {
     let before_kill = answered.elapsed();
     server.kill();
 
-    let server = Server::start_in(temp.path(), "", &[]);
+    let flows = temp.path().join("flows");
+    let sounds = temp.path().join("sounds");
+    let args = [
+        "--flows",
+        flows.to_str().unwrap(),
+        "--sounds",
+        sounds.to_str().unwrap(),
+    ];
+    let server = Server::start_in(temp.path(), "", &args);
     let calls = server.wait_for_calls("", "the crashed call", |c| c.len() == 1);
     assert_eq!(calls[0]["disposition"], "system.crashed");
     let id = calls[0]["id"].as_str().unwrap();

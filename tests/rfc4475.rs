@@ -295,7 +295,7 @@ fn rfc4475_in_namespace() {
         "",
         "the SIPp call and the answered torture INVITEs",
         |calls| {
-            let ended = |c: &serde_json::Value| c["disposition"] == "answered.caller_hangup";
+            let ended = |c: &serde_json::Value| c["disposition"] == "ivr.abandoned";
             calls.len() == torture_calls + 1
                 && calls.iter().all(ended)
                 && calls.iter().any(|c| c["callee"] == "rfc4475-after")

@@ -35,7 +35,7 @@ fn sipp_uac_200_calls_at_50_per_second_are_all_answered_and_recorded() {
         calls.len() == 200 && calls.iter().all(|c| !c["ended_at"].is_null())
     });
     for call in &calls {
-        assert_eq!(call["disposition"], "answered.caller_hangup", "{call}");
+        assert_eq!(call["disposition"], "ivr.abandoned", "{call}");
         assert_eq!(call["direction"], "inbound");
         assert!(!call["answered_at"].is_null());
     }

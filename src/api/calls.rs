@@ -31,8 +31,12 @@ pub struct CallView {
     disposition: Option<String>,
     hangup_by: Option<String>,
     node_id: String,
-    /// IVR nodes the call passed (with the IVR issue).
-    flow_path: Option<Vec<String>>,
+    /// The IVR flow that answered the call.
+    flow_id: Option<String>,
+    /// The IVR nodes the call passed, in order, with the keys pressed at each:
+    /// `[{ "flow": "main", "node": "menu", "digits": "1" }]`.
+    #[schema(value_type = Option<Vec<Object>>)]
+    flow_path: Option<serde_json::Value>,
     /// With the queues issue.
     queue: Option<String>,
     /// The operator's extension (with the queues issue).
@@ -78,10 +82,14 @@ impl CallView {
             disposition: c.disposition,
             hangup_by: c.hangup_by,
             node_id: c.node_id,
-            flow_path: None,
+            flow_id: c.flow_id,
+            flow_path: c
+                .flow_path
+                .as_deref()
+                .and_then(|p| serde_json::from_str(p).ok()),
             queue: None,
             operator: None,
-            rating: None,
+            rating: c.rating.and_then(|r| u8::try_from(r).ok()),
             recording_id,
             legs: None,
             recordings: None,

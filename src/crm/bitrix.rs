@@ -107,6 +107,9 @@ mod tests {
             duration_ms: Some(61_900),
             disposition: Some(disposition.into()),
             hangup_by: None,
+            flow_id: None,
+            flow_path: None,
+            rating: None,
         }
     }
 

@@ -86,6 +86,9 @@ mod tests {
             duration_ms: Some(1000),
             disposition: Some("answered.caller_hangup".into()),
             hangup_by: Some("caller".into()),
+            flow_id: None,
+            flow_path: None,
+            rating: None,
         }
     }
 

@@ -13,3 +13,4 @@ pub mod recorder;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;
+pub mod tts;

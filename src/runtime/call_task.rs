@@ -1,23 +1,25 @@
-//! A call's task: owns the call leg's RTP and RTCP sockets, its [`MediaSession`] and its recorder,
-//! and runs what the call does with its media. The SIP task owns the signalling and talks to this
-//! task over channels; one task, one owner, no shared media state.
-//!
-//! What a call does with media is, for now, a small built-in script: play `calls.greeting` (a digit
-//! stops it), record when `calls.record` is on, and report every digit. The IVR flow engine takes this
-//! place with the IVR issue.
+//! A call's task: owns the call leg's RTP and RTCP sockets, its [`MediaSession`], its recorders and
+//! the IVR engine walking the caller through a flow, and carries out the engine's commands (prompts
+//! from files or text-to-speech, voicemail, webhooks). The SIP task owns the signalling and talks to
+//! this task over channels; one task, one owner, no shared call state.
 
+use super::ivr_io::{self, Loaded, Voicemail};
+use crate::ivr::{self, Command as IvrCommand, Event as IvrEvent, FlowSet, QueueResult};
 use crate::media::prompt::PromptCache;
 use crate::media::recorder::{Channel, RecordingInfo, StereoRecorder};
 use crate::media::session::{
     DigitSource, MediaEvent, MediaOutput, MediaSession, SessionConfig, position_at,
 };
+use crate::media::tts::TtsCache;
 use crate::sip::dialog::LegId;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 /// Requests from the SIP task to a call.
 #[derive(Debug)]
@@ -25,7 +27,7 @@ pub enum CallCommand {
     /// A re-INVITE changed the session (hold, resume, new address).
     Renegotiate(SessionConfig),
     SendDigit(char),
-    /// The call is over: finish the recording and stop.
+    /// The call is over (the caller hung up or the server ends it): finish and stop.
     Stop,
 }
 
@@ -38,15 +40,39 @@ pub enum CallNotice {
         source: DigitSource,
         at_ms: u64,
     },
-    /// No media for `media_timeout`: hang the call up.
-    MediaTimeout { leg: LegId },
+    /// The flow moved on: its id and the path so far as JSON.
+    Path {
+        leg: LegId,
+        flow: String,
+        path: serde_json::Value,
+    },
+    Rating {
+        leg: LegId,
+        rating: u8,
+    },
+    /// A voicemail message was saved as a recording of the call.
+    Voicemail {
+        leg: LegId,
+        path: PathBuf,
+        info: RecordingInfo,
+    },
+    /// The call should end (the flow hung up, or no media): BYE with this disposition.
+    Hangup {
+        leg: LegId,
+        disposition: String,
+    },
     /// A recording problem (e.g. disk full): the call goes on without it.
-    RecordingFailed { leg: LegId, error: String },
+    RecordingFailed {
+        leg: LegId,
+        error: String,
+    },
     /// The task ended; its port can be reused.
     Finished {
         leg: LegId,
         port: u16,
         recording: Option<(PathBuf, RecordingInfo)>,
+        /// How the IVR says the call ended (`ivr.completed`, `voicemail.left`, …), if it ran.
+        disposition: Option<String>,
         stats: MediaStats,
     },
 }
@@ -60,6 +86,13 @@ pub struct MediaStats {
     pub refused: u64,
 }
 
+/// The IVR a call runs.
+pub struct IvrSetup {
+    pub flows: Arc<FlowSet>,
+    pub flow: String,
+    pub variables: BTreeMap<String, String>,
+}
+
 /// Everything a call task starts with.
 pub struct CallSetup {
     pub leg: LegId,
@@ -69,13 +102,55 @@ pub struct CallSetup {
     pub rtcp: std::net::UdpSocket,
     pub session: SessionConfig,
     pub t0: Instant,
-    pub greeting: Option<PathBuf>,
+    pub ivr: Option<IvrSetup>,
     pub record_to: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    pub sounds: PathBuf,
     pub prompts: Arc<PromptCache>,
+    pub tts: Option<Arc<TtsCache>>,
+    pub http: Option<reqwest::Client>,
 }
 
 /// How far the recorder lets one channel lag the other before padding it with silence.
 const RECORDER_MAX_LAG: u64 = 1600; // 200 ms: what a crash can lose beyond the last flush
+
+/// Who asked for what is playing (or loading).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PlayOwner {
+    /// A `Play` of the IVR engine: its end goes back to the engine.
+    Engine,
+    /// The voicemail beep: recording starts when it ends.
+    Beep,
+    /// "Please hold" before telling the engine the queue is unavailable.
+    QueueHold,
+}
+
+struct Task {
+    setup_leg: LegId,
+    t0: Instant,
+    session: MediaSession,
+    recorder: Option<(PathBuf, StereoRecorder)>,
+    voicemail: Option<Voicemail>,
+    engine: Option<ivr::Call>,
+    loading: Option<(JoinHandle<Loaded>, PlayOwner, bool)>,
+    playing: Option<PlayOwner>,
+    webhook: Option<JoinHandle<Result<serde_json::Value, String>>>,
+    pending_record: Option<ivr_io::RecordRequest>,
+    path_reported: (usize, usize),
+    disposition: Option<String>,
+    notices: mpsc::UnboundedSender<CallNotice>,
+    setup: Arc<CallSetupShared>,
+}
+
+/// The parts of the setup the task keeps using.
+struct CallSetupShared {
+    call_id: String,
+    data_dir: PathBuf,
+    sounds: PathBuf,
+    prompts: Arc<PromptCache>,
+    tts: Option<Arc<TtsCache>>,
+    http: Option<reqwest::Client>,
+}
 
 pub async fn run(
     setup: CallSetup,
@@ -93,6 +168,7 @@ pub async fn run(
                 leg,
                 port: setup.port,
                 recording: None,
+                disposition: None,
                 stats: MediaStats::default(),
             });
             return;
@@ -112,12 +188,9 @@ pub async fn run(
         .unwrap_or_default()
         .saturating_sub(now.saturating_duration_since(setup.t0));
     session.set_ntp_origin(crate::media::rtcp::ntp_from_unix(since_unix));
-    let mut recorder = match &setup.record_to {
+    let recorder = match &setup.record_to {
         Some(path) => match open_recorder(path) {
-            Ok(r) => {
-                session.set_recording(true);
-                Some((path.clone(), r))
-            }
+            Ok(r) => Some((path.clone(), r)),
             Err(e) => {
                 let _ = notices.send(CallNotice::RecordingFailed {
                     leg,
@@ -128,56 +201,86 @@ pub async fn run(
         },
         None => None,
     };
-    // Prompts decode on a blocking thread while the loop keeps reading RTP: the first packets'
-    // arrival times place the caller's audio on the call clock, so they must not wait.
-    let mut loading = setup.greeting.map(|path| {
-        let prompts = setup.prompts.clone();
-        tokio::task::spawn_blocking(move || prompts.get(&path))
-    });
+    let engine =
+        setup.ivr.and_then(
+            |ivr| match ivr::Call::new(ivr.flows, &ivr.flow, ivr.variables) {
+                Ok(call) => Some(call),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the IVR");
+                    None
+                }
+            },
+        );
+    let mut task = Task {
+        setup_leg: leg,
+        t0: setup.t0,
+        session,
+        recorder,
+        voicemail: None,
+        engine,
+        loading: None,
+        playing: None,
+        webhook: None,
+        pending_record: None,
+        path_reported: (0, 0),
+        disposition: None,
+        notices: notices.clone(),
+        setup: Arc::new(CallSetupShared {
+            call_id: setup.call_id,
+            data_dir: setup.data_dir,
+            sounds: setup.sounds,
+            prompts: setup.prompts,
+            tts: setup.tts,
+            http: setup.http,
+        }),
+    };
+    task.update_recording_flag();
+    let first = match task.engine.as_mut() {
+        Some(engine) => engine.start(now, jiff::Timestamp::now()),
+        None => Vec::new(),
+    };
+    task.execute(first);
+
     let mut rtp_buf = vec![0u8; 2048];
     let mut rtcp_buf = vec![0u8; 2048];
     let mut header_flush = tokio::time::interval(Duration::from_secs(1));
     header_flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stats = MediaStats::default();
     loop {
-        let wake = tokio::time::Instant::from_std(session.poll_timeout());
+        let mut wake = task.session.poll_timeout();
+        if let Some(at) = task.engine.as_ref().and_then(|e| e.poll_timeout()) {
+            wake = wake.min(at);
+        }
+        if let Some(v) = &task.voicemail {
+            wake = wake.min(v.deadline);
+        }
         tokio::select! {
             received = rtp.recv_from(&mut rtp_buf) => {
                 if let Ok((n, from)) = received {
                     stats.packets_received += 1;
-                    session.on_rtp(Instant::now(), from, &rtp_buf[..n]);
+                    task.session.on_rtp(Instant::now(), from, &rtp_buf[..n]);
                 }
             }
             received = rtcp.recv_from(&mut rtcp_buf) => {
                 if let Ok((n, from)) = received {
-                    session.on_rtcp(Instant::now(), from, &rtcp_buf[..n]);
+                    task.session.on_rtcp(Instant::now(), from, &rtcp_buf[..n]);
                 }
             }
             command = commands.recv() => match command {
-                Some(CallCommand::Renegotiate(config)) => session.renegotiate(Instant::now(), config),
-                Some(CallCommand::SendDigit(digit)) => session.send_digit(Instant::now(), digit),
+                Some(CallCommand::Renegotiate(config)) => task.session.renegotiate(Instant::now(), config),
+                Some(CallCommand::SendDigit(digit)) => task.session.send_digit(Instant::now(), digit),
                 Some(CallCommand::Stop) | None => break,
             },
-            _ = tokio::time::sleep_until(wake) => session.handle_timeout(Instant::now()),
-            Some(loaded) = until_done(loading.as_mut()) => {
-                loading = None;
-                match loaded {
-                    Ok(Ok(samples)) => session.play(samples, true),
-                    Ok(Err(e)) => tracing::warn!(error = %e, "greeting cannot be played"),
-                    Err(e) => tracing::warn!(error = %e, "prompt decoder failed"),
-                }
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => task.on_timer(Instant::now()),
+            Some(loaded) = until_done(task.loading.as_mut().map(|(h, _, _)| h)) => task.on_loaded(loaded),
+            Some(answer) = until_done(task.webhook.as_mut()) => {
+                task.webhook = None;
+                let result = answer.unwrap_or_else(|e| Err(format!("webhook task failed: {e}")));
+                task.engine_event(IvrEvent::WebhookResult(result));
             }
-            _ = header_flush.tick() => {
-                if let Some((_, r)) = recorder.as_mut() {
-                    let now_position = position_at(setup.t0, Instant::now());
-                    let result = r.advance(now_position).and_then(|()| r.flush_header());
-                    if let Err(e) = result {
-                        recorder_failed(&mut recorder, &mut session, &notices, leg, e.to_string());
-                    }
-                }
-            }
+            _ = header_flush.tick() => task.flush_recorders(),
         }
-        while let Some(output) = session.poll_output() {
+        while let Some(output) = task.session.poll_output() {
             match output {
                 MediaOutput::Rtp { to, bytes } => {
                     stats.packets_sent += 1;
@@ -185,43 +288,31 @@ pub async fn run(
                 }
                 MediaOutput::Rtcp { to, bytes } => send(&rtcp, to, &bytes).await,
                 MediaOutput::Relay(_) => {} // bridging arrives with the queues
-                MediaOutput::Event(event) => {
-                    let write = match (&event, recorder.as_mut()) {
-                        (MediaEvent::Heard { at_sample, samples }, Some((_, r))) => {
-                            Some(r.write(Channel::Left, *at_sample, samples))
-                        }
-                        (MediaEvent::Played { at_sample, samples }, Some((_, r))) => {
-                            Some(r.write(Channel::Right, *at_sample, samples))
-                        }
-                        _ => None,
-                    };
-                    if let Some(Err(e)) = write {
-                        recorder_failed(&mut recorder, &mut session, &notices, leg, e.to_string());
-                    }
-                    match event {
-                        MediaEvent::Digit {
-                            digit,
-                            source,
-                            at_sample,
-                        } => {
-                            let _ = notices.send(CallNotice::Digit {
-                                leg,
-                                digit,
-                                source,
-                                at_ms: at_sample / 8,
-                            });
-                        }
-                        MediaEvent::Timeout => {
-                            let _ = notices.send(CallNotice::MediaTimeout { leg });
-                        }
-                        _ => {}
-                    }
-                }
+                MediaOutput::Event(event) => task.on_media_event(event),
             }
         }
     }
-    let end = position_at(setup.t0, Instant::now());
-    let recording = match recorder {
+    // The caller (or the server) ended the call.
+    if let Some(engine) = task.engine.as_mut()
+        && !engine.is_ended()
+    {
+        let commands = engine.step(Instant::now(), jiff::Timestamp::now(), IvrEvent::Hangup);
+        for command in commands {
+            if let IvrCommand::Hangup { disposition } = command {
+                task.disposition = Some(disposition);
+            }
+        }
+    }
+    task.finish_voicemail(false);
+    task.report_path();
+    if let Some((h, _, _)) = task.loading.take() {
+        h.abort();
+    }
+    if let Some(h) = task.webhook.take() {
+        h.abort();
+    }
+    let end = position_at(task.t0, Instant::now());
+    let recording = match task.recorder.take() {
         Some((path, r)) => match r.finish(end) {
             Ok(info) => Some((path, info)),
             Err(e) => {
@@ -234,16 +325,346 @@ pub async fn run(
         },
         None => None,
     };
-    let incoming = session.incoming();
+    let incoming = task.session.incoming();
     stats.packets_lost = incoming.stats.lost().max(0);
     stats.refused = incoming.refused;
-    stats.skipped = session.skipped_packets();
+    stats.skipped = task.session.skipped_packets();
     let _ = notices.send(CallNotice::Finished {
         leg,
         port: setup.port,
         recording,
+        disposition: task.disposition.take(),
         stats,
     });
+}
+
+impl Task {
+    fn notify(&self, notice: CallNotice) {
+        let _ = self.notices.send(notice);
+    }
+
+    /// The session emits audio for recorders only while one listens.
+    fn update_recording_flag(&mut self) {
+        let on = self.recorder.is_some() || self.voicemail.is_some();
+        self.session.set_recording(on);
+    }
+
+    fn engine_event(&mut self, event: IvrEvent) {
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        let commands = engine.step(Instant::now(), jiff::Timestamp::now(), event);
+        self.execute(commands);
+    }
+
+    fn on_timer(&mut self, now: Instant) {
+        self.session.handle_timeout(now);
+        if self.voicemail.as_ref().is_some_and(|v| v.deadline <= now) {
+            self.finish_voicemail(true);
+        }
+        if self
+            .engine
+            .as_ref()
+            .and_then(|e| e.poll_timeout())
+            .is_some_and(|at| at <= now)
+        {
+            self.engine_event(IvrEvent::Timeout);
+        }
+    }
+
+    /// Carries out the engine's commands.
+    fn execute(&mut self, commands: Vec<IvrCommand>) {
+        for command in commands {
+            match command {
+                IvrCommand::Play { prompts, barge_in } => {
+                    self.stop_audio();
+                    self.load(ivr_io::PlayItems::Ivr(prompts), PlayOwner::Engine, barge_in);
+                }
+                IvrCommand::StopPlayback => self.stop_audio(),
+                IvrCommand::Record {
+                    max_length,
+                    beep,
+                    finish_digit,
+                } => {
+                    self.stop_audio();
+                    let request = ivr_io::RecordRequest {
+                        max_length,
+                        finish_digit,
+                    };
+                    if beep {
+                        self.pending_record = Some(request);
+                        self.load(
+                            ivr_io::PlayItems::Files(vec!["beep.wav".into()]),
+                            PlayOwner::Beep,
+                            false,
+                        );
+                    } else {
+                        self.start_voicemail(request);
+                    }
+                }
+                IvrCommand::StopRecording => self.finish_voicemail(true),
+                IvrCommand::Webhook { url, body, timeout } => {
+                    let http = self.setup.http.clone();
+                    self.webhook = Some(tokio::spawn(ivr_io::webhook(http, url, body, timeout)));
+                }
+                IvrCommand::Enqueue { queue } => {
+                    // Until the queue subsystem exists: "please hold", then the call ends as
+                    // queue.unavailable.
+                    tracing::info!(%queue, "queues are not available yet");
+                    self.stop_audio();
+                    self.load(
+                        ivr_io::PlayItems::Files(vec!["please-hold.wav".into()]),
+                        PlayOwner::QueueHold,
+                        false,
+                    );
+                }
+                IvrCommand::Dial { target, .. } => {
+                    tracing::info!(%target, "dialing out is not available yet");
+                    self.engine_event(IvrEvent::DialResult(ivr::DialResult::Failed {
+                        reason: "dial.unavailable".into(),
+                    }));
+                }
+                IvrCommand::SetRating(rating) => self.notify(CallNotice::Rating {
+                    leg: self.setup_leg,
+                    rating,
+                }),
+                IvrCommand::Log { message } => tracing::warn!(%message, "ivr"),
+                IvrCommand::Hangup { disposition } => {
+                    self.report_path();
+                    self.disposition = Some(disposition.clone());
+                    self.notify(CallNotice::Hangup {
+                        leg: self.setup_leg,
+                        disposition,
+                    });
+                }
+            }
+        }
+        self.report_path();
+    }
+
+    /// Sends the path to the SIP task when the engine moved or a digit was pressed.
+    fn report_path(&mut self) {
+        let Some(engine) = self.engine.as_ref() else {
+            return;
+        };
+        let path = engine.path();
+        let digits = path.last().map_or(0, |s| s.digits.len());
+        if (path.len(), digits) == self.path_reported {
+            return;
+        }
+        self.path_reported = (path.len(), digits);
+        let json = serde_json::Value::Array(
+            path.iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "flow": s.flow.to_string(),
+                        "node": s.node.to_string(),
+                        "digits": s.digits,
+                    })
+                })
+                .collect(),
+        );
+        self.notify(CallNotice::Path {
+            leg: self.setup_leg,
+            flow: engine.flow().to_string(),
+            path: json,
+        });
+    }
+
+    /// Stops what plays or loads; an engine prompt stopped this way is `interrupted`, which the
+    /// engine ignores (it already moved on).
+    fn stop_audio(&mut self) {
+        if let Some((h, _, _)) = self.loading.take() {
+            h.abort();
+        }
+        self.playing = None;
+        self.session.stop_playback();
+        // stop_playback's PlaybackFinished{interrupted} is dropped in on_media_event: nothing plays.
+    }
+
+    fn load(&mut self, items: ivr_io::PlayItems, owner: PlayOwner, barge_in: bool) {
+        let shared = self.setup.clone();
+        let handle = tokio::task::spawn_blocking(move || {
+            ivr_io::load_audio(
+                &items,
+                &shared.sounds,
+                &shared.prompts,
+                shared.tts.as_deref(),
+            )
+        });
+        self.loading = Some((handle, owner, barge_in));
+    }
+
+    fn on_loaded(&mut self, loaded: Result<Loaded, tokio::task::JoinError>) {
+        let Some((_, owner, barge_in)) = self.loading.take() else {
+            return;
+        };
+        match loaded {
+            Ok(Ok(samples)) if !samples.is_empty() => {
+                self.playing = Some(owner);
+                self.session.play(samples, barge_in);
+            }
+            Ok(Ok(_)) => self.playback_done(owner, false),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "prompt cannot be played");
+                self.playback_done(owner, false);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "prompt loader failed");
+                self.playback_done(owner, false);
+            }
+        }
+    }
+
+    /// A prompt ended (or could not be played).
+    fn playback_done(&mut self, owner: PlayOwner, interrupted: bool) {
+        match owner {
+            PlayOwner::Engine => self.engine_event(IvrEvent::PlaybackFinished { interrupted }),
+            PlayOwner::Beep => {
+                if let Some(request) = self.pending_record.take() {
+                    self.start_voicemail(request);
+                }
+            }
+            PlayOwner::QueueHold => {
+                self.engine_event(IvrEvent::QueueResult(QueueResult::Unavailable));
+            }
+        }
+    }
+
+    fn on_media_event(&mut self, event: MediaEvent) {
+        let mut failed = None;
+        match &event {
+            MediaEvent::Heard { at_sample, samples } => {
+                if let Some((_, r)) = self.recorder.as_mut()
+                    && let Err(e) = r.write(Channel::Left, *at_sample, samples)
+                {
+                    failed = Some(e.to_string());
+                }
+                if let Some(v) = self.voicemail.as_mut() {
+                    v.write(*at_sample, samples);
+                }
+            }
+            MediaEvent::Played { at_sample, samples } => {
+                if let Some((_, r)) = self.recorder.as_mut()
+                    && let Err(e) = r.write(Channel::Right, *at_sample, samples)
+                {
+                    failed = Some(e.to_string());
+                }
+            }
+            _ => {}
+        }
+        if let Some(error) = failed {
+            self.recorder_failed(error);
+        }
+        match event {
+            MediaEvent::Digit {
+                digit,
+                source,
+                at_sample,
+            } => {
+                self.notify(CallNotice::Digit {
+                    leg: self.setup_leg,
+                    digit,
+                    source,
+                    at_ms: at_sample / 8,
+                });
+                if let Some(v) = &self.voicemail {
+                    if v.finish_digit == Some(digit) {
+                        self.finish_voicemail(true);
+                    }
+                    return; // keys during a voicemail are the caller's, not the menu's
+                }
+                if matches!(self.loading, Some((_, _, true))) {
+                    // Barge-in while the prompt was still loading.
+                    if let Some((h, _, _)) = self.loading.take() {
+                        h.abort();
+                    }
+                }
+                self.engine_event(IvrEvent::Digit(digit));
+            }
+            MediaEvent::PlaybackFinished { interrupted } => {
+                if let Some(owner) = self.playing.take() {
+                    self.playback_done(owner, interrupted);
+                }
+            }
+            MediaEvent::Timeout => self.notify(CallNotice::Hangup {
+                leg: self.setup_leg,
+                disposition: "failed.media_timeout".into(),
+            }),
+            MediaEvent::Heard { .. } | MediaEvent::Played { .. } => {}
+        }
+    }
+
+    fn start_voicemail(&mut self, request: ivr_io::RecordRequest) {
+        let utc = chrono::Utc::now();
+        let relative = format!(
+            "voicemail/{}/{}-{}.wav",
+            utc.format("%Y/%m/%d"),
+            self.setup.call_id,
+            utc.timestamp_millis()
+        );
+        let path = self.setup.data_dir.join(relative);
+        let at = position_at(self.t0, Instant::now());
+        match Voicemail::start(path, at, request) {
+            Ok(v) => self.voicemail = Some(v),
+            Err(error) => {
+                tracing::error!(%error, "voicemail cannot be recorded");
+                self.engine_event(IvrEvent::RecordingFinished { duration_ms: 0 });
+            }
+        }
+        self.update_recording_flag();
+    }
+
+    /// Ends a voicemail; `tell_engine` is false when the caller already hung up.
+    fn finish_voicemail(&mut self, tell_engine: bool) {
+        let Some(v) = self.voicemail.take() else {
+            return;
+        };
+        self.update_recording_flag();
+        let end = position_at(self.t0, Instant::now());
+        let duration_ms = match v.finish(end) {
+            Ok((path, info)) => {
+                let ms = info.duration_ms;
+                self.notify(CallNotice::Voicemail {
+                    leg: self.setup_leg,
+                    path,
+                    info,
+                });
+                ms
+            }
+            Err(error) => {
+                tracing::error!(%error, "voicemail lost");
+                0
+            }
+        };
+        if tell_engine {
+            self.engine_event(IvrEvent::RecordingFinished { duration_ms });
+        }
+    }
+
+    fn flush_recorders(&mut self) {
+        let now_position = position_at(self.t0, Instant::now());
+        if let Some((_, r)) = self.recorder.as_mut()
+            && let Err(e) = r.advance(now_position).and_then(|()| r.flush_header())
+        {
+            self.recorder_failed(e.to_string());
+        }
+        if let Some(v) = self.voicemail.as_mut() {
+            v.flush(now_position);
+        }
+    }
+
+    /// A full disk (or any write error) ends the recording, never the call.
+    fn recorder_failed(&mut self, error: String) {
+        tracing::error!(error = %error, "recording stopped; the call goes on");
+        metrics::counter!("openline_recording_failures_total").increment(1);
+        self.recorder = None;
+        self.update_recording_flag();
+        self.notify(CallNotice::RecordingFailed {
+            leg: self.setup_leg,
+            error,
+        });
+    }
 }
 
 fn open_recorder(
@@ -255,24 +676,9 @@ fn open_recorder(
     StereoRecorder::create(path, RECORDER_MAX_LAG)
 }
 
-/// A full disk (or any write error) ends the recording, never the call.
-fn recorder_failed(
-    recorder: &mut Option<(PathBuf, StereoRecorder)>,
-    session: &mut MediaSession,
-    notices: &mpsc::UnboundedSender<CallNotice>,
-    leg: LegId,
-    error: String,
-) {
-    tracing::error!(error = %error, "recording stopped; the call goes on");
-    metrics::counter!("openline_recording_failures_total").increment(1);
-    *recorder = None;
-    session.set_recording(false);
-    let _ = notices.send(CallNotice::RecordingFailed { leg, error });
-}
-
 /// Waits for a running task, or forever when there is none (a disabled `select!` branch).
 async fn until_done<T>(
-    task: Option<&mut tokio::task::JoinHandle<T>>,
+    task: Option<&mut JoinHandle<T>>,
 ) -> Option<Result<T, tokio::task::JoinError>> {
     match task {
         Some(task) => Some(task.await),

@@ -4,18 +4,20 @@
 //! Each answered call gets a task of its own (`call_task`) that owns its sockets, media and recorder;
 //! this module keeps only the bookkeeping the SIP side needs and talks to the tasks over channels.
 
-use super::call_task::{self, CallCommand, CallNotice, CallSetup};
+use super::call_task::{self, CallCommand, CallNotice, CallSetup, IvrSetup};
 use super::ports::PortPool;
 use super::records::{RecordOp, RecordsTx};
+use crate::ivr::FlowSet;
 use crate::media::prompt::PromptCache;
 use crate::media::session::{DigitSource, SessionConfig};
+use crate::media::tts::TtsCache;
 use crate::sip::dialog::LegId;
 use crate::sip::endpoint::{EndReason, Endpoint, IncomingCall};
 use crate::sip::sdp::{self, Negotiated};
 use crate::store::{NewCall, NewLeg};
 use bytes::Bytes;
 use chrono::Utc;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,8 +29,9 @@ use tracing::Instrument;
 pub struct CallsConfig {
     /// Ringing before answer (`calls.answer_delay`).
     pub answer_delay: Duration,
-    /// Played to every answered call (`calls.greeting`, in the sounds dir) until the IVR takes over.
-    pub greeting: Option<PathBuf>,
+    /// Dialed number → flow id (`[routes]`); None = everything to `main`.
+    pub routes: Option<BTreeMap<String, String>>,
+    pub sounds: PathBuf,
     /// Record every answered call (`calls.record`).
     pub record: bool,
     pub media_timeout: Duration,
@@ -39,27 +42,51 @@ pub struct CallsConfig {
     pub node_id: String,
 }
 
+/// How SIP says a call ended, kept until its task has finished.
+struct PendingEnd {
+    at: chrono::DateTime<Utc>,
+    disposition: String,
+    hangup_by: Option<&'static str>,
+    final_status: Option<i32>,
+    /// The caller hung up: then the IVR's view (where it left) is the better disposition.
+    caller_left: bool,
+}
+
 struct ActiveCall {
     call_id: String,
     sip_call_id: String,
     port: Option<u16>,
     sockets: Option<(std::net::UdpSocket, std::net::UdpSocket)>,
     negotiated: Option<Negotiated>,
+    /// The flow that answers the call and the variables it starts with.
+    flow: Option<(String, BTreeMap<String, String>)>,
     answered: bool,
+    /// SIP said the call ended while its task was still running: the record waits for the
+    /// task's own disposition (the IVR knows more, e.g. `voicemail.left`).
+    pending_end: Option<PendingEnd>,
     answer_sdp: Option<Bytes>,
     task: Option<mpsc::UnboundedSender<CallCommand>>,
     /// The recording row of this call, while one is being written.
     recording_id: Option<String>,
-    /// Set when the media side ended the call (e.g. media timeout): the disposition to record.
-    ended_by_media: Option<&'static str>,
+    /// Set when the call task ended the call (the flow hung up, no media): the disposition.
+    ended_by_media: Option<String>,
     /// SIP says the call is over; waiting for the media task to finish.
     ended: bool,
+}
+
+/// What the call layer shares with every call task.
+pub struct CallsShared {
+    pub prompts: Arc<PromptCache>,
+    pub tts: Option<Arc<TtsCache>>,
+    pub http: Option<reqwest::Client>,
+    /// The flows now in force; a reload swaps the snapshot, running calls keep theirs.
+    pub flows: tokio::sync::watch::Receiver<Arc<FlowSet>>,
 }
 
 pub struct Calls {
     config: CallsConfig,
     ports: PortPool,
-    prompts: Arc<PromptCache>,
+    shared: CallsShared,
     records: RecordsTx,
     notices: mpsc::UnboundedSender<CallNotice>,
     active: HashMap<LegId, ActiveCall>,
@@ -70,14 +97,14 @@ impl Calls {
     pub fn new(
         config: CallsConfig,
         ports: PortPool,
-        prompts: Arc<PromptCache>,
+        shared: CallsShared,
         records: RecordsTx,
         notices: mpsc::UnboundedSender<CallNotice>,
     ) -> Self {
         Calls {
             config,
             ports,
-            prompts,
+            shared,
             records,
             notices,
             active: HashMap::new(),
@@ -141,7 +168,9 @@ impl Calls {
                 port: None,
                 sockets: None,
                 negotiated: None,
+                flow: None,
                 answered: false,
+                pending_end: None,
                 answer_sdp: None,
                 task: None,
                 recording_id: None,
@@ -149,6 +178,36 @@ impl Calls {
                 ended: false,
             },
         );
+        let called = crate::sip::message::grammar::uri_user(&call.request_uri)
+            .unwrap_or("")
+            .to_string();
+        let flow_id = match &self.config.routes {
+            Some(routes) => routes
+                .get(&called)
+                .or_else(|| routes.get("default"))
+                .cloned(),
+            None => Some("main".to_string()),
+        };
+        let Some(flow_id) = flow_id else {
+            tracing::info!(%called, "no route for the dialed number");
+            endpoint.reject(now, call.leg, 404, "Not Found");
+            return;
+        };
+        if self.shared.flows.borrow().get(&flow_id).is_none() {
+            tracing::error!(flow = %flow_id, "the route names a flow that is not loaded");
+            endpoint.reject(now, call.leg, 503, "Service Unavailable");
+            return;
+        }
+        let mut variables = BTreeMap::new();
+        variables.insert(
+            "caller".to_string(),
+            call.from.user().unwrap_or(&call.from.uri).to_string(),
+        );
+        variables.insert("called".to_string(), called);
+        if let Some(active) = self.active.get_mut(&call.leg) {
+            variables.insert("call_id".to_string(), active.call_id.clone());
+            active.flow = Some((flow_id, variables));
+        }
         let negotiated = if call.offer.is_empty() {
             None
         } else {
@@ -245,6 +304,11 @@ impl Calls {
             });
             let (tx, rx) = mpsc::unbounded_channel();
             active.task = Some(tx);
+            let ivr = active.flow.take().map(|(flow, variables)| IvrSetup {
+                flows: self.shared.flows.borrow().clone(),
+                flow,
+                variables,
+            });
             let setup = CallSetup {
                 leg,
                 call_id: active.call_id.clone(),
@@ -253,9 +317,13 @@ impl Calls {
                 rtcp,
                 session,
                 t0: now,
-                greeting: self.config.greeting.clone(),
+                ivr,
                 record_to,
-                prompts: self.prompts.clone(),
+                data_dir: self.config.data_dir.clone(),
+                sounds: self.config.sounds.clone(),
+                prompts: self.shared.prompts.clone(),
+                tts: self.shared.tts.clone(),
+                http: self.shared.http.clone(),
             };
             let span = tracing::info_span!("call", call_id = %active.call_id);
             tokio::spawn(call_task::run(setup, rx, self.notices.clone()).instrument(span));
@@ -302,31 +370,54 @@ impl Calls {
             return;
         };
         let (mut disposition, hangup_by, final_status) = disposition(reason, active.answered);
-        if let Some(by_media) = active.ended_by_media {
-            disposition = by_media.to_string();
+        if let Some(by_media) = &active.ended_by_media {
+            disposition = by_media.clone();
         }
-        tracing::info!(
-            call_id = %active.call_id,
-            sip_call_id = %active.sip_call_id,
-            disposition = %disposition,
-            "call ended"
-        );
+        active.ended = true;
+        match active.task.take() {
+            Some(task) => {
+                // The task may know better how the call ended (the IVR); it reports on Finished.
+                active.pending_end = Some(PendingEnd {
+                    at: Utc::now(),
+                    disposition,
+                    hangup_by,
+                    final_status,
+                    caller_left: matches!(reason, EndReason::RemoteBye | EndReason::Cancelled),
+                });
+                let _ = task.send(CallCommand::Stop);
+            }
+            None => {
+                self.record_end(leg, Utc::now(), disposition, hangup_by, final_status);
+                self.release(leg);
+            }
+        }
+    }
+
+    fn record_end(
+        &self,
+        leg: LegId,
+        at: chrono::DateTime<Utc>,
+        disposition: String,
+        hangup_by: Option<&'static str>,
+        final_status: Option<i32>,
+    ) {
+        if let Some(active) = self.active.get(&leg) {
+            tracing::info!(
+                call_id = %active.call_id,
+                sip_call_id = %active.sip_call_id,
+                disposition = %disposition,
+                "call ended"
+            );
+        }
         metrics::counter!("openline_calls_ended_total", "disposition" => disposition.clone())
             .increment(1);
         let _ = self.records.send(RecordOp::CallEnded {
             leg,
-            at: Utc::now(),
+            at,
             disposition,
             hangup_by,
             final_status,
         });
-        active.ended = true;
-        match active.task.take() {
-            Some(task) => {
-                let _ = task.send(CallCommand::Stop);
-            }
-            None => self.release(leg),
-        }
     }
 
     fn release(&mut self, leg: LegId) {
@@ -354,13 +445,47 @@ impl Calls {
                 metrics::counter!("openline_dtmf_digits_total", "source" => source).increment(1);
                 self.event(leg, "digit", serde_json::json!({ "digit": digit.to_string(), "source": source, "at_ms": at_ms }));
             }
-            CallNotice::MediaTimeout { leg } => {
-                tracing::warn!(leg, "no media from the peer; hanging up");
-                if let Some(active) = self.active.get_mut(&leg) {
-                    active.ended_by_media = Some("failed.media_timeout");
+            CallNotice::Hangup { leg, disposition } => {
+                if disposition == "failed.media_timeout" {
+                    tracing::warn!(leg, "no media from the peer; hanging up");
+                    self.event(leg, "media_timeout", serde_json::json!({}));
                 }
-                self.event(leg, "media_timeout", serde_json::json!({}));
+                if let Some(active) = self.active.get_mut(&leg) {
+                    active.ended_by_media = Some(disposition);
+                }
                 endpoint.hangup(now, leg);
+            }
+            CallNotice::Path { leg, flow, path } => {
+                let _ = self.records.send(RecordOp::CallFlow { leg, flow, path });
+            }
+            CallNotice::Rating { leg, rating } => {
+                let _ = self.records.send(RecordOp::CallRating { leg, rating });
+            }
+            CallNotice::Voicemail { leg, path, info } => {
+                let relative = path
+                    .strip_prefix(&self.config.data_dir)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
+                let utc = Utc::now();
+                let id = new_call_id(utc);
+                self.event(
+                    leg,
+                    "voicemail",
+                    serde_json::json!({ "recording_id": id, "path": relative, "duration_ms": info.duration_ms }),
+                );
+                let _ = self.records.send(RecordOp::RecordingStarted {
+                    leg,
+                    id: id.clone(),
+                    path: relative,
+                    at: utc,
+                });
+                let _ = self.records.send(RecordOp::RecordingFinished {
+                    id,
+                    duration_ms: info.duration_ms as i64,
+                    size_bytes: info.size_bytes as i64,
+                    at: utc,
+                });
             }
             CallNotice::RecordingFailed { leg, error } => {
                 self.event(
@@ -373,6 +498,7 @@ impl Calls {
                 leg,
                 port,
                 recording,
+                disposition: ivr_disposition,
                 stats,
             } => {
                 metrics::counter!("openline_rtp_packets_sent_total").increment(stats.packets_sent);
@@ -414,6 +540,14 @@ impl Calls {
                         // The media side stopped on its own (socket error): end the call.
                         endpoint.hangup(now, leg);
                         return;
+                    }
+                    if let Some(end) = active.pending_end.take() {
+                        let disposition = match (&active.ended_by_media, ivr_disposition) {
+                            (Some(by_task), _) => by_task.clone(),
+                            (None, Some(ivr)) if end.caller_left => ivr,
+                            _ => end.disposition,
+                        };
+                        self.record_end(leg, end.at, disposition, end.hangup_by, end.final_status);
                     }
                 }
                 self.active.remove(&leg);

@@ -9,6 +9,8 @@ pub mod background;
 pub mod call_task;
 pub mod calls;
 pub mod events;
+pub mod flows;
+pub mod ivr_io;
 pub mod ports;
 pub mod records;
 pub mod retention;
@@ -148,11 +150,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     }
     ensure_api_tokens(&store, &settings).await?;
     repair_recordings(&store, &settings.data_dir, &node_id).await;
-    for section in ["queues", "trunks", "routes", "dialplan"] {
+    for section in ["queues", "trunks", "dialplan"] {
         let present = match section {
             "queues" => settings.file.queues.is_some(),
             "trunks" => settings.file.trunks.is_some(),
-            "routes" => settings.file.routes.is_some(),
             _ => settings.file.dialplan.is_some(),
         };
         if present {
@@ -240,13 +241,25 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     drop(input_tx);
     let calls_config = &settings.file.calls;
     let (notice_tx, notice_rx) = mpsc::unbounded_channel();
+    let tts = text_to_speech();
+    let flow_source = flows::FlowSource {
+        dir: settings.flows.clone(),
+        sounds: settings.sounds.clone(),
+        tts_available: tts.is_some(),
+    };
+    let (flows_tx, flows_rx) = tokio::sync::watch::channel(flows::initial(&flow_source));
+    flows::spawn_reloader(flow_source, flows_tx, io_token.clone());
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let webhook_client = reqwest::Client::builder()
+        .user_agent(crate::sip::message::build::PRODUCT)
+        .build()
+        .map_err(|e| tracing::error!(error = %e, "no HTTP client: webhooks will fail"))
+        .ok();
     let calls = calls::Calls::new(
         calls::CallsConfig {
             answer_delay: calls_config.answer_delay,
-            greeting: calls_config
-                .greeting
-                .as_ref()
-                .map(|g| settings.sounds.join(g)),
+            routes: settings.file.routes.clone(),
+            sounds: settings.sounds.clone(),
             record: calls_config.record,
             media_timeout: calls_config.media_timeout,
             data_dir: settings.data_dir.clone(),
@@ -255,9 +268,14 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             node_id: node_id.clone(),
         },
         ports::PortPool::new(settings.rtp_ports),
-        Arc::new(crate::media::prompt::PromptCache::new(
-            calls_config.prompt_cache_mb * 1024 * 1024,
-        )),
+        calls::CallsShared {
+            prompts: Arc::new(crate::media::prompt::PromptCache::new(
+                calls_config.prompt_cache_mb * 1024 * 1024,
+            )),
+            tts,
+            http: webhook_client,
+            flows: flows_rx,
+        },
         records_tx.clone(),
         notice_tx,
     );
@@ -424,6 +442,22 @@ async fn repair_recordings(store: &Store, data_dir: &Path, node_id: &str) {
         };
         if let Err(e) = result {
             tracing::error!(error = %e, "cannot update a repaired recording");
+        }
+    }
+}
+
+/// espeak-ng when installed; without it flows with `say` nodes are rejected at load (a clear
+/// warning now instead of silence mid-call).
+fn text_to_speech() -> Option<Arc<crate::media::tts::TtsCache>> {
+    use crate::media::tts::{EspeakNg, TtsCache};
+    match EspeakNg::with_program(EspeakNg::PROGRAM) {
+        Ok(engine) => {
+            tracing::info!(version = %engine.version(), "text-to-speech: espeak-ng");
+            Some(Arc::new(TtsCache::new(Arc::new(engine), 32 * 1024 * 1024)))
+        }
+        Err(e) => {
+            tracing::warn!("{e}; flows with say nodes will not load");
+            None
         }
     }
 }

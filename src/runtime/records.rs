@@ -34,6 +34,16 @@ pub enum RecordOp {
         kind: &'static str,
         detail: serde_json::Value,
     },
+    /// The IVR flow of the call and its path so far (JSON).
+    CallFlow {
+        leg: LegId,
+        flow: String,
+        path: serde_json::Value,
+    },
+    CallRating {
+        leg: LegId,
+        rating: u8,
+    },
     RecordingStarted {
         leg: LegId,
         id: String,
@@ -157,6 +167,18 @@ async fn apply(
         } => {
             if let Some((call_id, _)) = legs.get(leg) {
                 store.insert_call_event(call_id, *at, kind, detail).await?;
+            }
+        }
+        RecordOp::CallFlow { leg, flow, path } => {
+            if let Some((call_id, _)) = legs.get(leg) {
+                store
+                    .set_call_flow(call_id, flow, &path.to_string())
+                    .await?;
+            }
+        }
+        RecordOp::CallRating { leg, rating } => {
+            if let Some((call_id, _)) = legs.get(leg) {
+                store.set_call_rating(call_id, i32::from(*rating)).await?;
             }
         }
         RecordOp::RecordingStarted { leg, id, path, at } => {

@@ -13,7 +13,7 @@ macro_rules! select_call {
     ($tail:literal) => {
         concat!(
             "SELECT id, node_id, direction, caller, caller_name, callee, started_at, answered_at, \
-             ended_at, duration_ms, disposition, hangup_by FROM calls",
+             ended_at, duration_ms, disposition, hangup_by, flow_id, flow_path, rating FROM calls",
             $tail
         )
     };
@@ -32,6 +32,34 @@ fn duration_ms(started_at: DateTime<Utc>, ended_at: DateTime<Utc>) -> i64 {
 }
 
 impl Store {
+    /// The IVR flow the call is in and the path it took so far (JSON), kept as the call goes.
+    pub async fn set_call_flow(
+        &self,
+        id: &str,
+        flow_id: &str,
+        flow_path: &str,
+    ) -> Result<(), StoreError> {
+        on_writer!(self, pool => sqlx::query("UPDATE calls SET flow_id = $2, flow_path = $3 WHERE id = $1")
+            .bind(id)
+            .bind(flow_id)
+            .bind(flow_path)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(query_err("set_call_flow"))
+    }
+
+    /// The caller's post-call rating, 1–5.
+    pub async fn set_call_rating(&self, id: &str, rating: i32) -> Result<(), StoreError> {
+        on_writer!(self, pool => sqlx::query("UPDATE calls SET rating = $2 WHERE id = $1")
+            .bind(id)
+            .bind(rating)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(query_err("set_call_rating"))
+    }
+
     /// Records a call as it starts.
     pub async fn insert_call(&self, c: &NewCall) -> Result<(), StoreError> {
         on_writer!(self, pool => sqlx::query(

@@ -69,6 +69,15 @@ pub struct CallRecord {
     pub disposition: Option<String>,
     /// `caller` | `callee` | `system`.
     pub hangup_by: Option<String>,
+    /// The IVR flow that answered the call.
+    #[sqlx(default)]
+    pub flow_id: Option<String>,
+    /// JSON array of the nodes visited: `[{"flow","node","digits"}]`.
+    #[sqlx(default)]
+    pub flow_path: Option<String>,
+    /// The caller's rating, 1–5.
+    #[sqlx(default)]
+    pub rating: Option<i32>,
 }
 
 /// A SIP leg of a call as it starts.

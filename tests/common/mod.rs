@@ -114,6 +114,14 @@ impl Server {
         if let Some(url) = database {
             command.arg("--database").arg(url);
         }
+        // The shipped flows and prompts unless the test brings its own.
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        if !extra_args.contains(&"--flows") {
+            command.arg("--flows").arg(repo.join("ivr-flows"));
+        }
+        if !extra_args.contains(&"--sounds") {
+            command.arg("--sounds").arg(repo.join("sounds"));
+        }
         let mut child = command.spawn().expect("spawn openline");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
