@@ -204,7 +204,7 @@ fn operators_see_only_their_own_calls() {
     assert_eq!(ops.as_array().unwrap().len(), 1);
     assert_eq!(ops[0]["extension"], "101");
     // Filters of the calls list.
-    let (_, body) = server.get("/api/v1/calls?disposition=answered&direction=inbound");
+    let (_, body) = server.get("/api/v1/calls?disposition=ivr&direction=inbound");
     assert_eq!(body["calls"].as_array().unwrap().len(), 2);
     let (_, body) = server.get("/api/v1/calls?disposition=cancelled");
     assert_eq!(body["calls"].as_array().unwrap().len(), 0);

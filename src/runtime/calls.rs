@@ -91,6 +91,8 @@ pub struct Calls {
     notices: mpsc::UnboundedSender<CallNotice>,
     active: HashMap<LegId, ActiveCall>,
     pending_answers: BTreeSet<(Instant, LegId)>,
+    /// Our address towards each peer address seen (a route lookup per call is a syscall pair).
+    local_ips: HashMap<IpAddr, IpAddr>,
 }
 
 impl Calls {
@@ -109,6 +111,7 @@ impl Calls {
             notices,
             active: HashMap::new(),
             pending_answers: BTreeSet::new(),
+            local_ips: HashMap::new(),
         }
     }
 
@@ -228,7 +231,7 @@ impl Calls {
         let local_ip = self
             .config
             .public_ip
-            .unwrap_or_else(|| local_ip_towards(call.peer.addr.ip()));
+            .unwrap_or_else(|| self.local_ip_for(call.peer.addr.ip()));
         let session_id = utc.timestamp_micros().unsigned_abs();
         let answer = sdp::write(local_ip, port, session_id, negotiated.as_ref());
         if let Some(active) = self.active.get_mut(&call.leg) {
@@ -241,6 +244,16 @@ impl Calls {
         self.pending_answers
             .insert((now + self.config.answer_delay, call.leg));
         self.answer_due(endpoint, now);
+    }
+
+    fn local_ip_for(&mut self, peer: IpAddr) -> IpAddr {
+        if self.local_ips.len() > 10_000 {
+            self.local_ips.clear(); // bounded: scanners must not grow it forever
+        }
+        *self
+            .local_ips
+            .entry(peer)
+            .or_insert_with(|| local_ip_towards(peer))
     }
 
     /// An even port whose RTP and RTCP sockets both bind; ports in use elsewhere are skipped.

@@ -80,29 +80,100 @@ pub type RecordsTx = mpsc::UnboundedSender<RecordOp>;
 pub async fn run(store: Store, mut ops: mpsc::UnboundedReceiver<RecordOp>, events: EventBus) {
     // Endpoint leg → (call id, leg row id).
     let mut legs: HashMap<LegId, (String, i64)> = HashMap::new();
-    while let Some(op) = ops.recv().await {
-        let description = format!("{op:?}");
-        let mut attempt = 0;
-        loop {
-            match apply(&store, &mut legs, &op).await {
-                Ok(event) => {
-                    if let Some(event) = event {
-                        events.publish(event);
-                    }
-                    break;
-                }
-                Err(e) if attempt < 5 => {
-                    attempt += 1;
-                    tracing::warn!(error = %e, attempt, "record write failed, retrying");
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
-                Err(e) => {
-                    metrics::counter!("openline_record_write_failures_total").increment(1);
-                    tracing::error!(error = %e, record = %description, "record could not be written");
-                    break;
-                }
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(first) = ops.recv().await {
+        batch.push(first);
+        while batch.len() < BATCH {
+            match ops.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
             }
         }
+        metrics::gauge!("openline_records_queued").set(ops.len() as f64);
+        for op in coalesce(std::mem::take(&mut batch)) {
+            write(&store, &mut legs, &events, op).await;
+        }
+    }
+}
+
+/// Ops taken from the queue at once: when the writer falls behind, batches grow and coalescing
+/// saves the statements that would be overwritten anyway.
+const BATCH: usize = 512;
+
+/// Drops flow-path updates that a later update of the same call in the batch replaces.
+fn coalesce(batch: Vec<RecordOp>) -> Vec<RecordOp> {
+    let mut last_flow: HashMap<LegId, usize> = HashMap::new();
+    for (i, op) in batch.iter().enumerate() {
+        if let RecordOp::CallFlow { leg, .. } = op {
+            last_flow.insert(*leg, i);
+        }
+    }
+    batch
+        .into_iter()
+        .enumerate()
+        .filter(|(i, op)| match op {
+            RecordOp::CallFlow { leg, .. } => last_flow.get(leg) == Some(i),
+            _ => true,
+        })
+        .map(|(_, op)| op)
+        .collect()
+}
+
+/// Writes one op, retrying a few times; a record that still fails is logged with its content.
+async fn write(
+    store: &Store,
+    legs: &mut HashMap<LegId, (String, i64)>,
+    events: &EventBus,
+    op: RecordOp,
+) {
+    let mut attempt = 0;
+    loop {
+        match apply(store, legs, &op).await {
+            Ok(event) => {
+                if let Some(event) = event {
+                    events.publish(event);
+                }
+                break;
+            }
+            Err(e) if attempt < 5 => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "record write failed, retrying");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            Err(e) => {
+                metrics::counter!("openline_record_write_failures_total").increment(1);
+                tracing::error!(error = %e, record = ?op, "record could not be written");
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_last_flow_path_of_a_call_in_a_batch_is_written() {
+        let flow = |leg, n: u64| RecordOp::CallFlow {
+            leg,
+            flow: "main".into(),
+            path: serde_json::json!([n]),
+        };
+        let batch = vec![
+            flow(1, 1),
+            flow(2, 1),
+            flow(1, 2),
+            RecordOp::Forget { leg: 1 },
+            flow(1, 3),
+        ];
+        let kept = coalesce(batch);
+        assert_eq!(kept.len(), 3);
+        assert!(matches!(&kept[0], RecordOp::CallFlow { leg: 2, .. }));
+        assert!(matches!(&kept[1], RecordOp::Forget { leg: 1 }));
+        assert!(
+            matches!(&kept[2], RecordOp::CallFlow { leg: 1, path, .. } if path == &serde_json::json!([3]))
+        );
     }
 }
 

@@ -75,7 +75,7 @@ try {
   await shot('lead-timeline');
 
   // The filters accept a date range and disposition without errors.
-  await page.goto(`${base}/#/calls?disposition=answered&since_local=2000-01-01T00:00`);
+  await page.goto(`${base}/#/calls?disposition=ivr&since_local=2000-01-01T00:00`);
   await page.locator('#calls-table').waitFor();
   const rows = await page.locator('#calls-table tbody tr').count();
   if (rows < 2) problems.push(`disposition/date filter shows ${rows} rows`);

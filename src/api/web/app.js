@@ -75,7 +75,7 @@ function signedIn(session) {
 
 // ---- calls -------------------------------------------------------------------------------
 
-const DISPOSITIONS = ['', 'answered', 'cancelled', 'rejected', 'failed', 'system'];
+const DISPOSITIONS = ['', 'answered', 'ivr', 'voicemail', 'queue', 'cancelled', 'rejected', 'failed', 'system'];
 
 function hashQuery() {
   const hash = location.hash.slice(1);
