@@ -149,34 +149,6 @@ async fn write(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_last_flow_path_of_a_call_in_a_batch_is_written() {
-        let flow = |leg, n: u64| RecordOp::CallFlow {
-            leg,
-            flow: "main".into(),
-            path: serde_json::json!([n]),
-        };
-        let batch = vec![
-            flow(1, 1),
-            flow(2, 1),
-            flow(1, 2),
-            RecordOp::Forget { leg: 1 },
-            flow(1, 3),
-        ];
-        let kept = coalesce(batch);
-        assert_eq!(kept.len(), 3);
-        assert!(matches!(&kept[0], RecordOp::CallFlow { leg: 2, .. }));
-        assert!(matches!(&kept[1], RecordOp::Forget { leg: 1 }));
-        assert!(
-            matches!(&kept[2], RecordOp::CallFlow { leg: 1, path, .. } if path == &serde_json::json!([3]))
-        );
-    }
-}
-
 async fn apply(
     store: &Store,
     legs: &mut HashMap<LegId, (String, i64)>,
@@ -290,4 +262,32 @@ async fn apply(
         } => store.remove_binding(extension, contact_uri).await?,
     }
     Ok(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_last_flow_path_of_a_call_in_a_batch_is_written() {
+        let flow = |leg, n: u64| RecordOp::CallFlow {
+            leg,
+            flow: "main".into(),
+            path: serde_json::json!([n]),
+        };
+        let batch = vec![
+            flow(1, 1),
+            flow(2, 1),
+            flow(1, 2),
+            RecordOp::Forget { leg: 1 },
+            flow(1, 3),
+        ];
+        let kept = coalesce(batch);
+        assert_eq!(kept.len(), 3);
+        assert!(matches!(&kept[0], RecordOp::CallFlow { leg: 2, .. }));
+        assert!(matches!(&kept[1], RecordOp::Forget { leg: 1 }));
+        assert!(
+            matches!(&kept[2], RecordOp::CallFlow { leg: 1, path, .. } if path == &serde_json::json!([3]))
+        );
+    }
 }
