@@ -385,3 +385,71 @@ fn check_flows_reports_file_line_and_column() {
     let expected = format!("{}:5:11:", broken.display());
     assert!(out.contains(&expected), "wants {expected} in:\n{out}");
 }
+
+fn api(server: &Server, method: &str, path: &str, token: &str, body: &str) -> HttpResponse {
+    let bearer = format!("Bearer {token}");
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/yaml"),
+    ];
+    send(server.http, method, path, &headers, body.as_bytes())
+}
+
+#[test]
+fn flows_api_lists_reads_and_replaces_a_flow_with_line_and_column_errors() {
+    let ivr = ivr_server(&[("main.yaml", MENU)], "");
+    let server = &ivr.server;
+    let list = api(server, "GET", "/api/v1/flows", MANAGER_TOKEN, "");
+    assert_eq!(list.status, 200);
+    assert_eq!(list.json()[0]["id"], "main");
+    assert_eq!(list.json()[0]["file"], "main.yaml");
+    assert_eq!(
+        api(server, "GET", "/api/v1/flows", OPERATOR_TOKEN, "").status,
+        403
+    );
+    let one = api(server, "GET", "/api/v1/flows/main", MANAGER_TOKEN, "");
+    assert_eq!(one.status, 200);
+    assert_eq!(one.text(), MENU);
+    assert_eq!(
+        api(server, "GET", "/api/v1/flows/nope", MANAGER_TOKEN, "").status,
+        404
+    );
+
+    // A broken text is refused with its line and column; nothing changes.
+    let broken = MENU.replace("options: { \"1\": one", "options: { \"1\": nowhere");
+    let refused = api(server, "PUT", "/api/v1/flows/main", ADMIN_TOKEN, &broken);
+    assert_eq!(refused.status, 422, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["code"], "flow.invalid");
+    let message = refused.json()["diagnostics"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("main.yaml:8:23: option `1` of node `menu` points to `nowhere`"),
+        "{message}"
+    );
+    assert_eq!(
+        api(server, "PUT", "/api/v1/flows/main", MANAGER_TOKEN, MENU).status,
+        403
+    );
+    let mismatch = api(server, "PUT", "/api/v1/flows/other", ADMIN_TOKEN, MENU);
+    assert_eq!(mismatch.status, 400, "{}", mismatch.text());
+    assert_eq!(
+        std::fs::read_to_string(ivr.flows.join("main.yaml")).unwrap(),
+        MENU
+    );
+
+    // A good text is written and served to the next call.
+    let replaced = MENU.replace("two:\n    play: thanks.wav", "two:\n    play: goodbye.wav");
+    let ok = api(server, "PUT", "/api/v1/flows/main", ADMIN_TOKEN, &replaced);
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(
+        std::fs::read_to_string(ivr.flows.join("main.yaml")).unwrap(),
+        replaced
+    );
+    wait_for_reload(server, 1);
+    assert_eq!(
+        api(server, "GET", "/api/v1/flows/main", MANAGER_TOKEN, "").text(),
+        replaced
+    );
+}

@@ -8,6 +8,7 @@ mod calls;
 mod crm;
 mod error;
 mod events;
+pub mod flows;
 mod idempotency;
 mod openapi;
 mod operators;
@@ -43,6 +44,8 @@ pub struct ApiOptions {
     pub country: DefaultCountry,
     pub session_ttl: Duration,
     pub secure_cookie: bool,
+    /// The IVR flows (set by the runtime once they are loaded).
+    pub flows: Option<flows::FlowsAccess>,
 }
 
 impl ApiOptions {
@@ -53,6 +56,7 @@ impl ApiOptions {
             country: DefaultCountry::parse(&settings.file.crm.default_country).unwrap_or_default(),
             session_ttl: settings.file.web.session_ttl,
             secure_cookie: settings.file.web.secure_cookie,
+            flows: None,
         }
     }
 }
@@ -129,6 +133,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/operators", get(operators::list))
         .route("/api/v1/operators/{ext}/status", put(operators::set_status))
         .route("/api/v1/events", get(events::stream))
+        .route("/api/v1/flows", get(flows::list))
+        .route("/api/v1/flows/{id}", get(flows::get_one).put(flows::put))
         .fallback(|| async { ApiError::not_found("route.not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

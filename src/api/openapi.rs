@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{calls, crm, events, operators, recordings, session};
+use super::{calls, crm, events, flows, operators, recordings, session};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,6 +37,9 @@ use super::{calls, crm, events, operators, recordings, session};
         operators::list,
         operators::set_status,
         events::stream,
+        flows::list,
+        flows::get_one,
+        flows::put,
     ),
     modifiers(&Security),
     security(("bearer" = []), ("session" = [])),

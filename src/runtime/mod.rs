@@ -248,7 +248,11 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         tts_available: tts.is_some(),
     };
     let (flows_tx, flows_rx) = tokio::sync::watch::channel(flows::initial(&flow_source));
-    flows::spawn_reloader(flow_source, flows_tx, io_token.clone());
+    flows::spawn_reloader(flow_source.clone(), flows_tx, io_token.clone());
+    let flows_for_api = api::flows::FlowsAccess {
+        current: flows_rx.clone(),
+        source: flow_source,
+    };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let webhook_client = reqwest::Client::builder()
         .user_agent(crate::sip::message::build::PRODUCT)
@@ -286,7 +290,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         store.clone(),
         metrics,
         node_id.clone(),
-        api::ApiOptions::new(&settings, events),
+        api::ApiOptions {
+            flows: Some(flows_for_api),
+            ..api::ApiOptions::new(&settings, events)
+        },
     );
     let http_token = CancellationToken::new();
     let http_stop = http_token.clone();
