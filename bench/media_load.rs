@@ -1,18 +1,85 @@
 //! Concurrent-calls media benchmark client: N callers on loopback, each dialling the server over
 //! SIP/UDP, sending 20 ms G.711 RTP and receiving the server's stream (the greeting prompt, then
 //! silence) for the whole call. It reports what the callers saw: packets lost, and how far each
-//! packet's arrival strays from the 20 ms grid its timestamp puts it on (p50/p99/max) — on loopback
-//! that is the server's send-time deviation plus this client's own scheduling.
+//! packet's arrival strays from the 20 ms grid its timestamp puts it on (p50/p99/max).
+//!
+//! Two clocks are read for every packet:
+//! - `send_dev_*`: the kernel's receive timestamp (`SO_TIMESTAMPNS`). On loopback the packet is
+//!   stamped inside the server's `sendto`, so this is the server's send-time deviation, free of
+//!   this client's scheduling.
+//! - `recv_dev_*`: when this client's task got to the packet: the above plus the client's own
+//!   scheduling delay (it shares the CPUs with the server).
 //!
 //! `cargo run --release --example media_load -- --sip 127.0.0.1:5060 --calls 500 --seconds 30`
 //! (bench/media_calls.sh starts the server, samples its CPU and RSS and runs this at rising N).
 
 use std::collections::HashMap;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::Mutex;
+
+// Kernel receive timestamps (Linux): setsockopt(SOL_SOCKET, SO_TIMESTAMPNS) and the SCM_TIMESTAMPNS
+// control message (struct timespec, CLOCK_REALTIME) that recvmsg then returns with each datagram.
+const SOL_SOCKET: i32 = 1;
+const SO_TIMESTAMPNS: i32 = 35;
+unsafe extern "C" {
+    fn setsockopt(fd: i32, level: i32, name: i32, value: *const std::ffi::c_void, len: u32) -> i32;
+}
+
+fn enable_kernel_timestamps(socket: &UdpSocket) -> bool {
+    let on: i32 = 1;
+    // SAFETY: a valid fd and a pointer to an i32 of the given length.
+    unsafe {
+        setsockopt(
+            socket.as_raw_fd(),
+            SOL_SOCKET,
+            SO_TIMESTAMPNS,
+            (&raw const on).cast(),
+            4,
+        ) == 0
+    }
+}
+
+/// One datagram and its kernel receive time in ns since the Unix epoch (0 when absent).
+fn recv_with_timestamp(socket: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, i128)> {
+    let sock = socket2::SockRef::from(socket);
+    let mut control = [MaybeUninit::<u8>::uninit(); 64];
+    // SAFETY: MaybeUninitSlice only needs the buffer to stay borrowed for the call.
+    let mut bufs = [socket2::MaybeUninitSlice::new(unsafe {
+        std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<MaybeUninit<u8>>(), buf.len())
+    })];
+    let mut msg = socket2::MsgHdrMut::new()
+        .with_buffers(&mut bufs)
+        .with_control(&mut control);
+    let n = sock.recvmsg(&mut msg, 0)?;
+    let control_len = msg.control_len();
+    // struct cmsghdr { size_t len; int level; int type; } then the data, 8-byte aligned (x86_64).
+    let mut ts_ns = 0i128;
+    let mut off = 0usize;
+    while off + 16 <= control_len {
+        // SAFETY: the kernel wrote control_len bytes.
+        let bytes: &[u8] =
+            unsafe { std::slice::from_raw_parts(control.as_ptr().cast(), control_len) };
+        let len = usize::from_ne_bytes(bytes[off..off + 8].try_into().expect("8"));
+        let level = i32::from_ne_bytes(bytes[off + 8..off + 12].try_into().expect("4"));
+        let kind = i32::from_ne_bytes(bytes[off + 12..off + 16].try_into().expect("4"));
+        if level == SOL_SOCKET && kind == SO_TIMESTAMPNS && off + 32 <= control_len {
+            let sec = i64::from_ne_bytes(bytes[off + 16..off + 24].try_into().expect("8"));
+            let nsec = i64::from_ne_bytes(bytes[off + 24..off + 32].try_into().expect("8"));
+            ts_ns = i128::from(sec) * 1_000_000_000 + i128::from(nsec);
+        }
+        if len < 16 {
+            break;
+        }
+        off += (len + 7) & !7;
+    }
+    Ok((n, ts_ns))
+}
 
 struct Args {
     sip: SocketAddr,
@@ -51,8 +118,24 @@ struct CallStats {
     received: u64,
     expected: u64,
     /// How late each packet arrived against the 20 ms grid its timestamp puts it on, in µs,
-    /// relative to the earliest packet of the call (so the reference is not one lucky packet).
-    deviations_us: Vec<u32>,
+    /// relative to the earliest packet of the call (so the reference is not one lucky packet):
+    /// by the kernel's receive timestamp (= the server's send time on loopback) ...
+    send_dev_us: Vec<u32>,
+    /// ... and by when this client's task read it.
+    recv_dev_us: Vec<u32>,
+    /// Packets that came without a kernel timestamp.
+    no_timestamp: u64,
+}
+
+/// Deviation from the grid relative to the call's earliest packet.
+fn relative(offsets: &[i64]) -> Vec<u32> {
+    let Some(min) = offsets.iter().min().copied() else {
+        return Vec::new();
+    };
+    offsets
+        .iter()
+        .map(|o| (o - min).min(i64::from(u32::MAX)) as u32)
+        .collect()
 }
 
 fn sdp(port: u16) -> String {
@@ -75,7 +158,7 @@ type Waiters = Arc<Mutex<HashMap<String, tokio::sync::mpsc::UnboundedSender<Stri
 async fn sip_reader(socket: Arc<UdpSocket>, waiters: Waiters) {
     let mut buf = vec![0u8; 65535];
     loop {
-        let Ok((n, _)) = socket.recv_from(&mut buf).await else {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
             continue;
         };
         let msg = String::from_utf8_lossy(&buf[..n]).to_string();
@@ -91,12 +174,7 @@ async fn sip_reader(socket: Arc<UdpSocket>, waiters: Waiters) {
                 }
             }
             ok.push_str("Content-Length: 0\r\n\r\n");
-            let _ = socket
-                .send_to(
-                    ok.as_bytes(),
-                    socket.peer_addr().unwrap_or(([127, 0, 0, 1], 5060).into()),
-                )
-                .await;
+            let _ = socket.send_to(ok.as_bytes(), from).await;
             continue;
         }
         if let Some(tx) = waiters.lock().await.get(&call_id) {
@@ -118,6 +196,7 @@ async fn one_call(
         Ok(s) => s,
         Err(_) => return stats,
     };
+    enable_kernel_timestamps(&rtp);
     let rtp_port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
     let sip_port = sip.local_addr().map(|a| a.port()).unwrap_or(0);
     let call_id = format!("bench-{index}-{}", std::process::id());
@@ -185,9 +264,10 @@ async fn one_call(
     packet[0] = 0x80;
     packet[8..12].copy_from_slice(&(index as u32).to_be_bytes());
     let mut buf = [0u8; 2048];
-    let mut first: Option<(Instant, u32)> = None;
+    let mut first: Option<(Instant, i128, u32)> = None;
     let mut last_ts = 0u32;
-    let mut offsets_us: Vec<i64> = Vec::new();
+    let mut recv_offsets_us: Vec<i64> = Vec::new();
+    let mut send_offsets_us: Vec<i64> = Vec::new();
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -198,28 +278,29 @@ async fn one_call(
                 let _ = rtp.send_to(&packet, media).await;
                 seq = seq.wrapping_add(1);
             }
-            r = rtp.recv_from(&mut buf) => {
-                let Ok((n, _)) = r else { continue };
+            r = rtp.async_io(Interest::READABLE, || recv_with_timestamp(&rtp, &mut buf)) => {
+                let Ok((n, kernel_ns)) = r else { continue };
                 if n < 12 || buf[1] & 0x7f != 0 { continue; }
                 let now = Instant::now();
                 let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
                 stats.received += 1;
-                let (t_first, ts_first) = *first.get_or_insert((now, ts));
+                let (t_first, k_first, ts_first) = *first.get_or_insert((now, kernel_ns, ts));
                 let grid_us = i64::from(ts.wrapping_sub(ts_first) as i32) * 125;
-                offsets_us.push(now.duration_since(t_first).as_micros() as i64 - grid_us);
+                recv_offsets_us.push(now.duration_since(t_first).as_micros() as i64 - grid_us);
+                if kernel_ns != 0 && k_first != 0 {
+                    send_offsets_us.push(((kernel_ns - k_first) / 1000) as i64 - grid_us);
+                } else {
+                    stats.no_timestamp += 1;
+                }
                 last_ts = ts;
             }
         }
     }
-    if let Some((_, ts_first)) = first {
+    if let Some((_, _, ts_first)) = first {
         stats.expected = u64::from(last_ts.wrapping_sub(ts_first)) / 160 + 1;
     }
-    if let Some(min) = offsets_us.iter().min().copied() {
-        stats.deviations_us = offsets_us
-            .iter()
-            .map(|o| (o - min).min(i64::from(u32::MAX)) as u32)
-            .collect();
-    }
+    stats.recv_dev_us = relative(&recv_offsets_us);
+    stats.send_dev_us = relative(&send_offsets_us);
     let bye = format!(
         "BYE sip:openline@{server} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{sip_port};branch=z9hG4bK{call_id}b;rport\r\n\
          Max-Forwards: 70\r\nFrom: <sip:bench{index}@127.0.0.1>;tag=b{index}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
@@ -271,31 +352,41 @@ async fn main() {
         )));
     }
     let mut answered = 0;
-    let (mut received, mut expected) = (0u64, 0u64);
-    let mut deviations = Vec::new();
+    let (mut received, mut expected, mut no_timestamp) = (0u64, 0u64, 0u64);
+    let mut send_dev = Vec::new();
+    let mut recv_dev = Vec::new();
     for h in handles {
         if let Ok(s) = h.await {
             answered += usize::from(s.answered);
             received += s.received;
             expected += s.expected;
-            deviations.extend(s.deviations_us);
+            no_timestamp += s.no_timestamp;
+            send_dev.extend(s.send_dev_us);
+            recv_dev.extend(s.recv_dev_us);
         }
     }
-    deviations.sort_unstable();
+    send_dev.sort_unstable();
+    recv_dev.sort_unstable();
     let loss = if expected > 0 {
         100.0 * (expected.saturating_sub(received)) as f64 / expected as f64
     } else {
         100.0
     };
     println!(
-        "calls={} answered={} received={} expected={} loss_pct={:.3} dev_p50_ms={:.2} dev_p99_ms={:.2} dev_max_ms={:.2}",
+        "calls={} answered={} received={} expected={} loss_pct={:.3} \
+         send_dev_p50_ms={:.2} send_dev_p99_ms={:.2} send_dev_max_ms={:.2} \
+         recv_dev_p50_ms={:.2} recv_dev_p99_ms={:.2} recv_dev_max_ms={:.2} no_kernel_timestamp={}",
         args.calls,
         answered,
         received,
         expected,
         loss,
-        percentile(&deviations, 0.50),
-        percentile(&deviations, 0.99),
-        percentile(&deviations, 1.0),
+        percentile(&send_dev, 0.50),
+        percentile(&send_dev, 0.99),
+        percentile(&send_dev, 1.0),
+        percentile(&recv_dev, 0.50),
+        percentile(&recv_dev, 0.99),
+        percentile(&recv_dev, 1.0),
+        no_timestamp,
     );
 }
