@@ -615,6 +615,7 @@ fn disposition(reason: EndReason, answered: bool) -> (String, Option<&'static st
         EndReason::LocalBye => ("answered.system_hangup".into(), Some("system"), Some(200)),
         EndReason::Cancelled => ("cancelled.by_caller".into(), Some("caller"), Some(487)),
         EndReason::AckTimeout => ("failed.ack_timeout".into(), Some("system"), Some(200)),
+        EndReason::Timeout => ("failed.timeout".into(), Some("system"), Some(408)),
         EndReason::Rejected(status) => (
             format!("rejected.{status}"),
             Some("system"),
