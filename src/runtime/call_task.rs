@@ -27,6 +27,8 @@ pub enum CallCommand {
     /// A re-INVITE changed the session (hold, resume, new address).
     Renegotiate(SessionConfig),
     SendDigit(char),
+    /// The SIP task's answer to `CallNotice::Dial`.
+    DialResult(ivr::DialResult),
     /// The call is over (the caller hung up or the server ends it): finish and stop.
     Stop,
 }
@@ -34,6 +36,12 @@ pub enum CallCommand {
 /// What a call tells the SIP task.
 #[derive(Debug)]
 pub enum CallNotice {
+    /// The flow wants `target` rung for at most `timeout`; answered with `CallCommand::DialResult`.
+    Dial {
+        leg: LegId,
+        target: String,
+        timeout: std::time::Duration,
+    },
     Digit {
         leg: LegId,
         digit: char,
@@ -269,6 +277,7 @@ pub async fn run(
             command = commands.recv() => match command {
                 Some(CallCommand::Renegotiate(config)) => task.session.renegotiate(Instant::now(), config),
                 Some(CallCommand::SendDigit(digit)) => task.session.send_digit(Instant::now(), digit),
+                Some(CallCommand::DialResult(result)) => task.engine_event(IvrEvent::DialResult(result)),
                 Some(CallCommand::Stop) | None => break,
             },
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => task.on_timer(Instant::now()),
@@ -418,12 +427,11 @@ impl Task {
                         false,
                     );
                 }
-                IvrCommand::Dial { target, .. } => {
-                    tracing::info!(%target, "dialing out is not available yet");
-                    self.engine_event(IvrEvent::DialResult(ivr::DialResult::Failed {
-                        reason: "dial.unavailable".into(),
-                    }));
-                }
+                IvrCommand::Dial { target, timeout } => self.notify(CallNotice::Dial {
+                    leg: self.setup_leg,
+                    target,
+                    timeout,
+                }),
                 IvrCommand::SetRating(rating) => self.notify(CallNotice::Rating {
                     leg: self.setup_leg,
                     rating,

@@ -7,7 +7,7 @@
 use super::call_task::{self, CallCommand, CallNotice, CallSetup, IvrSetup};
 use super::ports::PortPool;
 use super::records::{RecordOp, RecordsTx};
-use crate::ivr::FlowSet;
+use crate::ivr::{self, FlowSet};
 use crate::media::prompt::PromptCache;
 use crate::media::session::{DigitSource, SessionConfig};
 use crate::media::tts::TtsCache;
@@ -445,6 +445,22 @@ impl Calls {
     /// Something the media task reports.
     pub fn notice(&mut self, endpoint: &mut Endpoint, now: Instant, notice: CallNotice) {
         match notice {
+            CallNotice::Dial { leg, target, .. } => {
+                // Only operators' extensions with a live binding can be rung; trunks for external
+                // numbers come later. Ringing and bridging a registered operator is not wired yet.
+                let reason = if endpoint.registrar().bindings(&target, now).is_empty() {
+                    "dial.not_registered"
+                } else {
+                    "dial.unavailable"
+                };
+                tracing::info!(leg, %target, reason, "dial refused");
+                let result = ivr::DialResult::Failed {
+                    reason: reason.into(),
+                };
+                if let Some(task) = self.active.get(&leg).and_then(|a| a.task.as_ref()) {
+                    let _ = task.send(CallCommand::DialResult(result));
+                }
+            }
             CallNotice::Digit {
                 leg,
                 digit,
@@ -615,6 +631,7 @@ fn disposition(reason: EndReason, answered: bool) -> (String, Option<&'static st
         EndReason::LocalBye => ("answered.system_hangup".into(), Some("system"), Some(200)),
         EndReason::Cancelled => ("cancelled.by_caller".into(), Some("caller"), Some(487)),
         EndReason::AckTimeout => ("failed.ack_timeout".into(), Some("system"), Some(200)),
+        EndReason::Timeout => ("failed.timeout".into(), Some("system"), Some(408)),
         EndReason::Rejected(status) => (
             format!("rejected.{status}"),
             Some("system"),

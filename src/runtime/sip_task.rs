@@ -168,7 +168,7 @@ impl SipTask {
                 self.calls
                     .incoming(&mut self.endpoint, Instant::now().into_std(), *call)
             }
-            Event::LegConfirmed { .. } => {}
+            Event::LegConfirmed { .. } | Event::Outbound { .. } => {}
             Event::Reoffer { leg, offer } => {
                 self.calls
                     .reoffer(&mut self.endpoint, Instant::now().into_std(), leg, &offer)

@@ -5,7 +5,10 @@
 //! `poll_output` returns: bytes to send to a [`Peer`] and [`Event`]s for the call layer. The call layer
 //! answers incoming calls through `ring`, `answer`, `reject` and `hangup`.
 
+mod uac;
 mod uas;
+
+pub use uac::{OutboundTarget, OutboundUpdate};
 
 use super::dialog::{AckTimer, Leg, LegState};
 use super::message::build::{self, ResponseSpec};
@@ -49,7 +52,7 @@ pub struct IncomingCall {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndReason {
-    /// The caller sent CANCEL before we answered.
+    /// The INVITE was cancelled before a 2xx: by the caller (inbound) or by us (outbound).
     Cancelled,
     /// The peer sent BYE.
     RemoteBye,
@@ -57,8 +60,10 @@ pub enum EndReason {
     LocalBye,
     /// Our 2xx was never acknowledged (§13.3.1.4).
     AckTimeout,
-    /// We answered the INVITE with this final status.
+    /// The INVITE got this final error status (from us inbound, from the callee outbound).
     Rejected(u16),
+    /// Our INVITE got no response at all (Timer B).
+    Timeout,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +77,11 @@ pub enum Event {
     Reoffer {
         leg: LegId,
         offer: Bytes,
+    },
+    /// Progress and the answer on a leg we dialled.
+    Outbound {
+        leg: LegId,
+        update: OutboundUpdate,
     },
     LegEnded {
         leg: LegId,
@@ -120,6 +130,7 @@ struct ClientTxn {
 enum Due {
     Server(u64),
     Client(u64),
+    Uac(u64),
     Leg(LegId),
 }
 
@@ -139,6 +150,9 @@ pub struct Endpoint {
     dialogs: HashMap<(String, String), LegId>,
     /// INVITE server transaction → leg, for CANCEL.
     invites: HashMap<TransactionKey, LegId>,
+    /// Client INVITE transactions of the legs we dial.
+    uac_index: HashMap<TransactionKey, u64>,
+    uac: HashMap<u64, uac::UacInvite>,
     timers: BinaryHeap<Reverse<(Instant, Due)>>,
     next_housekeeping: Option<Instant>,
     outputs: VecDeque<Output>,
@@ -159,6 +173,8 @@ impl Endpoint {
             legs: HashMap::new(),
             dialogs: HashMap::new(),
             invites: HashMap::new(),
+            uac_index: HashMap::new(),
+            uac: HashMap::new(),
             timers: BinaryHeap::new(),
             next_housekeeping: None,
             outputs: VecDeque::new(),
@@ -190,7 +206,7 @@ impl Endpoint {
 
     /// Transactions in flight (for metrics and for a clean drain).
     pub fn transaction_count(&self) -> usize {
-        self.servers.len() + self.clients.len()
+        self.servers.len() + self.clients.len() + self.uac.len()
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -288,6 +304,7 @@ impl Endpoint {
             match due {
                 Due::Server(id) => self.fire_server(now, id, at),
                 Due::Client(id) => self.fire_client(now, id, at),
+                Due::Uac(id) => self.fire_uac(now, id, at),
                 Due::Leg(leg) => self.fire_leg(now, leg, at),
             }
         }
@@ -529,6 +546,10 @@ impl Endpoint {
             return;
         };
         let key = TransactionKey::client(branch, response.cseq_method.as_str());
+        if let Some(&id) = self.uac_index.get(&key) {
+            self.on_invite_response(now, id, &response);
+            return;
+        }
         let Some(&id) = self.client_index.get(&key) else {
             return; // stray response (RFC 3261 §18.1.2): dropped
         };
@@ -651,3 +672,6 @@ pub fn user_of(head: &Headers, name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod uac_tests;

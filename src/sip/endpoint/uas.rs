@@ -507,7 +507,7 @@ impl Endpoint {
         )
     }
 
-    fn contact(&self, peer: Peer) -> String {
+    pub(super) fn contact(&self, peer: Peer) -> String {
         match peer.transport {
             super::super::transport::TransportKind::Udp => {
                 format!("<sip:openline@{}>", self.config.advertised)
@@ -602,11 +602,16 @@ impl Endpoint {
         self.end_leg(leg, EndReason::Rejected(status));
     }
 
-    /// Ends a leg from our side: 480 while early, BYE once answered.
+    /// Ends a leg from our side: 480 while early (CANCEL for a leg we dialled), BYE once
+    /// answered.
     pub fn hangup(&mut self, now: Instant, leg: LegId) {
         let Some(state) = self.legs.get(&leg).map(|l| l.state) else {
             return;
         };
+        if self.is_ringing_outbound(leg) {
+            self.cancel(now, leg);
+            return;
+        }
         match state {
             LegState::Early => self.reject(now, leg, 480, "Temporarily Unavailable"),
             LegState::Confirmed => {

@@ -1,0 +1,430 @@
+//! The UAC core for calls we originate: INVITE (RFC 3261 §8.1, §13.2), its client transaction
+//! (§17.1.1, RFC 6026), the ACK for a 2xx (§13.2.2.4), CANCEL (§9.1) and the dialog it creates
+//! (§12.1.2). BYE in both directions goes through the leg and dialog code the UAS side uses.
+
+use super::*;
+use crate::sip::transaction::ClientInvite;
+
+/// Where and how to ring someone: an operator's binding (never a host name to resolve).
+#[derive(Debug, Clone)]
+pub struct OutboundTarget {
+    /// Request-URI and To, e.g. the binding's Contact URI.
+    pub uri: String,
+    /// The address the binding's REGISTER came from: the INVITE goes there.
+    pub peer: Peer,
+    pub from_display: Option<String>,
+    pub from_user: String,
+    /// Our SDP offer.
+    pub sdp: Bytes,
+}
+
+/// What happened on an outbound leg before it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboundUpdate {
+    /// A provisional response (180, 183 …) other than 100.
+    Progress(u16),
+    /// A 2xx with the SDP answer; the ACK is sent.
+    Answered { sdp: Bytes },
+}
+
+/// The client INVITE transaction of an outbound leg; it may outlive the leg (Timer D and M
+/// absorb retransmitted finals).
+pub(super) struct UacInvite {
+    key: TransactionKey,
+    branch: String,
+    machine: ClientInvite,
+    leg: LegId,
+    peer: Peer,
+    /// The INVITE's Request-URI, top Via, From, To and CSeq, for CANCEL and the non-2xx ACK.
+    uri: String,
+    via: String,
+    from: String,
+    to: String,
+    call_id: String,
+    cseq: u32,
+    provisional: bool,
+    /// The call layer asked to stop ringing; the CANCEL waits for a provisional (§9.1).
+    cancel_requested: bool,
+    cancel_sent: bool,
+    /// A final that never follows our CANCEL ends the leg after 64·T1 anyway.
+    cancel_deadline: Option<Instant>,
+    /// Our ACK for the 2xx, re-sent for each retransmission of it (§13.2.2.4).
+    ack_2xx: Option<Bytes>,
+    pub(super) scheduled: Option<Instant>,
+}
+
+impl UacInvite {
+    fn poll_timeout(&self) -> Option<Instant> {
+        match (self.machine.poll_timeout(), self.cancel_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+impl Endpoint {
+    /// Sends an INVITE to `to.peer` and returns the new leg; its fate arrives as
+    /// `Event::Outbound` and finally `Event::LegEnded`.
+    pub fn dial(&mut self, now: Instant, to: OutboundTarget) -> LegId {
+        let leg_id = self.fresh_id();
+        let call_id = format!("{}{}@openline", new_tag(), new_tag());
+        let local_tag = new_tag();
+        let branch = format!("z9hG4bK{}", new_tag());
+        let advertised = self.config.advertised.clone();
+        let via = format!(
+            "SIP/2.0/{} {advertised};branch={branch};rport",
+            to.peer.transport.via_name()
+        );
+        let display = to
+            .from_display
+            .as_deref()
+            .map(|d| format!("\"{}\" ", d.replace(['"', '\\', '\r', '\n'], "")))
+            .unwrap_or_default();
+        let host = advertised
+            .rsplit_once(':')
+            .map_or(advertised.as_str(), |(h, _)| h);
+        let from = format!("{display}<sip:{}@{host}>;tag={local_tag}", to.from_user);
+        let to_header = format!("<{}>", to.uri);
+        let contact = self.contact(to.peer);
+        let extra = [("Contact", contact.as_str()), ("Allow", uas::ALLOW)];
+        let bytes = build::request(&build::RequestSpec {
+            method: "INVITE",
+            uri: &to.uri,
+            via: &via,
+            max_forwards: 70,
+            from: &from,
+            to: &to_header,
+            call_id: &call_id,
+            cseq: 1,
+            extra: &extra,
+            body: Some(build::Body {
+                content_type: "application/sdp",
+                bytes: &to.sdp,
+            }),
+        });
+        let key = TransactionKey::client(&branch, "INVITE");
+        let leg = Leg {
+            id: leg_id,
+            sip_call_id: call_id.clone(),
+            local_tag: local_tag.clone(),
+            remote_tag: None,
+            local_party: from.clone(),
+            remote_party: to_header.clone(),
+            remote_target: to.uri.clone(),
+            route_set: Vec::new(),
+            remote_cseq: 0,
+            local_cseq: 1,
+            peer: to.peer,
+            invite_key: key.clone(),
+            invite_head: Headers::default(),
+            state: LegState::Early,
+            local_sdp: Some(to.sdp.clone()),
+            pending_ack: None,
+            pending_reinvite: None,
+            end_reported: false,
+            scheduled: None,
+        };
+        self.legs.insert(leg_id, leg);
+        self.dialogs.insert((call_id.clone(), local_tag), leg_id);
+        let machine = ClientInvite::new(
+            now,
+            self.config.timers,
+            to.peer.transport.is_reliable(),
+            bytes,
+        );
+        let id = self.fresh_id();
+        self.uac_index.insert(key.clone(), id);
+        self.uac.insert(
+            id,
+            UacInvite {
+                key,
+                branch,
+                machine,
+                leg: leg_id,
+                peer: to.peer,
+                uri: to.uri,
+                via,
+                from,
+                to: to_header,
+                call_id,
+                cseq: 1,
+                provisional: false,
+                cancel_requested: false,
+                cancel_sent: false,
+                cancel_deadline: None,
+                ack_2xx: None,
+                scheduled: None,
+            },
+        );
+        self.drain_uac(now, id);
+        leg_id
+    }
+
+    /// Stops ringing an outbound leg: CANCEL now if a provisional arrived, else as soon as one
+    /// does (§9.1). The leg ends with `Cancelled` on the 487, or is ACKed and BYEd if a 2xx
+    /// crosses the CANCEL.
+    pub fn cancel(&mut self, now: Instant, leg: LegId) {
+        let Some(id) = self.uac_of(leg) else { return };
+        if let Some(t) = self.uac.get_mut(&id) {
+            t.cancel_requested = true;
+        }
+        self.maybe_send_cancel(now, id);
+    }
+
+    pub(super) fn is_ringing_outbound(&self, leg: LegId) -> bool {
+        self.uac_of(leg).is_some()
+            && self
+                .legs
+                .get(&leg)
+                .is_some_and(|l| l.state == LegState::Early)
+    }
+
+    fn uac_of(&self, leg: LegId) -> Option<u64> {
+        self.uac
+            .iter()
+            .find(|(_, t)| t.leg == leg && t.ack_2xx.is_none())
+            .map(|(id, _)| *id)
+    }
+
+    fn maybe_send_cancel(&mut self, now: Instant, id: u64) {
+        let Some(t) = self.uac.get_mut(&id) else {
+            return;
+        };
+        if !t.cancel_requested || !t.provisional || t.cancel_sent || t.ack_2xx.is_some() {
+            return;
+        }
+        t.cancel_sent = true;
+        t.cancel_deadline = Some(now + self.config.timers.t1 * 64);
+        let bytes = build::request(&build::RequestSpec {
+            method: "CANCEL",
+            uri: &t.uri,
+            via: &t.via,
+            max_forwards: 70,
+            from: &t.from,
+            to: &t.to,
+            call_id: &t.call_id,
+            cseq: t.cseq,
+            extra: &[],
+            body: None,
+        });
+        let branch = t.branch.clone();
+        let peer = t.peer;
+        self.schedule_uac(id);
+        let key = TransactionKey::client(&branch, "CANCEL");
+        self.start_client(now, key, peer, None, bytes);
+    }
+
+    /// A response whose branch and method match one of our INVITEs.
+    pub(super) fn on_invite_response(&mut self, now: Instant, id: u64, response: &Response) {
+        let Some(t) = self.uac.get_mut(&id) else {
+            return;
+        };
+        let status = response.status;
+        let ack = (status >= 300).then(|| {
+            // §17.1.1.3: the ACK for a non-2xx copies the INVITE's top Via, and takes To from
+            // the response.
+            let to = response.headers.get("To").unwrap_or(&t.to).to_string();
+            build::request(&build::RequestSpec {
+                method: "ACK",
+                uri: &t.uri,
+                via: &t.via,
+                max_forwards: 70,
+                from: &t.from,
+                to: &to,
+                call_id: &t.call_id,
+                cseq: t.cseq,
+                extra: &[],
+                body: None,
+            })
+        });
+        let pass_up = t.machine.on_response(now, status, ack);
+        let leg = t.leg;
+        self.drain_uac(now, id);
+        if !pass_up {
+            return;
+        }
+        match status {
+            100 => {}
+            101..=199 => {
+                if let Some(t) = self.uac.get_mut(&id) {
+                    t.provisional = true;
+                }
+                self.maybe_send_cancel(now, id);
+                if self
+                    .legs
+                    .get(&leg)
+                    .is_some_and(|l| l.state == LegState::Early)
+                {
+                    self.emit(Event::Outbound {
+                        leg,
+                        update: OutboundUpdate::Progress(status),
+                    });
+                }
+            }
+            200..=299 => self.on_2xx(now, id, response),
+            _ => {
+                let cancelled = self.uac.get(&id).is_some_and(|t| t.cancel_requested);
+                if let Some(t) = self.uac.get_mut(&id) {
+                    t.cancel_deadline = None;
+                }
+                let reason = if cancelled {
+                    EndReason::Cancelled
+                } else {
+                    EndReason::Rejected(status)
+                };
+                self.end_leg(leg, reason);
+            }
+        }
+    }
+
+    fn on_2xx(&mut self, now: Instant, id: u64, response: &Response) {
+        let Some(t) = self.uac.get_mut(&id) else {
+            return;
+        };
+        if let Some(ack) = t.ack_2xx.clone() {
+            // A retransmitted 2xx: the ACK goes again, nothing else happens.
+            let peer = t.peer;
+            self.send(peer, ack);
+            return;
+        }
+        t.cancel_deadline = None;
+        let (leg_id, cancel_requested) = (t.leg, t.cancel_requested);
+        let advertised = self.config.advertised.clone();
+        let Some(l) = self.legs.get_mut(&leg_id) else {
+            return;
+        };
+        // §12.1.2: the dialog takes its remote tag, target and (reversed) route set from the 2xx.
+        l.remote_tag = response.to_tag.clone();
+        if let Some(to) = response.headers.get("To") {
+            l.remote_party = to.to_string();
+        }
+        if let Some(target) = response
+            .headers
+            .get("Contact")
+            .and_then(|c| NameAddr::parse(c).ok())
+        {
+            l.remote_target = target.uri;
+        }
+        let mut routes: Vec<String> = response
+            .headers
+            .get_all("Record-Route")
+            .map(str::to_string)
+            .collect();
+        routes.reverse();
+        l.route_set = routes;
+        l.state = LegState::Confirmed;
+        let branch = format!("z9hG4bK{}", new_tag());
+        let via = format!(
+            "SIP/2.0/{} {advertised};branch={branch};rport",
+            l.peer.transport.via_name()
+        );
+        let routes: Vec<(&str, &str)> = l.route_set.iter().map(|r| ("Route", r.as_str())).collect();
+        let ack = build::request(&build::RequestSpec {
+            method: "ACK",
+            uri: &l.remote_target,
+            via: &via,
+            max_forwards: 70,
+            from: &l.local_party,
+            to: &l.remote_party,
+            call_id: &l.sip_call_id,
+            cseq: l.local_cseq,
+            extra: &routes,
+            body: None,
+        });
+        let peer = l.peer;
+        if let Some(t) = self.uac.get_mut(&id) {
+            t.ack_2xx = Some(ack.clone());
+        }
+        self.send(peer, ack);
+        if cancel_requested {
+            // A 2xx crossed our CANCEL: the call is up at the far end, so end it properly.
+            if let Some(l) = self.legs.get_mut(&leg_id) {
+                l.state = LegState::Ending;
+                l.end_reported = true;
+            }
+            self.send_bye(now, leg_id);
+            self.emit(Event::LegEnded {
+                leg: leg_id,
+                reason: EndReason::Cancelled,
+            });
+            return;
+        }
+        self.emit(Event::Outbound {
+            leg: leg_id,
+            update: OutboundUpdate::Answered {
+                sdp: response.body.clone(),
+            },
+        });
+    }
+
+    fn drain_uac(&mut self, now: Instant, id: u64) {
+        let Some(t) = self.uac.get_mut(&id) else {
+            return;
+        };
+        let mut sends = Vec::new();
+        let (mut terminated, mut timed_out) = (false, false);
+        while let Some(action) = t.machine.poll_action() {
+            match action {
+                Action::Transmit(bytes) => sends.push(bytes),
+                Action::Timeout => timed_out = true,
+                Action::Terminated => terminated = true,
+            }
+        }
+        let (peer, leg) = (t.peer, t.leg);
+        let answered = t.ack_2xx.is_some();
+        let cancelled = t.cancel_requested;
+        if terminated {
+            let key = t.key.clone();
+            self.uac.remove(&id);
+            self.uac_index.remove(&key);
+        } else {
+            self.schedule_uac(id);
+        }
+        for bytes in sends {
+            self.send(peer, bytes);
+        }
+        if timed_out && !answered {
+            // Timer B: nobody answered the INVITE at all (§17.1.1.2).
+            let reason = if cancelled {
+                EndReason::Cancelled
+            } else {
+                EndReason::Timeout
+            };
+            self.end_leg(leg, reason);
+        }
+        let _ = now;
+    }
+
+    fn schedule_uac(&mut self, id: u64) {
+        let Some(t) = self.uac.get_mut(&id) else {
+            return;
+        };
+        let next = t.poll_timeout();
+        if next.is_some() && next != t.scheduled {
+            t.scheduled = next;
+            if let Some(at) = next {
+                self.timers.push(Reverse((at, Due::Uac(id))));
+            }
+        }
+    }
+
+    pub(super) fn fire_uac(&mut self, now: Instant, id: u64, at: Instant) {
+        let Some(t) = self.uac.get_mut(&id) else {
+            return;
+        };
+        if t.scheduled != Some(at) {
+            return;
+        }
+        t.scheduled = None;
+        if t.cancel_deadline.is_some_and(|d| d <= now) {
+            // §9.1: no final response 64·T1 after our CANCEL — the transaction is given up.
+            let (key, leg) = (t.key.clone(), t.leg);
+            self.uac.remove(&id);
+            self.uac_index.remove(&key);
+            self.end_leg(leg, EndReason::Cancelled);
+            return;
+        }
+        t.machine.handle_timeout(now);
+        self.drain_uac(now, id);
+    }
+}

@@ -1,0 +1,343 @@
+//! Outbound-call tests: a leg we dial, driven through the sans-IO core in virtual time with the
+//! callee's responses written by hand.
+
+use super::*;
+use crate::sip::transport::TransportKind;
+
+fn endpoint() -> Endpoint {
+    Endpoint::new(EndpointConfig {
+        timers: TimerConfig::default(),
+        registrar: RegistrarConfig::default(),
+        advertised: "127.0.0.1:5060".into(),
+        nonce_secret: [1; 32],
+    })
+}
+
+fn phone() -> Peer {
+    Peer {
+        transport: TransportKind::Udp,
+        addr: "127.0.0.1:7000".parse().unwrap(),
+        conn: None,
+    }
+}
+
+fn utc() -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap()
+}
+
+fn target() -> OutboundTarget {
+    OutboundTarget {
+        uri: "sip:101@127.0.0.1:7000".into(),
+        peer: phone(),
+        from_display: Some("Caller".into()),
+        from_user: "5551234".into(),
+        sdp: Bytes::from_static(b"v=0\r\n"),
+    }
+}
+
+/// Every message sent (whole text) and every event.
+fn drain(ep: &mut Endpoint) -> (Vec<String>, Vec<Event>) {
+    let (mut sent, mut events) = (Vec::new(), Vec::new());
+    while let Some(out) = ep.poll_output() {
+        match out {
+            Output::Send { peer, bytes } => {
+                assert_eq!(
+                    peer.addr,
+                    phone().addr,
+                    "everything goes to the binding's peer"
+                );
+                sent.push(String::from_utf8_lossy(&bytes).to_string());
+            }
+            Output::Event(e) => events.push(e),
+        }
+    }
+    (sent, events)
+}
+
+fn first_lines(sent: &[String]) -> Vec<&str> {
+    sent.iter()
+        .map(|m| m.lines().next().unwrap_or(""))
+        .collect()
+}
+
+fn header<'a>(message: &'a str, name: &str) -> &'a str {
+    message
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("no {name} in {message}"))
+}
+
+/// The callee's response to `request` (the INVITE or a CANCEL), with its To tag.
+fn response(request: &str, status: u16, reason: &str, body: &str) -> Vec<u8> {
+    let to = header(request, "To");
+    let to = if status == 100 || to.contains(";tag=") {
+        to.to_string()
+    } else {
+        format!("{to};tag=phone1")
+    };
+    let contact = if (200..300).contains(&status) {
+        "Contact: <sip:101@127.0.0.1:7000;ob>\r\nContent-Type: application/sdp\r\n"
+    } else {
+        ""
+    };
+    format!(
+        "SIP/2.0 {status} {reason}\r\nVia: {}\r\nFrom: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\n\
+         {contact}Content-Length: {}\r\n\r\n{body}",
+        header(request, "Via"),
+        header(request, "From"),
+        header(request, "Call-ID"),
+        header(request, "CSeq"),
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A request from the phone inside the dialog the INVITE created.
+fn in_dialog(invite: &str, method: &str, cseq: u32) -> Vec<u8> {
+    let from_tag = header(invite, "From").rsplit_once("tag=").unwrap().1;
+    format!(
+        "{method} sip:openline@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7000;branch=z9hG4bKph{cseq}\r\n\
+         From: <sip:101@127.0.0.1>;tag=phone1\r\nTo: <sip:5551234@127.0.0.1>;tag={from_tag}\r\n\
+         Call-ID: {}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        header(invite, "Call-ID"),
+    )
+    .into_bytes()
+}
+
+fn feed(ep: &mut Endpoint, now: Instant, bytes: &[u8]) -> (Vec<String>, Vec<Event>) {
+    ep.handle_packet(now, utc(), phone(), bytes);
+    drain(ep)
+}
+
+fn ended(events: &[Event]) -> Option<EndReason> {
+    events.iter().find_map(|e| match e {
+        Event::LegEnded { reason, .. } => Some(*reason),
+        _ => None,
+    })
+}
+
+/// Dials and returns the leg and the INVITE as sent.
+fn dial(ep: &mut Endpoint, now: Instant) -> (LegId, String) {
+    let leg = ep.dial(now, target());
+    let (sent, events) = drain(ep);
+    assert!(events.is_empty());
+    assert_eq!(
+        first_lines(&sent),
+        ["INVITE sip:101@127.0.0.1:7000 SIP/2.0"]
+    );
+    (leg, sent[0].clone())
+}
+
+#[test]
+fn invite_ringing_answer_and_ack() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    let (leg, invite) = dial(&mut ep, t0);
+    assert!(header(&invite, "Via").starts_with("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK"));
+    assert_eq!(header(&invite, "Contact"), "<sip:openline@127.0.0.1:5060>");
+    assert!(header(&invite, "From").starts_with("\"Caller\" <sip:5551234@127.0.0.1>;tag="));
+    assert_eq!(header(&invite, "CSeq"), "1 INVITE");
+    assert_eq!(header(&invite, "Content-Type"), "application/sdp");
+    assert!(invite.ends_with("\r\n\r\nv=0\r\n"));
+
+    // Timer A retransmits the INVITE until something is heard.
+    ep.handle_timeout(t0 + Duration::from_millis(500));
+    assert_eq!(
+        first_lines(&drain(&mut ep).0),
+        ["INVITE sip:101@127.0.0.1:7000 SIP/2.0"]
+    );
+    let (sent, events) = feed(&mut ep, t0, &response(&invite, 100, "Trying", ""));
+    assert!(sent.is_empty() && events.is_empty(), "100 is not passed up");
+    let (_, events) = feed(&mut ep, t0, &response(&invite, 180, "Ringing", ""));
+    assert!(matches!(
+        events[..],
+        [Event::Outbound {
+            update: OutboundUpdate::Progress(180),
+            ..
+        }]
+    ));
+    ep.handle_timeout(t0 + Duration::from_secs(40));
+    assert!(
+        drain(&mut ep).0.is_empty(),
+        "no retransmission and no Timer B once ringing"
+    );
+
+    let ok = response(&invite, 200, "OK", "v=0\r\no=phone\r\n");
+    let (sent, events) = feed(&mut ep, t0, &ok);
+    match &events[..] {
+        [
+            Event::Outbound {
+                leg: l,
+                update: OutboundUpdate::Answered { sdp },
+            },
+        ] => {
+            assert_eq!(*l, leg);
+            assert_eq!(&sdp[..], b"v=0\r\no=phone\r\n");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        first_lines(&sent),
+        ["ACK sip:101@127.0.0.1:7000;ob SIP/2.0"],
+        "to the Contact"
+    );
+    let ack = &sent[0];
+    assert_eq!(header(ack, "CSeq"), "1 ACK");
+    assert!(header(ack, "To").ends_with(";tag=phone1"));
+    assert_ne!(
+        header(ack, "Via"),
+        header(&invite, "Via"),
+        "the 2xx ACK is a new transaction"
+    );
+    // A retransmitted 2xx gets the same ACK again, and no second answer.
+    let (again, events) = feed(&mut ep, t0, &ok);
+    assert_eq!(again, sent);
+    assert!(events.is_empty());
+}
+
+#[test]
+fn busy_ends_the_leg_and_the_transaction_acks_it() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    let (leg, invite) = dial(&mut ep, t0);
+    let busy = response(&invite, 486, "Busy Here", "");
+    let (sent, events) = feed(&mut ep, t0, &busy);
+    assert_eq!(first_lines(&sent), ["ACK sip:101@127.0.0.1:7000 SIP/2.0"]);
+    assert_eq!(
+        header(&sent[0], "Via"),
+        header(&invite, "Via"),
+        "§17.1.1.3: same branch"
+    );
+    assert!(header(&sent[0], "To").ends_with(";tag=phone1"));
+    assert!(matches!(
+        events[..],
+        [Event::LegEnded { leg: l, reason: EndReason::Rejected(486) }] if l == leg
+    ));
+    assert_eq!(ep.leg_count(), 0);
+    // The retransmitted 486 is ACKed by the transaction (Timer D), not reported again.
+    let (sent, events) = feed(&mut ep, t0, &busy);
+    assert_eq!(first_lines(&sent), ["ACK sip:101@127.0.0.1:7000 SIP/2.0"]);
+    assert!(events.is_empty());
+    ep.handle_timeout(t0 + Duration::from_secs(33));
+    assert_eq!(ep.transaction_count(), 0);
+}
+
+#[test]
+fn no_answer_cancel_waits_for_a_provisional_then_487() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    let (leg, invite) = dial(&mut ep, t0);
+    // §9.1: no CANCEL before a provisional has arrived.
+    ep.cancel(t0, leg);
+    assert!(drain(&mut ep).0.is_empty());
+    let (sent, _) = feed(&mut ep, t0, &response(&invite, 180, "Ringing", ""));
+    assert_eq!(
+        first_lines(&sent),
+        ["CANCEL sip:101@127.0.0.1:7000 SIP/2.0"]
+    );
+    let cancel = &sent[0];
+    assert_eq!(header(cancel, "Via"), header(&invite, "Via"));
+    assert_eq!(header(cancel, "CSeq"), "1 CANCEL");
+    assert_eq!(header(cancel, "To"), header(&invite, "To"));
+    let (_, events) = feed(&mut ep, t0, &response(cancel, 200, "OK", ""));
+    assert!(ended(&events).is_none());
+    let (sent, events) = feed(
+        &mut ep,
+        t0,
+        &response(&invite, 487, "Request Terminated", ""),
+    );
+    assert_eq!(first_lines(&sent), ["ACK sip:101@127.0.0.1:7000 SIP/2.0"]);
+    assert_eq!(ended(&events), Some(EndReason::Cancelled));
+    assert_eq!(ep.leg_count(), 0);
+}
+
+#[test]
+fn hangup_of_a_ringing_outbound_leg_cancels_it() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    let (leg, invite) = dial(&mut ep, t0);
+    feed(&mut ep, t0, &response(&invite, 183, "Session Progress", ""));
+    ep.hangup(t0, leg);
+    assert_eq!(
+        first_lines(&drain(&mut ep).0),
+        ["CANCEL sip:101@127.0.0.1:7000 SIP/2.0"]
+    );
+    // The phone never answers the CANCEL's INVITE: after 64·T1 the leg is given up.
+    ep.handle_timeout(t0 + Duration::from_secs(33));
+    let (_, events) = drain(&mut ep);
+    assert_eq!(ended(&events), Some(EndReason::Cancelled));
+    assert_eq!(ep.leg_count(), 0);
+}
+
+#[test]
+fn a_200_crossing_the_cancel_is_acked_and_byed() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    let (leg, invite) = dial(&mut ep, t0);
+    feed(&mut ep, t0, &response(&invite, 180, "Ringing", ""));
+    ep.cancel(t0, leg);
+    drain(&mut ep);
+    let (sent, events) = feed(&mut ep, t0, &response(&invite, 200, "OK", "v=0\r\n"));
+    assert_eq!(
+        first_lines(&sent),
+        [
+            "ACK sip:101@127.0.0.1:7000;ob SIP/2.0",
+            "BYE sip:101@127.0.0.1:7000;ob SIP/2.0"
+        ]
+    );
+    assert_eq!(header(&sent[1], "CSeq"), "2 BYE");
+    assert!(header(&sent[1], "To").ends_with(";tag=phone1"));
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Outbound { .. })),
+        "never reported as answered"
+    );
+    assert_eq!(ended(&events), Some(EndReason::Cancelled));
+    let (_, events) = feed(&mut ep, t0, &response(&sent[1], 200, "OK", ""));
+    assert!(events.is_empty(), "the end was reported once");
+    assert_eq!(ep.leg_count(), 0);
+}
+
+#[test]
+fn bye_in_both_directions() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    // The operator hangs up.
+    let (leg, invite) = dial(&mut ep, t0);
+    feed(&mut ep, t0, &response(&invite, 200, "OK", "v=0\r\n"));
+    let (sent, events) = feed(&mut ep, t0, &in_dialog(&invite, "BYE", 1));
+    assert_eq!(first_lines(&sent), ["SIP/2.0 200 OK"]);
+    assert!(matches!(
+        events[..],
+        [Event::LegEnded { leg: l, reason: EndReason::RemoteBye }] if l == leg
+    ));
+    // We hang up.
+    let (leg, invite) = dial(&mut ep, t0);
+    feed(&mut ep, t0, &response(&invite, 200, "OK", "v=0\r\n"));
+    ep.hangup(t0, leg);
+    let (sent, _) = drain(&mut ep);
+    assert_eq!(
+        first_lines(&sent),
+        ["BYE sip:101@127.0.0.1:7000;ob SIP/2.0"]
+    );
+    let (_, events) = feed(&mut ep, t0, &response(&sent[0], 200, "OK", ""));
+    assert_eq!(ended(&events), Some(EndReason::LocalBye));
+    assert_eq!(ep.leg_count(), 0);
+}
+
+#[test]
+fn nobody_home_times_out_with_timer_b() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    let (leg, _) = dial(&mut ep, t0);
+    ep.handle_timeout(t0 + Duration::from_secs(31));
+    let (sent, events) = drain(&mut ep);
+    assert!(sent.iter().all(|m| m.starts_with("INVITE ")));
+    assert!(ended(&events).is_none());
+    ep.handle_timeout(t0 + Duration::from_secs(32));
+    let (_, events) = drain(&mut ep);
+    assert!(matches!(
+        events[..],
+        [Event::LegEnded { leg: l, reason: EndReason::Timeout }] if l == leg
+    ));
+    assert_eq!((ep.leg_count(), ep.transaction_count()), (0, 0));
+}
