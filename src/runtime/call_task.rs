@@ -27,8 +27,16 @@ pub enum CallCommand {
     /// A re-INVITE changed the session (hold, resume, new address).
     Renegotiate(SessionConfig),
     SendDigit(char),
-    /// The SIP task's answer to `CallNotice::Dial`.
+    /// The SIP task's answer to `CallNotice::Dial` when the dial failed.
     DialResult(ivr::DialResult),
+    /// The dialed operator answered: its leg's sockets and media, to bridge with the caller.
+    Bridge {
+        rtp: std::net::UdpSocket,
+        rtcp: std::net::UdpSocket,
+        session: SessionConfig,
+    },
+    /// The operator's leg ended after it was bridged: the caller goes back to the flow.
+    Unbridge,
     /// The call is over (the caller hung up or the server ends it): finish and stop.
     Stop,
 }
@@ -133,10 +141,18 @@ enum PlayOwner {
     QueueHold,
 }
 
+/// The dialed operator's leg while it is bridged to the caller.
+struct OtherLeg {
+    session: MediaSession,
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+}
+
 struct Task {
     setup_leg: LegId,
     t0: Instant,
     session: MediaSession,
+    other: Option<OtherLeg>,
     recorder: Option<(PathBuf, StereoRecorder)>,
     voicemail: Option<Voicemail>,
     engine: Option<ivr::Call>,
@@ -223,6 +239,7 @@ pub async fn run(
         setup_leg: leg,
         t0: setup.t0,
         session,
+        other: None,
         recorder,
         voicemail: None,
         engine,
@@ -251,6 +268,8 @@ pub async fn run(
 
     let mut rtp_buf = vec![0u8; 2048];
     let mut rtcp_buf = vec![0u8; 2048];
+    let mut other_buf = vec![0u8; 2048];
+    let mut other_rtcp_buf = vec![0u8; 2048];
     let mut header_flush = tokio::time::interval(Duration::from_secs(1));
     header_flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stats = MediaStats::default();
@@ -261,6 +280,9 @@ pub async fn run(
         }
         if let Some(v) = &task.voicemail {
             wake = wake.min(v.deadline);
+        }
+        if let Some(o) = &task.other {
+            wake = wake.min(o.session.poll_timeout());
         }
         tokio::select! {
             received = rtp.recv_from(&mut rtp_buf) => {
@@ -278,8 +300,20 @@ pub async fn run(
                 Some(CallCommand::Renegotiate(config)) => task.session.renegotiate(Instant::now(), config),
                 Some(CallCommand::SendDigit(digit)) => task.session.send_digit(Instant::now(), digit),
                 Some(CallCommand::DialResult(result)) => task.engine_event(IvrEvent::DialResult(result)),
+                Some(CallCommand::Bridge { rtp, rtcp, session }) => task.bridge(rtp, rtcp, session),
+                Some(CallCommand::Unbridge) => task.unbridge(),
                 Some(CallCommand::Stop) | None => break,
             },
+            received = recv_other(task.other.as_ref().map(|o| &o.rtp), &mut other_buf) => {
+                if let (Some((n, from)), Some(o)) = (received, task.other.as_mut()) {
+                    o.session.on_rtp(Instant::now(), from, &other_buf[..n]);
+                }
+            }
+            received = recv_other(task.other.as_ref().map(|o| &o.rtcp), &mut other_rtcp_buf) => {
+                if let (Some((n, from)), Some(o)) = (received, task.other.as_mut()) {
+                    o.session.on_rtcp(Instant::now(), from, &other_rtcp_buf[..n]);
+                }
+            }
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => task.on_timer(Instant::now()),
             Some(loaded) = until_done(task.loading.as_mut().map(|(h, _, _)| h)) => task.on_loaded(loaded),
             Some(answer) = until_done(task.webhook.as_mut()) => {
@@ -296,10 +330,15 @@ pub async fn run(
                     send(&rtp, to, &bytes).await;
                 }
                 MediaOutput::Rtcp { to, bytes } => send(&rtcp, to, &bytes).await,
-                MediaOutput::Relay(_) => {} // bridging arrives with the queues
+                MediaOutput::Relay(packet) => {
+                    if let Some(o) = task.other.as_mut() {
+                        o.session.relay(&packet);
+                    }
+                }
                 MediaOutput::Event(event) => task.on_media_event(event),
             }
         }
+        task.drain_other().await;
     }
     // The caller (or the server) ended the call.
     if let Some(engine) = task.engine.as_mut()
@@ -348,6 +387,79 @@ pub async fn run(
 }
 
 impl Task {
+    /// The operator answered: a second session on the call clock, both legs relaying.
+    fn bridge(
+        &mut self,
+        rtp: std::net::UdpSocket,
+        rtcp: std::net::UdpSocket,
+        config: SessionConfig,
+    ) {
+        let (Ok(rtp), Ok(rtcp)) = (UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp)) else {
+            self.engine_event(IvrEvent::DialResult(ivr::DialResult::Failed {
+                reason: "dial.no_media".into(),
+            }));
+            return;
+        };
+        self.stop_audio();
+        let mut session = MediaSession::new(
+            self.t0,
+            Instant::now(),
+            config,
+            rand::random(),
+            rand::random(),
+            rand::random(),
+        );
+        session.set_recording(self.recorder.is_some());
+        session.bridge();
+        self.session.bridge();
+        self.other = Some(OtherLeg { session, rtp, rtcp });
+        self.engine_event(IvrEvent::DialResult(ivr::DialResult::Answered));
+    }
+
+    /// The operator hung up: the caller's leg sends its own media again and the flow goes on.
+    fn unbridge(&mut self) {
+        if self.other.take().is_some() {
+            self.session.unbridge();
+            self.engine_event(IvrEvent::DialResult(ivr::DialResult::Completed));
+        }
+    }
+
+    /// Carries out what the operator's session produced: its packets, relays to the caller and its
+    /// audio for the recorder's right channel.
+    async fn drain_other(&mut self) {
+        let Some(other) = self.other.as_mut() else {
+            return;
+        };
+        let mut relays = Vec::new();
+        let mut heard = Vec::new();
+        while let Some(output) = other.session.poll_output() {
+            match output {
+                MediaOutput::Rtp { to, bytes } => send(&other.rtp, to, &bytes).await,
+                MediaOutput::Rtcp { to, bytes } => send(&other.rtcp, to, &bytes).await,
+                MediaOutput::Relay(packet) => relays.push(packet),
+                MediaOutput::Event(MediaEvent::Heard { at_sample, samples }) => {
+                    heard.push((at_sample, samples));
+                }
+                MediaOutput::Event(_) => {}
+            }
+        }
+        for packet in relays {
+            self.session.relay(&packet);
+        }
+        let mut failed = None;
+        if let Some((_, r)) = self.recorder.as_mut() {
+            for (at, samples) in heard {
+                if let Err(e) = r.write(Channel::Right, at, &samples) {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if let Some(error) = failed {
+            self.recorder_failed(error);
+        }
+    }
+
     fn notify(&self, notice: CallNotice) {
         let _ = self.notices.send(notice);
     }
@@ -368,6 +480,9 @@ impl Task {
 
     fn on_timer(&mut self, now: Instant) {
         self.session.handle_timeout(now);
+        if let Some(o) = self.other.as_mut() {
+            o.session.handle_timeout(now);
+        }
         if self.voicemail.as_ref().is_some_and(|v| v.deadline <= now) {
             self.finish_voicemail(true);
         }
@@ -682,6 +797,14 @@ fn open_recorder(
         let _ = std::fs::create_dir_all(dir);
     }
     StereoRecorder::create(path, RECORDER_MAX_LAG)
+}
+
+/// A datagram on the operator leg's socket, or nothing ever while no operator is bridged.
+async fn recv_other(socket: Option<&UdpSocket>, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+    match socket {
+        Some(socket) => socket.recv_from(buf).await.ok(),
+        None => std::future::pending().await,
+    }
 }
 
 /// Waits for a running task, or forever when there is none (a disabled `select!` branch).

@@ -7,7 +7,7 @@
 use super::call_task::{self, CallCommand, CallNotice, CallSetup, IvrSetup};
 use super::ports::PortPool;
 use super::records::{RecordOp, RecordsTx};
-use crate::ivr::{self, FlowSet};
+use crate::ivr::FlowSet;
 use crate::media::prompt::PromptCache;
 use crate::media::session::{DigitSource, SessionConfig};
 use crate::media::tts::TtsCache;
@@ -52,8 +52,22 @@ struct PendingEnd {
     caller_left: bool,
 }
 
+/// An operator's leg the flow is ringing or talking to, for a caller's call.
+struct OutboundLeg {
+    caller_leg: LegId,
+    port: u16,
+    /// Until the answer: then they go to the caller's task.
+    sockets: Option<(std::net::UdpSocket, std::net::UdpSocket)>,
+    answered: bool,
+    /// The caller's flow was already told how the dial ended (e.g. no answer in time).
+    reported: bool,
+}
+
 struct ActiveCall {
     call_id: String,
+    /// The caller's number and name, shown to the operator we dial.
+    caller: String,
+    caller_name: Option<String>,
     sip_call_id: String,
     port: Option<u16>,
     sockets: Option<(std::net::UdpSocket, std::net::UdpSocket)>,
@@ -93,6 +107,9 @@ pub struct Calls {
     pending_answers: BTreeSet<(Instant, LegId)>,
     /// Our address towards each peer address seen (a route lookup per call is a syscall pair).
     local_ips: HashMap<IpAddr, IpAddr>,
+    outbound: HashMap<LegId, OutboundLeg>,
+    /// Operators' legs ringing until these instants.
+    ring_deadlines: BTreeSet<(Instant, LegId)>,
 }
 
 impl Calls {
@@ -112,6 +129,8 @@ impl Calls {
             active: HashMap::new(),
             pending_answers: BTreeSet::new(),
             local_ips: HashMap::new(),
+            outbound: HashMap::new(),
+            ring_deadlines: BTreeSet::new(),
         }
     }
 
@@ -128,7 +147,12 @@ impl Calls {
     }
 
     pub fn next_wake(&self) -> Option<Instant> {
-        self.pending_answers.first().map(|(at, _)| *at)
+        let answer = self.pending_answers.first().map(|(at, _)| *at);
+        let ring = self.ring_deadlines.first().map(|(at, _)| *at);
+        match (answer, ring) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     pub fn incoming(&mut self, endpoint: &mut Endpoint, now: Instant, call: IncomingCall) {
@@ -167,6 +191,8 @@ impl Calls {
             call.leg,
             ActiveCall {
                 call_id,
+                caller: call.from.user().unwrap_or("anonymous").to_string(),
+                caller_name: call.from.display_name.clone(),
                 sip_call_id: call.sip_call_id.clone(),
                 port: None,
                 sockets: None,
@@ -276,8 +302,21 @@ impl Calls {
         None
     }
 
-    /// Answers the calls whose ringing time is over and starts their media tasks.
+    /// Answers the calls whose ringing time is over and starts their media tasks; gives up on
+    /// operators who did not answer in time.
     pub fn answer_due(&mut self, endpoint: &mut Endpoint, now: Instant) {
+        while let Some(&(at, out)) = self.ring_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.ring_deadlines.remove(&(at, out));
+            if let Some(o) = self.outbound.get_mut(&out).filter(|o| !o.answered) {
+                o.reported = true;
+                let caller = o.caller_leg;
+                endpoint.hangup(now, out); // CANCEL once it rings
+                self.dial_result(caller, "no_answer");
+            }
+        }
         while let Some(&(at, leg)) = self.pending_answers.first() {
             if at > now {
                 break;
@@ -378,7 +417,30 @@ impl Calls {
     }
 
     /// SIP says the leg is over: the call row gets its disposition, the media task stops.
-    pub fn leg_ended(&mut self, leg: LegId, reason: EndReason) {
+    pub fn leg_ended(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        leg: LegId,
+        reason: EndReason,
+    ) {
+        if self.outbound.contains_key(&leg) {
+            self.outbound_ended(leg, reason);
+            return;
+        }
+        // The caller is gone: so is any operator leg rung or bridged for it.
+        let operators: Vec<LegId> = self
+            .outbound
+            .iter()
+            .filter(|(_, o)| o.caller_leg == leg)
+            .map(|(out, _)| *out)
+            .collect();
+        for out in operators {
+            if let Some(o) = self.outbound.get_mut(&out) {
+                o.reported = true;
+            }
+            endpoint.hangup(now, out);
+        }
         let Some(active) = self.active.get_mut(&leg) else {
             return;
         };
@@ -445,22 +507,11 @@ impl Calls {
     /// Something the media task reports.
     pub fn notice(&mut self, endpoint: &mut Endpoint, now: Instant, notice: CallNotice) {
         match notice {
-            CallNotice::Dial { leg, target, .. } => {
-                // Only operators' extensions with a live binding can be rung; trunks for external
-                // numbers come later. Ringing and bridging a registered operator is not wired yet.
-                let reason = if endpoint.registrar().bindings(&target, now).is_empty() {
-                    "dial.not_registered"
-                } else {
-                    "dial.unavailable"
-                };
-                tracing::info!(leg, %target, reason, "dial refused");
-                let result = ivr::DialResult::Failed {
-                    reason: reason.into(),
-                };
-                if let Some(task) = self.active.get(&leg).and_then(|a| a.task.as_ref()) {
-                    let _ = task.send(CallCommand::DialResult(result));
-                }
-            }
+            CallNotice::Dial {
+                leg,
+                target,
+                timeout,
+            } => self.dial(endpoint, now, leg, &target, timeout),
             CallNotice::Digit {
                 leg,
                 digit,
@@ -583,6 +634,153 @@ impl Calls {
                 self.ports.release(port);
                 let _ = self.records.send(RecordOp::Forget { leg });
             }
+        }
+    }
+
+    /// Rings an operator's registered phone for a caller's flow (`dial` node). Only operators'
+    /// extensions with a live binding can be rung; external numbers need trunks (queues issue).
+    fn dial(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        caller_leg: LegId,
+        target: &str,
+        timeout: Duration,
+    ) {
+        let binding = endpoint
+            .registrar()
+            .bindings(target, now)
+            .into_iter()
+            .max_by_key(|b| b.expires_at)
+            .cloned();
+        let Some(binding) = binding else {
+            tracing::info!(caller_leg, %target, reason = "dial.not_registered", "dial refused");
+            self.dial_result(caller_leg, "dial.not_registered");
+            return;
+        };
+        let Some((port, sockets)) = self.bind_rtp() else {
+            self.dial_result(caller_leg, "dial.no_port");
+            return;
+        };
+        let Some(active) = self.active.get(&caller_leg) else {
+            self.ports.release(port);
+            return;
+        };
+        let (from_user, from_display) = (active.caller.clone(), active.caller_name.clone());
+        let local_ip = self
+            .config
+            .public_ip
+            .unwrap_or_else(|| self.local_ip_for(binding.peer.addr.ip()));
+        let session_id = Utc::now().timestamp_micros().unsigned_abs();
+        let offer = sdp::write(local_ip, port, session_id, None);
+        let out = endpoint.dial(
+            now,
+            crate::sip::endpoint::OutboundTarget {
+                uri: binding.contact_uri.clone(),
+                peer: binding.peer,
+                from_display,
+                from_user,
+                sdp: Bytes::from(offer),
+            },
+        );
+        tracing::info!(caller_leg, out, %target, to = %binding.peer.addr, "dialing an operator");
+        let _ = self.records.send(RecordOp::LegStarted {
+            caller_leg,
+            leg: out,
+            sip_call_id: endpoint.sip_call_id(out).unwrap_or_default().to_string(),
+            remote_uri: binding.contact_uri.clone(),
+            remote_addr: binding.peer.addr.to_string(),
+            transport: binding.peer.transport.as_str(),
+        });
+        self.outbound.insert(
+            out,
+            OutboundLeg {
+                caller_leg,
+                port,
+                sockets: Some(sockets),
+                answered: false,
+                reported: false,
+            },
+        );
+        self.ring_deadlines.insert((now + timeout, out));
+    }
+
+    /// Progress and the answer on an operator's leg.
+    pub fn outbound(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        out: LegId,
+        update: crate::sip::endpoint::OutboundUpdate,
+    ) {
+        let crate::sip::endpoint::OutboundUpdate::Answered { sdp: answer } = update else {
+            return;
+        };
+        let Some(o) = self.outbound.get_mut(&out) else {
+            return;
+        };
+        if o.reported {
+            endpoint.hangup(now, out); // answered after we gave up
+            return;
+        }
+        let negotiated = sdp::negotiate(&answer);
+        let (Ok(negotiated), Some((rtp, rtcp))) = (negotiated, o.sockets.take()) else {
+            o.reported = true;
+            let caller = o.caller_leg;
+            endpoint.hangup(now, out);
+            self.dial_result(caller, "dial.no_media");
+            return;
+        };
+        o.answered = true;
+        let caller = o.caller_leg;
+        let _ = self.records.send(RecordOp::LegAnswered {
+            leg: out,
+            at: Utc::now(),
+        });
+        let session = session_config(Some(&negotiated), self.config.media_timeout);
+        match self.active.get(&caller).and_then(|a| a.task.as_ref()) {
+            Some(task) => {
+                let _ = task.send(CallCommand::Bridge { rtp, rtcp, session });
+            }
+            None => endpoint.hangup(now, out),
+        }
+    }
+
+    fn outbound_ended(&mut self, out: LegId, reason: EndReason) {
+        let Some(o) = self.outbound.remove(&out) else {
+            return;
+        };
+        self.ring_deadlines.retain(|(_, l)| *l != out);
+        self.ports.release(o.port);
+        let status = match reason {
+            EndReason::Rejected(s) => Some(i32::from(s)),
+            _ => None,
+        };
+        let _ = self.records.send(RecordOp::LegEnded {
+            leg: out,
+            at: Utc::now(),
+            status,
+        });
+        if o.answered {
+            if let Some(task) = self.active.get(&o.caller_leg).and_then(|a| a.task.as_ref()) {
+                let _ = task.send(CallCommand::Unbridge);
+            }
+        } else if !o.reported {
+            let why = match reason {
+                EndReason::Rejected(486) | EndReason::Rejected(600) => "busy".to_string(),
+                EndReason::Rejected(s) => format!("rejected.{s}"),
+                _ => "no_answer".to_string(),
+            };
+            self.dial_result(o.caller_leg, &why);
+        }
+    }
+
+    fn dial_result(&self, caller_leg: LegId, reason: &str) {
+        let result = crate::ivr::DialResult::Failed {
+            reason: reason.to_string(),
+        };
+        if let Some(task) = self.active.get(&caller_leg).and_then(|a| a.task.as_ref()) {
+            let _ = task.send(CallCommand::DialResult(result));
         }
     }
 

@@ -44,6 +44,24 @@ pub enum RecordOp {
         leg: LegId,
         rating: u8,
     },
+    /// A leg we placed for a call (an operator rung by the flow).
+    LegStarted {
+        caller_leg: LegId,
+        leg: LegId,
+        sip_call_id: String,
+        remote_uri: String,
+        remote_addr: String,
+        transport: &'static str,
+    },
+    LegAnswered {
+        leg: LegId,
+        at: DateTime<Utc>,
+    },
+    LegEnded {
+        leg: LegId,
+        at: DateTime<Utc>,
+        status: Option<i32>,
+    },
     RecordingStarted {
         leg: LegId,
         id: String,
@@ -222,6 +240,41 @@ async fn apply(
         RecordOp::CallRating { leg, rating } => {
             if let Some((call_id, _)) = legs.get(leg) {
                 store.set_call_rating(call_id, i32::from(*rating)).await?;
+            }
+        }
+        RecordOp::LegStarted {
+            caller_leg,
+            leg,
+            sip_call_id,
+            remote_uri,
+            remote_addr,
+            transport,
+        } => {
+            if let Some((call_id, _)) = legs.get(caller_leg).cloned() {
+                let row = store
+                    .insert_leg(&crate::store::NewLeg {
+                        call_id: call_id.clone(),
+                        sip_call_id: sip_call_id.clone(),
+                        direction: "outbound".into(),
+                        local_tag: None,
+                        remote_tag: None,
+                        remote_uri: remote_uri.clone(),
+                        remote_addr: Some(remote_addr.clone()),
+                        transport: (*transport).into(),
+                        started_at: Utc::now(),
+                    })
+                    .await?;
+                legs.insert(*leg, (call_id, row));
+            }
+        }
+        RecordOp::LegAnswered { leg, at } => {
+            if let Some((_, row)) = legs.get(leg) {
+                store.leg_answered(*row, *at, None).await?;
+            }
+        }
+        RecordOp::LegEnded { leg, at, status } => {
+            if let Some((_, row)) = legs.remove(leg) {
+                store.leg_ended(row, *at, *status).await?;
             }
         }
         RecordOp::RecordingStarted { leg, id, path, at } => {

@@ -168,12 +168,19 @@ impl SipTask {
                 self.calls
                     .incoming(&mut self.endpoint, Instant::now().into_std(), *call)
             }
-            Event::LegConfirmed { .. } | Event::Outbound { .. } => {}
+            Event::LegConfirmed { .. } => {}
+            Event::Outbound { leg, update } => {
+                self.calls
+                    .outbound(&mut self.endpoint, Instant::now().into_std(), leg, update)
+            }
             Event::Reoffer { leg, offer } => {
                 self.calls
                     .reoffer(&mut self.endpoint, Instant::now().into_std(), leg, &offer)
             }
-            Event::LegEnded { leg, reason } => self.calls.leg_ended(leg, reason),
+            Event::LegEnded { leg, reason } => {
+                self.calls
+                    .leg_ended(&mut self.endpoint, Instant::now().into_std(), leg, reason)
+            }
             Event::Binding(change) => self.binding_changed(change),
         }
     }

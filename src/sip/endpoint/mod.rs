@@ -200,6 +200,11 @@ impl Endpoint {
         self.legs.len()
     }
 
+    /// The SIP Call-ID of a leg's dialog.
+    pub fn sip_call_id(&self, leg: LegId) -> Option<&str> {
+        self.legs.get(&leg).map(|l| l.sip_call_id.as_str())
+    }
+
     pub fn leg_ids(&self) -> Vec<LegId> {
         self.legs.keys().copied().collect()
     }
