@@ -156,6 +156,34 @@ fn answer_invite(sip: &UdpPeer, rtp_port: u16) -> String {
     }
 }
 
+/// The operator puts the caller on hold: a re-INVITE with `a=sendonly`, answered `a=recvonly`.
+fn operator_hold(sip: &UdpPeer, invite: &str, rtp_port: u16) {
+    let port = sip.port();
+    let from = header(invite, "From").unwrap();
+    let to = header(invite, "To").unwrap();
+    let call_id = header(invite, "Call-ID").unwrap();
+    let target = header(invite, "Contact")
+        .and_then(|c| c.split('<').nth(1))
+        .and_then(|c| c.split('>').next())
+        .unwrap()
+        .to_string();
+    let sdp = offer(rtp_port, 101).replace("a=sendrecv", "a=sendonly");
+    let reinvite = format!(
+        "INVITE {target} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKophold;rport\r\nMax-Forwards: 70\r\n\
+         From: {to};tag=opleg\r\nTo: {from}\r\nCall-ID: {call_id}\r\nCSeq: 5 INVITE\r\n\
+         Contact: <sip:101@127.0.0.1:{port}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    let ok = sip.request(&reinvite, "200 OK");
+    assert!(ok.contains("a=recvonly"), "{ok}");
+    let to_tagged = header(&ok, "To").unwrap();
+    let ack = format!(
+        "ACK {target} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKopholdack;rport\r\nMax-Forwards: 70\r\n\
+         From: {to};tag=opleg\r\nTo: {to_tagged}\r\nCall-ID: {call_id}\r\nCSeq: 5 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    sip.send(ack.as_bytes());
+}
+
 /// The operator hangs up: BYE in the dialog the INVITE created.
 fn operator_bye(sip: &UdpPeer, invite: &str) {
     let port = sip.port();
@@ -203,6 +231,7 @@ fn a_registered_operator_is_rung_bridged_both_ways_and_the_flow_goes_on_after() 
         assert!(invite.contains("From: \"Test\" <sip:caller@"), "{invite}");
         op_rtp.remote = Some(sdp_media_addr(&invite));
         let (heard, _) = op_rtp.converse(&operator_voice, &[]);
+        operator_hold(&op_sip, &invite, op_rtp.port());
         operator_bye(&op_sip, &invite);
         (assemble(&heard), operator_voice)
     });

@@ -37,6 +37,8 @@ pub enum CallCommand {
     },
     /// The operator's leg ended after it was bridged: the caller goes back to the flow.
     Unbridge,
+    /// A re-INVITE from the operator's phone changed its leg's session (hold, resume).
+    RenegotiateOther(SessionConfig),
     /// The call is over (the caller hung up or the server ends it): finish and stop.
     Stop,
 }
@@ -302,6 +304,11 @@ pub async fn run(
                 Some(CallCommand::DialResult(result)) => task.engine_event(IvrEvent::DialResult(result)),
                 Some(CallCommand::Bridge { rtp, rtcp, session }) => task.bridge(rtp, rtcp, session),
                 Some(CallCommand::Unbridge) => task.unbridge(),
+                Some(CallCommand::RenegotiateOther(config)) => {
+                    if let Some(o) = task.other.as_mut() {
+                        o.session.renegotiate(Instant::now(), config);
+                    }
+                }
                 Some(CallCommand::Stop) | None => break,
             },
             received = recv_other(task.other.as_ref().map(|o| &o.rtp), &mut other_buf) => {

@@ -384,6 +384,10 @@ impl Calls {
 
     /// A re-INVITE offer on an answered call: hold, resume or a new address.
     pub fn reoffer(&mut self, endpoint: &mut Endpoint, now: Instant, leg: LegId, offer: &[u8]) {
+        if self.outbound.contains_key(&leg) {
+            self.reoffer_outbound(endpoint, now, leg, offer);
+            return;
+        }
         let Some(active) = self.active.get_mut(&leg) else {
             endpoint.reject_reinvite(now, leg, 481, "Call/Transaction Does Not Exist");
             return;
@@ -414,6 +418,40 @@ impl Calls {
         let answer = sdp::write(local_ip, port, session_id, Some(&negotiated));
         active.negotiated = Some(negotiated);
         endpoint.answer_reinvite(now, leg, Bytes::from(answer));
+    }
+
+    /// A re-INVITE from an operator's phone (hold, resume): answered on the operator leg's port,
+    /// and the bridged session in the caller's task takes the new parameters.
+    fn reoffer_outbound(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        out: LegId,
+        offer: &[u8],
+    ) {
+        let Some(o) = self.outbound.get(&out).filter(|o| o.answered) else {
+            endpoint.reject_reinvite(now, out, 491, "Request Pending");
+            return;
+        };
+        let Ok(negotiated) = sdp::negotiate(offer) else {
+            endpoint.reject_reinvite(now, out, 488, "Not Acceptable Here");
+            return;
+        };
+        let (port, caller) = (o.port, o.caller_leg);
+        let local_ip = self.config.public_ip.unwrap_or_else(|| {
+            negotiated
+                .remote_ip
+                .filter(|ip| !ip.is_unspecified())
+                .map(|ip| self.local_ip_for(ip))
+                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+        });
+        if let Some(task) = self.active.get(&caller).and_then(|a| a.task.as_ref()) {
+            let config = session_config(Some(&negotiated), self.config.media_timeout);
+            let _ = task.send(CallCommand::RenegotiateOther(config));
+        }
+        let session_id = Utc::now().timestamp_micros().unsigned_abs();
+        let answer = sdp::write(local_ip, port, session_id, Some(&negotiated));
+        endpoint.answer_reinvite(now, out, Bytes::from(answer));
     }
 
     /// SIP says the leg is over: the call row gets its disposition, the media task stops.
