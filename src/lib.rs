@@ -30,3 +30,5 @@ pub mod media;
 pub mod runtime;
 pub mod sip;
 pub mod store;
+#[cfg(test)]
+pub mod testing;

@@ -3,6 +3,9 @@
 //! from files or text-to-speech, voicemail, webhooks). The SIP task owns the signalling and talks to
 //! this task over channels; one task, one owner, no shared call state.
 
+mod bridge;
+mod recording;
+
 use super::ivr_io::{self, Loaded, Voicemail};
 use crate::ivr::{self, Command as IvrCommand, Event as IvrEvent, FlowSet, QueueResult};
 use crate::media::prompt::PromptCache;
@@ -394,79 +397,6 @@ pub async fn run(
 }
 
 impl Task {
-    /// The operator answered: a second session on the call clock, both legs relaying.
-    fn bridge(
-        &mut self,
-        rtp: std::net::UdpSocket,
-        rtcp: std::net::UdpSocket,
-        config: SessionConfig,
-    ) {
-        let (Ok(rtp), Ok(rtcp)) = (UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp)) else {
-            self.engine_event(IvrEvent::DialResult(ivr::DialResult::Failed {
-                reason: "dial.no_media".into(),
-            }));
-            return;
-        };
-        self.stop_audio();
-        let mut session = MediaSession::new(
-            self.t0,
-            Instant::now(),
-            config,
-            rand::random(),
-            rand::random(),
-            rand::random(),
-        );
-        session.set_recording(self.recorder.is_some());
-        session.bridge();
-        self.session.bridge();
-        self.other = Some(OtherLeg { session, rtp, rtcp });
-        self.engine_event(IvrEvent::DialResult(ivr::DialResult::Answered));
-    }
-
-    /// The operator hung up: the caller's leg sends its own media again and the flow goes on.
-    fn unbridge(&mut self) {
-        if self.other.take().is_some() {
-            self.session.unbridge();
-            self.engine_event(IvrEvent::DialResult(ivr::DialResult::Completed));
-        }
-    }
-
-    /// Carries out what the operator's session produced: its packets, relays to the caller and its
-    /// audio for the recorder's right channel.
-    async fn drain_other(&mut self) {
-        let Some(other) = self.other.as_mut() else {
-            return;
-        };
-        let mut relays = Vec::new();
-        let mut heard = Vec::new();
-        while let Some(output) = other.session.poll_output() {
-            match output {
-                MediaOutput::Rtp { to, bytes } => send(&other.rtp, to, &bytes).await,
-                MediaOutput::Rtcp { to, bytes } => send(&other.rtcp, to, &bytes).await,
-                MediaOutput::Relay(packet) => relays.push(packet),
-                MediaOutput::Event(MediaEvent::Heard { at_sample, samples }) => {
-                    heard.push((at_sample, samples));
-                }
-                MediaOutput::Event(_) => {}
-            }
-        }
-        for packet in relays {
-            self.session.relay(&packet);
-        }
-        let mut failed = None;
-        if let Some((_, r)) = self.recorder.as_mut() {
-            for (at, samples) in heard {
-                if let Err(e) = r.write(Channel::Right, at, &samples) {
-                    failed = Some(e.to_string());
-                    break;
-                }
-            }
-        }
-        if let Some(error) = failed {
-            self.recorder_failed(error);
-        }
-    }
-
     fn notify(&self, notice: CallNotice) {
         let _ = self.notices.send(notice);
     }
@@ -723,77 +653,6 @@ impl Task {
             }),
             MediaEvent::Heard { .. } | MediaEvent::Played { .. } => {}
         }
-    }
-
-    fn start_voicemail(&mut self, request: ivr_io::RecordRequest) {
-        let utc = chrono::Utc::now();
-        let relative = format!(
-            "voicemail/{}/{}-{}.wav",
-            utc.format("%Y/%m/%d"),
-            self.setup.call_id,
-            utc.timestamp_millis()
-        );
-        let path = self.setup.data_dir.join(relative);
-        let at = position_at(self.t0, Instant::now());
-        match Voicemail::start(path, at, request) {
-            Ok(v) => self.voicemail = Some(v),
-            Err(error) => {
-                tracing::error!(%error, "voicemail cannot be recorded");
-                self.engine_event(IvrEvent::RecordingFinished { duration_ms: 0 });
-            }
-        }
-        self.update_recording_flag();
-    }
-
-    /// Ends a voicemail; `tell_engine` is false when the caller already hung up.
-    fn finish_voicemail(&mut self, tell_engine: bool) {
-        let Some(v) = self.voicemail.take() else {
-            return;
-        };
-        self.update_recording_flag();
-        let end = position_at(self.t0, Instant::now());
-        let duration_ms = match v.finish(end) {
-            Ok((path, info)) => {
-                let ms = info.duration_ms;
-                self.notify(CallNotice::Voicemail {
-                    leg: self.setup_leg,
-                    path,
-                    info,
-                });
-                ms
-            }
-            Err(error) => {
-                tracing::error!(%error, "voicemail lost");
-                0
-            }
-        };
-        if tell_engine {
-            self.engine_event(IvrEvent::RecordingFinished { duration_ms });
-        }
-    }
-
-    fn flush_recorders(&mut self) {
-        let now_position = position_at(self.t0, Instant::now());
-        if let Some((_, r)) = self.recorder.as_mut()
-            && let Err(e) = r.advance(now_position).and_then(|()| r.flush_header())
-        {
-            self.recorder_failed(e.to_string());
-        }
-        if let Some(v) = self.voicemail.as_mut() {
-            v.flush(now_position);
-        }
-    }
-
-    /// A full disk (or any write error) ends the recording, never the call.
-    fn recorder_failed(&mut self, error: String) {
-        tracing::error!(error = %error, "recording stopped; the call goes on");
-        metrics::counter!("openline_recording_failures_total").increment(1);
-        self.recorder = None;
-        self.update_recording_flag();
-        self.notify(CallNotice::RecordingFailed {
-            leg: self.setup_leg,
-            error,
-        });
     }
 }
 

@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn two_hundred_retransmits_double_to_t2_then_give_up() {
-        let t0 = Instant::now();
+        let t0 = crate::testing::t0();
         let (t1, t2) = (Duration::from_millis(500), Duration::from_secs(4));
         let mut p = PendingAck::new(1, Bytes::from_static(b"200"), t0, t1);
         let mut fired = Vec::new();

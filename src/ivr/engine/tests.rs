@@ -33,7 +33,7 @@ impl Harness {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        let t0 = Instant::now();
+        let t0 = crate::testing::t0();
         Harness {
             call: Call::new(flows, flow, vars).unwrap(),
             t0,

@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn blocks_after_n_failures_until_cooldown_ends() {
-        let t0 = Instant::now();
+        let t0 = crate::testing::t0();
         let mut t = throttle();
         for i in 0..4 {
             t.record_failure(t0 + i * SEC, A, "100");
@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn keyed_by_ip_and_user_together() {
-        let t0 = Instant::now();
+        let t0 = crate::testing::t0();
         let mut t = throttle();
         for _ in 0..5 {
             t.record_failure(t0, A, "100");
@@ -239,7 +239,7 @@ mod tests {
 
     #[test]
     fn success_clears() {
-        let t0 = Instant::now();
+        let t0 = crate::testing::t0();
         let mut t = throttle();
         for _ in 0..4 {
             t.record_failure(t0, A, "100");
@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn window_expiry_forgets_old_failures() {
-        let t0 = Instant::now();
+        let t0 = crate::testing::t0();
         let mut t = throttle();
         for _ in 0..4 {
             t.record_failure(t0, A, "100");
@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn memory_bounded_under_random_user_flood() {
-        let t0 = Instant::now();
+        let t0 = crate::testing::t0();
         let mut t = throttle();
         for _ in 0..5 {
             t.record_failure(t0, B, "victim");
@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn long_usernames_are_clipped_and_degenerate_limits() {
-        let t0 = Instant::now();
+        let t0 = crate::testing::t0();
         let mut t = AuthThrottle::new(0, SEC, SEC, 0);
         let long = "ü".repeat(1000);
         t.record_failure(t0, A, &long);

@@ -66,7 +66,7 @@ fn incoming_leg(events: &[Event]) -> LegId {
 #[test]
 fn invite_ring_answer_ack_bye() {
     let mut ep = endpoint();
-    let t0 = Instant::now();
+    let t0 = crate::testing::t0();
     ep.handle_packet(t0, utc(), udp(), &request("INVITE", "inv1", 1, None, ""));
     let (sent, events) = drain(&mut ep);
     assert_eq!(sent, vec!["SIP/2.0 100 Trying"]);
@@ -103,7 +103,7 @@ fn invite_ring_answer_ack_bye() {
 #[test]
 fn invite_retransmission_is_absorbed() {
     let mut ep = endpoint();
-    let t0 = Instant::now();
+    let t0 = crate::testing::t0();
     let invite = request("INVITE", "inv2", 1, None, "");
     ep.handle_packet(t0, utc(), udp(), &invite);
     let (_, events) = drain(&mut ep);
@@ -117,7 +117,7 @@ fn invite_retransmission_is_absorbed() {
 #[test]
 fn cancel_before_answer_gives_200_and_487() {
     let mut ep = endpoint();
-    let t0 = Instant::now();
+    let t0 = crate::testing::t0();
     ep.handle_packet(t0, utc(), udp(), &request("INVITE", "inv3", 1, None, ""));
     let (_, events) = drain(&mut ep);
     let leg = incoming_leg(&events);
@@ -148,7 +148,7 @@ fn cancel_before_answer_gives_200_and_487() {
 fn cancel_for_unknown_invite_is_481() {
     let mut ep = endpoint();
     ep.handle_packet(
-        Instant::now(),
+        crate::testing::t0(),
         utc(),
         udp(),
         &request("CANCEL", "nope", 1, None, ""),
@@ -162,7 +162,7 @@ fn cancel_for_unknown_invite_is_481() {
 #[test]
 fn stateless_and_uas_checks() {
     let mut ep = endpoint();
-    let now = Instant::now();
+    let now = crate::testing::t0();
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (request("OPTIONS", "o1", 1, None, ""), "SIP/2.0 200 OK"),
         (request("BYE", "b1", 1, Some("x"), ""), "SIP/2.0 481 Call/Transaction Does Not Exist"),
@@ -189,7 +189,7 @@ fn stateless_and_uas_checks() {
 #[test]
 fn unacknowledged_2xx_ends_with_bye_after_64_t1() {
     let mut ep = endpoint();
-    let t0 = Instant::now();
+    let t0 = crate::testing::t0();
     ep.handle_packet(t0, utc(), udp(), &request("INVITE", "inv4", 1, None, ""));
     let (_, events) = drain(&mut ep);
     let leg = incoming_leg(&events);
@@ -228,7 +228,7 @@ fn unacknowledged_2xx_ends_with_bye_after_64_t1() {
 #[test]
 fn hangup_sends_bye_and_ends_on_200() {
     let mut ep = endpoint();
-    let t0 = Instant::now();
+    let t0 = crate::testing::t0();
     ep.handle_packet(t0, utc(), udp(), &request("INVITE", "inv5", 1, None, ""));
     let (_, events) = drain(&mut ep);
     let leg = incoming_leg(&events);
@@ -274,7 +274,7 @@ fn draining_endpoint_refuses_new_calls_with_503() {
     let mut ep = endpoint();
     ep.set_accepting(false);
     ep.handle_packet(
-        Instant::now(),
+        crate::testing::t0(),
         utc(),
         udp(),
         &request("INVITE", "inv6", 1, None, ""),
@@ -296,7 +296,7 @@ fn tcp() -> Peer {
 #[test]
 fn the_uas_core_retransmits_2xx_on_tcp_too_but_transactions_do_not() {
     let mut ep = endpoint();
-    let t0 = Instant::now();
+    let t0 = crate::testing::t0();
     let invite = String::from_utf8(request("INVITE", "tcp1", 1, None, ""))
         .unwrap()
         .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
@@ -328,7 +328,7 @@ fn the_uas_core_retransmits_2xx_on_tcp_too_but_transactions_do_not() {
 #[test]
 fn reinvite_in_a_confirmed_dialog_gets_the_same_answer() {
     let mut ep = endpoint();
-    let t0 = Instant::now();
+    let t0 = crate::testing::t0();
     ep.handle_packet(t0, utc(), udp(), &request("INVITE", "re1", 1, None, ""));
     let (_, events) = drain(&mut ep);
     let leg = incoming_leg(&events);
@@ -373,7 +373,7 @@ fn reinvite_in_a_confirmed_dialog_gets_the_same_answer() {
 #[test]
 fn reinvite_offers_go_to_the_call_layer() {
     let mut ep = endpoint();
-    let t0 = Instant::now();
+    let t0 = crate::testing::t0();
     ep.handle_packet(t0, utc(), udp(), &request("INVITE", "ro1", 1, None, ""));
     let (_, events) = drain(&mut ep);
     let leg = incoming_leg(&events);

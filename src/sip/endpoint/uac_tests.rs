@@ -131,7 +131,7 @@ fn dial(ep: &mut Endpoint, now: Instant) -> (LegId, String) {
 #[test]
 fn invite_ringing_answer_and_ack() {
     let mut ep = endpoint();
-    let t0 = Instant::now();
+    let t0 = crate::testing::t0();
     let (leg, invite) = dial(&mut ep, t0);
     assert!(header(&invite, "Via").starts_with("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK"));
     assert_eq!(header(&invite, "Contact"), "<sip:openline@127.0.0.1:5060>");
@@ -198,7 +198,7 @@ fn invite_ringing_answer_and_ack() {
 #[test]
 fn busy_ends_the_leg_and_the_transaction_acks_it() {
     let mut ep = endpoint();
-    let t0 = Instant::now();
+    let t0 = crate::testing::t0();
     let (leg, invite) = dial(&mut ep, t0);
     let busy = response(&invite, 486, "Busy Here", "");
     let (sent, events) = feed(&mut ep, t0, &busy);
@@ -225,7 +225,7 @@ fn busy_ends_the_leg_and_the_transaction_acks_it() {
 #[test]
 fn no_answer_cancel_waits_for_a_provisional_then_487() {
     let mut ep = endpoint();
-    let t0 = Instant::now();
+    let t0 = crate::testing::t0();
     let (leg, invite) = dial(&mut ep, t0);
     // §9.1: no CANCEL before a provisional has arrived.
     ep.cancel(t0, leg);
@@ -254,7 +254,7 @@ fn no_answer_cancel_waits_for_a_provisional_then_487() {
 #[test]
 fn hangup_of_a_ringing_outbound_leg_cancels_it() {
     let mut ep = endpoint();
-    let t0 = Instant::now();
+    let t0 = crate::testing::t0();
     let (leg, invite) = dial(&mut ep, t0);
     feed(&mut ep, t0, &response(&invite, 183, "Session Progress", ""));
     ep.hangup(t0, leg);
@@ -272,7 +272,7 @@ fn hangup_of_a_ringing_outbound_leg_cancels_it() {
 #[test]
 fn a_200_crossing_the_cancel_is_acked_and_byed() {
     let mut ep = endpoint();
-    let t0 = Instant::now();
+    let t0 = crate::testing::t0();
     let (leg, invite) = dial(&mut ep, t0);
     feed(&mut ep, t0, &response(&invite, 180, "Ringing", ""));
     ep.cancel(t0, leg);
@@ -300,7 +300,7 @@ fn a_200_crossing_the_cancel_is_acked_and_byed() {
 #[test]
 fn bye_in_both_directions() {
     let mut ep = endpoint();
-    let t0 = Instant::now();
+    let t0 = crate::testing::t0();
     // The operator hangs up.
     let (leg, invite) = dial(&mut ep, t0);
     feed(&mut ep, t0, &response(&invite, 200, "OK", "v=0\r\n"));
@@ -327,7 +327,7 @@ fn bye_in_both_directions() {
 #[test]
 fn nobody_home_times_out_with_timer_b() {
     let mut ep = endpoint();
-    let t0 = Instant::now();
+    let t0 = crate::testing::t0();
     let (leg, _) = dial(&mut ep, t0);
     ep.handle_timeout(t0 + Duration::from_secs(31));
     let (sent, events) = drain(&mut ep);

@@ -93,7 +93,7 @@ fn login(
 fn md5_and_sha256_logins_create_a_binding() {
     for alg in [auth::Algorithm::Md5, auth::Algorithm::Sha256] {
         let mut r = registrar();
-        let now = Instant::now();
+        let now = crate::testing::t0();
         let out = login(
             &mut r,
             now,
@@ -121,7 +121,7 @@ fn md5_and_sha256_logins_create_a_binding() {
 #[test]
 fn wrong_password_and_unknown_user_look_the_same() {
     let mut r = registrar();
-    let now = Instant::now();
+    let now = crate::testing::t0();
     let contact = "Contact: <sip:x@10.0.0.5>\r\n";
     let wrong = login(&mut r, now, "101", "nope", auth::Algorithm::Md5, contact, 1);
     let unknown = login(&mut r, now, "999", "nope", auth::Algorithm::Md5, contact, 1);
@@ -140,7 +140,7 @@ fn wrong_password_and_unknown_user_look_the_same() {
 #[test]
 fn repeated_failures_are_throttled_per_address_and_user() {
     let mut r = registrar();
-    let now = Instant::now();
+    let now = crate::testing::t0();
     let contact = "Contact: <sip:x@10.0.0.5>\r\n";
     for i in 0..5 {
         let out = login(
@@ -181,14 +181,14 @@ fn scanners_get_no_answer() {
     let mut r = registrar();
     let utc = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
     let req = register("101", 1, "User-Agent: friendly-scanner\r\n");
-    let out = r.handle_register(Instant::now(), utc, &req, peer("127.0.0.1"));
+    let out = r.handle_register(crate::testing::t0(), utc, &req, peer("127.0.0.1"));
     assert_eq!(out, RegisterOutcome::Ignore);
 }
 
 #[test]
 fn binding_rules() {
     let mut r = registrar();
-    let now = Instant::now();
+    let now = crate::testing::t0();
     let md5 = auth::Algorithm::Md5;
     let brief = login(
         &mut r,
@@ -229,7 +229,7 @@ fn binding_rules() {
 #[test]
 fn an_operator_registers_only_its_own_extension() {
     let mut r = registrar();
-    let now = Instant::now();
+    let now = crate::testing::t0();
     let utc = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
     let first = r.handle_register(now, utc, &register("102", 1, ""), peer("127.0.0.1"));
     let challenge = challenge_of(&first, auth::Algorithm::Md5);
@@ -264,6 +264,6 @@ fn an_address_of_record_that_is_not_a_sip_uri_is_a_bad_request() {
         panic!("parses")
     };
     let utc = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
-    let outcome = r.handle_register(Instant::now(), utc, &req, peer("127.0.0.1"));
+    let outcome = r.handle_register(crate::testing::t0(), utc, &req, peer("127.0.0.1"));
     assert_eq!(status(&outcome), 400);
 }
