@@ -27,6 +27,7 @@ pub mod config;
 pub mod crm;
 pub mod ivr;
 pub mod media;
+pub mod queue;
 pub mod runtime;
 pub mod sip;
 pub mod store;
