@@ -64,6 +64,38 @@ pub struct Leg {
 }
 
 impl Leg {
+    /// A request inside this dialog (§12.2.1.1): to the remote target, through the route set, with
+    /// our Via (`advertised` host:port, `branch`) and the dialog's parties and Call-ID.
+    pub fn in_dialog_request(
+        &self,
+        method: &str,
+        advertised: &str,
+        branch: &str,
+        cseq: u32,
+    ) -> Bytes {
+        let via = format!(
+            "SIP/2.0/{} {advertised};branch={branch};rport",
+            self.peer.transport.via_name()
+        );
+        let routes: Vec<(&str, &str)> = self
+            .route_set
+            .iter()
+            .map(|r| ("Route", r.as_str()))
+            .collect();
+        super::message::build::request(&super::message::build::RequestSpec {
+            method,
+            uri: &self.remote_target,
+            via: &via,
+            max_forwards: 70,
+            from: &self.local_party,
+            to: &self.remote_party,
+            call_id: &self.sip_call_id,
+            cseq,
+            extra: &routes,
+            body: None,
+        })
+    }
+
     /// The next instant this leg needs the endpoint's attention.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.pending_ack

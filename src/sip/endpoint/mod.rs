@@ -639,23 +639,7 @@ impl Endpoint {
         };
         l.local_cseq += 1;
         let branch = format!("z9hG4bK{}", new_tag());
-        let via = format!(
-            "SIP/2.0/{} {advertised};branch={branch};rport",
-            l.peer.transport.via_name()
-        );
-        let routes: Vec<(&str, &str)> = l.route_set.iter().map(|r| ("Route", r.as_str())).collect();
-        let bytes = build::request(&build::RequestSpec {
-            method: "BYE",
-            uri: &l.remote_target,
-            via: &via,
-            max_forwards: 70,
-            from: &l.local_party,
-            to: &l.remote_party,
-            call_id: &l.sip_call_id,
-            cseq: l.local_cseq,
-            extra: &routes,
-            body: None,
-        });
+        let bytes = l.in_dialog_request("BYE", &advertised, &branch, l.local_cseq);
         let peer = l.peer;
         let key = TransactionKey::client(&branch, "BYE");
         self.start_client(now, key, peer, Some(leg), bytes);

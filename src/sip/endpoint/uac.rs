@@ -314,23 +314,7 @@ impl Endpoint {
         l.route_set = routes;
         l.state = LegState::Confirmed;
         let branch = format!("z9hG4bK{}", new_tag());
-        let via = format!(
-            "SIP/2.0/{} {advertised};branch={branch};rport",
-            l.peer.transport.via_name()
-        );
-        let routes: Vec<(&str, &str)> = l.route_set.iter().map(|r| ("Route", r.as_str())).collect();
-        let ack = build::request(&build::RequestSpec {
-            method: "ACK",
-            uri: &l.remote_target,
-            via: &via,
-            max_forwards: 70,
-            from: &l.local_party,
-            to: &l.remote_party,
-            call_id: &l.sip_call_id,
-            cseq: l.local_cseq,
-            extra: &routes,
-            body: None,
-        });
+        let ack = l.in_dialog_request("ACK", &advertised, &branch, l.local_cseq);
         let peer = l.peer;
         if let Some(t) = self.uac.get_mut(&id) {
             t.ack_2xx = Some(ack.clone());
