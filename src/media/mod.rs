@@ -5,6 +5,7 @@
 //! Everything runs on the call clock: 8 kHz samples since the call's media started. A prompt's
 //! frame, a relayed packet and a recorded sample are placed by that clock, so they line up.
 
+pub mod cache;
 pub mod dtmf;
 pub mod g711;
 pub mod pacing;

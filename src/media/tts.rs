@@ -11,16 +11,16 @@
 //! blocking thread. A missing engine is a [`TtsError::NotInstalled`] value, never a panic.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::io::{self, Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::cache::AudioCache;
 use super::prompt::resample_mono;
 
 /// Longest text accepted for one synthesis, in characters (about two minutes of speech).
@@ -457,19 +457,15 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
-type Outcome = Result<Arc<[i16]>, TtsError>;
-
 /// Synthesized speech shared by every call, keyed by (voice, text): a cache belongs to one engine, so
 /// that completes the (engine, voice, text) key. Concurrent first requests for one key synthesize
 /// once; the others wait for that result. Least recently used entries are evicted beyond the byte
-/// budget; errors are not kept (the next request tries again).
-///
-/// Same design as [`PromptCache`](super::prompt::PromptCache): one short-lived map lock, synthesis
-/// outside it in a per-entry [`OnceLock`].
+/// budget; errors are not kept (the next request tries again). The mechanism is [`AudioCache`],
+/// shared with [`PromptCache`](super::prompt::PromptCache).
 pub struct TtsCache {
     engine: Arc<dyn Tts>,
     max_bytes: usize,
-    inner: Mutex<Inner>,
+    cache: AudioCache<Key, (), TtsError>,
     /// Syntheses started, for tests and metrics.
     syntheses: AtomicUsize,
 }
@@ -480,29 +476,13 @@ struct Key {
     text: String,
 }
 
-#[derive(Default)]
-struct Inner {
-    slots: HashMap<Key, Slot>,
-    /// Sum of `Slot::bytes` over finished entries.
-    bytes: usize,
-    /// Logical clock for least-recently-used order.
-    tick: u64,
-}
-
-struct Slot {
-    cell: Arc<OnceLock<Outcome>>,
-    last_used: u64,
-    /// Counted against the budget once synthesis is done.
-    bytes: Option<usize>,
-}
-
 impl TtsCache {
     /// A cache in front of `engine` holding at most `max_bytes` of audio (2 bytes a sample).
     pub fn new(engine: Arc<dyn Tts>, max_bytes: usize) -> Self {
         TtsCache {
             engine,
             max_bytes,
-            inner: Mutex::new(Inner::default()),
+            cache: AudioCache::new(max_bytes),
             syntheses: AtomicUsize::new(0),
         }
     }
@@ -524,104 +504,40 @@ impl TtsCache {
             voice: voice.map(str::to_owned),
             text: text.to_owned(),
         };
-        let cell = self.cell_for(&key);
-        let outcome = cell
-            .get_or_init(|| {
-                self.syntheses.fetch_add(1, Ordering::Relaxed);
-                self.engine.synthesize(text, voice).map(Arc::from)
-            })
-            .clone();
-        self.settle(&key, &cell, &outcome);
-        outcome
+        self.cache.get_or_produce(&key, (), || {
+            self.syntheses.fetch_add(1, Ordering::Relaxed);
+            self.engine.synthesize(text, voice).map(Arc::from)
+        })
     }
 
     /// Entries held (synthesized, or being synthesized).
     pub fn len(&self) -> usize {
-        self.lock().slots.len()
+        self.cache.len()
     }
 
     /// Whether the cache holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.cache.is_empty()
     }
 
     /// Bytes of audio held.
     pub fn bytes(&self) -> usize {
-        self.lock().bytes
+        self.cache.bytes()
     }
 
     /// Syntheses started since the cache was made.
     pub fn syntheses(&self) -> usize {
         self.syntheses.load(Ordering::Relaxed)
     }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // Nothing under this lock can panic half-way through an update; a poisoned lock is still sound.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn cell_for(&self, key: &Key) -> Arc<OnceLock<Outcome>> {
-        let mut inner = self.lock();
-        inner.tick += 1;
-        let tick = inner.tick;
-        let slot = inner.slots.entry(key.clone()).or_insert_with(|| Slot {
-            cell: Arc::new(OnceLock::new()),
-            last_used: tick,
-            bytes: None,
-        });
-        slot.last_used = tick;
-        Arc::clone(&slot.cell)
-    }
-
-    /// After a synthesis: account for its size and evict, or drop the slot if it failed.
-    fn settle(&self, key: &Key, cell: &Arc<OnceLock<Outcome>>, outcome: &Outcome) {
-        let mut inner = self.lock();
-        let Some(slot) = inner.slots.get_mut(key) else {
-            return;
-        };
-        if !Arc::ptr_eq(&slot.cell, cell) || slot.bytes.is_some() {
-            return; // evicted and requested again since, or already settled by another caller
-        }
-        match outcome {
-            Ok(samples) => {
-                let bytes = std::mem::size_of_val::<[i16]>(samples);
-                slot.bytes = Some(bytes);
-                inner.bytes += bytes;
-                inner.evict(self.max_bytes);
-            }
-            Err(_) => {
-                inner.slots.remove(key);
-            }
-        }
-    }
-}
-
-impl Inner {
-    /// Evicts finished entries, least recently used first, until the budget holds.
-    fn evict(&mut self, max_bytes: usize) {
-        while self.bytes > max_bytes {
-            let oldest = self
-                .slots
-                .iter()
-                .filter(|(_, slot)| slot.bytes.is_some())
-                .min_by_key(|(_, slot)| slot.last_used)
-                .map(|(key, _)| key.clone());
-            let Some(key) = oldest else { break };
-            if let Some(slot) = self.slots.remove(&key) {
-                self.bytes -= slot.bytes.unwrap_or(0);
-            }
-        }
-    }
 }
 
 impl std::fmt::Debug for TtsCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let inner = self.lock();
         f.debug_struct("TtsCache")
             .field("engine", &self.engine.name())
             .field("max_bytes", &self.max_bytes)
-            .field("entries", &inner.slots.len())
-            .field("bytes", &inner.bytes)
+            .field("entries", &self.cache.len())
+            .field("bytes", &self.cache.bytes())
             .finish()
     }
 }
