@@ -18,6 +18,7 @@ use super::transaction::{
     Action, ClientNonInvite, ServerInvite, ServerNonInvite, TimerConfig, TransactionKey,
 };
 use super::transport::Peer;
+use crate::sip::transaction::Machine;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use std::cmp::Reverse;

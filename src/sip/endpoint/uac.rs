@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::sip::transaction::ClientInvite;
+use crate::sip::transaction::Machine;
 
 /// Where and how to ring someone: an operator's binding (never a host name to resolve).
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 //! Client INVITE transaction: RFC 3261 §17.1.1 with the Accepted state of RFC 6026 §8.4 (Timer M).
 
-use super::timer::{self, Armed, MAX_FIRINGS_PER_CALL, TIMER_D_UNRELIABLE};
-use super::{Action, Class, Timer, TimerConfig};
+use super::timer::{Armed, TIMER_D_UNRELIABLE};
+use super::{Action, Class, Machine, Timer, TimerConfig};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -105,26 +105,6 @@ impl ClientInvite {
         }
     }
 
-    /// The next thing the owner must do, in order.
-    pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
-    }
-
-    /// The earliest armed timer deadline.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        timer::earliest(&self.armed())
-    }
-
-    /// Fire every armed timer due at `now`, earliest first.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        for _ in 0..MAX_FIRINGS_PER_CALL {
-            let Some(due) = timer::next_due(&self.armed(), now) else {
-                return;
-            };
-            self.fire(now, due);
-        }
-    }
-
     pub fn state_name(&self) -> &'static str {
         match self.state {
             State::Calling { .. } => "Calling",
@@ -148,7 +128,7 @@ impl ClientInvite {
         }
     }
 
-    fn fire(&mut self, now: Instant, due: Timer) {
+    fn fire_due(&mut self, now: Instant, due: Timer) {
         match (&mut self.state, due) {
             (
                 State::Calling {
@@ -178,6 +158,24 @@ impl ClientInvite {
             self.state = State::Terminated;
             self.actions.push_back(Action::Terminated);
         }
+    }
+}
+
+impl Machine for ClientInvite {
+    fn timers(&self) -> [Option<Armed>; 2] {
+        self.armed()
+    }
+
+    fn fire(&mut self, now: Instant, due: Timer) {
+        self.fire_due(now, due);
+    }
+
+    fn actions(&mut self) -> &mut VecDeque<Action> {
+        &mut self.actions
+    }
+
+    fn is_terminated(&self) -> bool {
+        ClientInvite::is_terminated(self)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Client non-INVITE transaction: RFC 3261 §17.1.2.
 
-use super::timer::{self, Armed, MAX_FIRINGS_PER_CALL};
-use super::{Action, Class, Timer, TimerConfig};
+use super::timer::Armed;
+use super::{Action, Class, Machine, Timer, TimerConfig};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -76,26 +76,6 @@ impl ClientNonInvite {
         true
     }
 
-    /// The next thing the owner must do, in order.
-    pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
-    }
-
-    /// The earliest armed timer deadline.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        timer::earliest(&self.armed())
-    }
-
-    /// Fire every armed timer due at `now`, earliest first.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        for _ in 0..MAX_FIRINGS_PER_CALL {
-            let Some(due) = timer::next_due(&self.armed(), now) else {
-                return;
-            };
-            self.fire(now, due);
-        }
-    }
-
     pub fn state_name(&self) -> &'static str {
         match self.state {
             State::Trying { .. } => "Trying",
@@ -119,7 +99,7 @@ impl ClientNonInvite {
         }
     }
 
-    fn fire(&mut self, now: Instant, due: Timer) {
+    fn fire_due(&mut self, now: Instant, due: Timer) {
         let t2 = self.cfg.t2;
         match (&mut self.state, due) {
             (
@@ -158,6 +138,24 @@ impl ClientNonInvite {
             self.state = State::Terminated;
             self.actions.push_back(Action::Terminated);
         }
+    }
+}
+
+impl Machine for ClientNonInvite {
+    fn timers(&self) -> [Option<Armed>; 2] {
+        self.armed()
+    }
+
+    fn fire(&mut self, now: Instant, due: Timer) {
+        self.fire_due(now, due);
+    }
+
+    fn actions(&mut self) -> &mut VecDeque<Action> {
+        &mut self.actions
+    }
+
+    fn is_terminated(&self) -> bool {
+        ClientNonInvite::is_terminated(self)
     }
 }
 

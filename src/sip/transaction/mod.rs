@@ -23,6 +23,38 @@ pub use server_non_invite::ServerNonInvite;
 pub use timer::{Timer, TimerConfig};
 
 /// What a machine asks its owner (the endpoint/transport shell) to do.
+/// The driving surface the four machines share: the owner drains `poll_action`, sleeps until
+/// `poll_timeout` and calls `handle_timeout`. Each machine supplies its armed timers (timers are
+/// data), what a due timer does, and its action queue.
+pub(crate) trait Machine {
+    fn timers(&self) -> [Option<timer::Armed>; 2];
+    fn fire(&mut self, now: std::time::Instant, due: Timer);
+    fn actions(&mut self) -> &mut std::collections::VecDeque<Action>;
+    /// For the test drivers; the owner learns it from `Action::Terminated`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    fn is_terminated(&self) -> bool;
+
+    /// The next thing the owner must do, in order.
+    fn poll_action(&mut self) -> Option<Action> {
+        self.actions().pop_front()
+    }
+
+    /// The earliest armed timer deadline.
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        timer::earliest(&self.timers())
+    }
+
+    /// Fires every armed timer due at `now`, earliest first (bounded, so a bad clock cannot spin).
+    fn handle_timeout(&mut self, now: std::time::Instant) {
+        for _ in 0..timer::MAX_FIRINGS_PER_CALL {
+            let Some(due) = timer::next_due(&self.timers(), now) else {
+                return;
+            };
+            self.fire(now, due);
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Send these bytes to the transaction's peer over its transport.

@@ -1,7 +1,7 @@
 //! Server non-INVITE transaction: RFC 3261 §17.2.2.
 
-use super::timer::{self, Armed};
-use super::{Action, Class, Timer, TimerConfig};
+use super::timer::Armed;
+use super::{Action, Class, Machine, Timer, TimerConfig};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -79,24 +79,6 @@ impl ServerNonInvite {
         self.actions.push_back(Action::Transmit(again));
     }
 
-    /// The next thing the owner must do, in order.
-    pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
-    }
-
-    /// The earliest armed timer deadline.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        timer::earliest(&self.armed())
-    }
-
-    /// Fire every armed timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        // J, armed only in Completed, is this machine's one timer.
-        if timer::next_due(&self.armed(), now) == Some(Timer::J) {
-            self.terminate();
-        }
-    }
-
     pub fn state_name(&self) -> &'static str {
         match self.state {
             State::Trying => "Trying",
@@ -122,6 +104,33 @@ impl ServerNonInvite {
             self.state = State::Terminated;
             self.actions.push_back(Action::Terminated);
         }
+    }
+}
+
+impl ServerNonInvite {
+    /// J, armed only in Completed, is this machine's one timer.
+    fn fire_due(&mut self, _now: Instant, due: Timer) {
+        if due == Timer::J {
+            self.terminate();
+        }
+    }
+}
+
+impl Machine for ServerNonInvite {
+    fn timers(&self) -> [Option<Armed>; 2] {
+        [self.armed()[0], None]
+    }
+
+    fn fire(&mut self, now: Instant, due: Timer) {
+        self.fire_due(now, due);
+    }
+
+    fn actions(&mut self) -> &mut VecDeque<Action> {
+        &mut self.actions
+    }
+
+    fn is_terminated(&self) -> bool {
+        ServerNonInvite::is_terminated(self)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Test-only virtual clock and drivers for the transaction machines (RFC 3261 §17): time is an `Instant`
 //! base captured once plus `Duration`s; nothing sleeps.
 
-use super::{Action, ClientInvite, ClientNonInvite, ServerInvite, ServerNonInvite};
+use super::Action;
 use bytes::Bytes;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -30,25 +30,7 @@ pub(crate) fn tx(s: &'static str) -> Action {
     Action::Transmit(Bytes::from_static(s.as_bytes()))
 }
 
-/// The driving surface every machine shares.
-pub(crate) trait Machine {
-    fn poll_action(&mut self) -> Option<Action>;
-    fn poll_timeout(&self) -> Option<Instant>;
-    fn handle_timeout(&mut self, now: Instant);
-    fn is_terminated(&self) -> bool;
-}
-
-macro_rules! machine {
-    ($($t:ty),*) => {$(
-        impl Machine for $t {
-            fn poll_action(&mut self) -> Option<Action> { <$t>::poll_action(self) }
-            fn poll_timeout(&self) -> Option<Instant> { <$t>::poll_timeout(self) }
-            fn handle_timeout(&mut self, now: Instant) { <$t>::handle_timeout(self, now) }
-            fn is_terminated(&self) -> bool { <$t>::is_terminated(self) }
-        }
-    )*};
-}
-machine!(ClientInvite, ClientNonInvite, ServerInvite, ServerNonInvite);
+pub(crate) use super::Machine;
 
 pub(crate) fn drain(m: &mut impl Machine) -> Vec<Action> {
     std::iter::from_fn(|| m.poll_action()).collect()
