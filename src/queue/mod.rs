@@ -155,6 +155,8 @@ pub struct OperatorState {
     pub wrap_up_until: Option<Instant>,
     pub last_call_ended: Option<Instant>,
     pub missed_in_a_row: u32,
+    /// Ringing for a caller of another queue (an operator is in several queues; one ring at a time).
+    pub ringing_elsewhere: bool,
 }
 
 impl OperatorState {
@@ -169,6 +171,7 @@ impl OperatorState {
             wrap_up_until: None,
             last_call_ended: None,
             missed_in_a_row: 0,
+            ringing_elsewhere: false,
         }
     }
 
@@ -183,6 +186,7 @@ impl OperatorState {
             && self.status == Presence::Online
             && self.active_calls < self.max_calls
             && !self.in_wrap_up(now)
+            && !self.ringing_elsewhere
     }
 }
 

@@ -150,20 +150,6 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     }
     ensure_api_tokens(&store, &settings).await?;
     repair_recordings(&store, &settings.data_dir, &node_id).await;
-    for section in ["queues", "trunks", "dialplan"] {
-        let present = match section {
-            "queues" => settings.file.queues.is_some(),
-            "trunks" => settings.file.trunks.is_some(),
-            _ => settings.file.dialplan.is_some(),
-        };
-        if present {
-            tracing::warn!(
-                section,
-                "config section is accepted but not active in this version"
-            );
-        }
-    }
-
     let (udp, tcp) = transport::bind(settings.sip)
         .await
         .map_err(|source| ServeError::BindSip {

@@ -19,6 +19,9 @@ pub struct OutboundTarget {
     pub sdp: Bytes,
 }
 
+/// The CANCEL `Reason` for the phones that lost a ring-all race (RFC 3326).
+pub const REASON_COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
+
 /// What happened on an outbound leg before it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutboundUpdate {
@@ -46,6 +49,8 @@ pub(super) struct UacInvite {
     provisional: bool,
     /// The call layer asked to stop ringing; the CANCEL waits for a provisional (§9.1).
     cancel_requested: bool,
+    /// A `Reason` header for the CANCEL (RFC 3326), e.g. "call completed elsewhere".
+    cancel_reason: Option<&'static str>,
     cancel_sent: bool,
     /// A final that never follows our CANCEL ends the leg after 64·T1 anyway.
     cancel_deadline: Option<Instant>,
@@ -151,6 +156,7 @@ impl Endpoint {
                 cseq: 1,
                 provisional: false,
                 cancel_requested: false,
+                cancel_reason: None,
                 cancel_sent: false,
                 cancel_deadline: None,
                 ack_2xx: None,
@@ -165,9 +171,16 @@ impl Endpoint {
     /// does (§9.1). The leg ends with `Cancelled` on the 487, or is ACKed and BYEd if a 2xx
     /// crosses the CANCEL.
     pub fn cancel(&mut self, now: Instant, leg: LegId) {
+        self.cancel_because(now, leg, None);
+    }
+
+    /// [`Endpoint::cancel`] with a `Reason` header value for the CANCEL (RFC 3326), e.g.
+    /// [`REASON_COMPLETED_ELSEWHERE`] so the phone does not log a missed call.
+    pub fn cancel_because(&mut self, now: Instant, leg: LegId, reason: Option<&'static str>) {
         let Some(id) = self.uac_of(leg) else { return };
         if let Some(t) = self.uac.get_mut(&id) {
             t.cancel_requested = true;
+            t.cancel_reason = t.cancel_reason.or(reason);
         }
         self.maybe_send_cancel(now, id);
     }
@@ -196,6 +209,7 @@ impl Endpoint {
         }
         t.cancel_sent = true;
         t.cancel_deadline = Some(now + self.config.timers.t1 * 64);
+        let reason = t.cancel_reason.map(|r| ("Reason", r));
         let bytes = build::request(&build::RequestSpec {
             method: "CANCEL",
             uri: &t.uri,
@@ -205,7 +219,7 @@ impl Endpoint {
             to: &t.to,
             call_id: &t.call_id,
             cseq: t.cseq,
-            extra: &[],
+            extra: reason.as_slice(),
             body: None,
         });
         let branch = t.branch.clone();

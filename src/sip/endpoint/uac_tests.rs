@@ -252,6 +252,29 @@ fn no_answer_cancel_waits_for_a_provisional_then_487() {
 }
 
 #[test]
+fn a_cancel_for_a_ring_answered_elsewhere_carries_the_reason() {
+    let mut ep = endpoint();
+    let t0 = crate::testing::t0();
+    let (leg, invite) = dial(&mut ep, t0);
+    ep.cancel_because(t0, leg, Some(REASON_COMPLETED_ELSEWHERE));
+    let (sent, _) = feed(&mut ep, t0, &response(&invite, 180, "Ringing", ""));
+    assert_eq!(
+        first_lines(&sent),
+        ["CANCEL sip:101@127.0.0.1:7000 SIP/2.0"]
+    );
+    assert_eq!(
+        header(&sent[0], "Reason"),
+        "SIP;cause=200;text=\"Call completed elsewhere\""
+    );
+    // A plain CANCEL has none.
+    let (leg, invite) = dial(&mut ep, t0);
+    feed(&mut ep, t0, &response(&invite, 180, "Ringing", ""));
+    ep.cancel(t0, leg);
+    let (sent, _) = drain(&mut ep);
+    assert!(!sent[0].contains("Reason:"));
+}
+
+#[test]
 fn hangup_of_a_ringing_outbound_leg_cancels_it() {
     let mut ep = endpoint();
     let t0 = crate::testing::t0();
