@@ -163,6 +163,7 @@ pub async fn list(
         before_id: p.cursor("before")?,
         disposition: p.text("disposition"),
         direction: p.text("direction"),
+        ..CallFilter::default()
     };
     // Two party constraints (number, operator, the operator token's own scope) must all hold:
     // with different values no call can match.

@@ -80,7 +80,10 @@ pub async fn set_status(
         ));
     }
     let store = state.store();
-    if !store.set_operator_status(&ext, &b.status).await? {
+    if !store
+        .set_operator_status(&ext, &b.status, None, Utc::now())
+        .await?
+    {
         return Err(ApiError::not_found(
             "operator.not_found",
             "no operator with that extension",
