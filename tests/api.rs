@@ -213,6 +213,90 @@ fn calls_by_queue_and_operator() {
 }
 
 #[test]
+fn ratings_by_role_with_averages() {
+    let server = Server::start("");
+    let c = seed_queue_calls(&server);
+    let (status, body) = server.get("/api/v1/ratings");
+    assert_eq!(status, 200, "{body}");
+    let rated: Vec<_> = body["ratings"].as_array().unwrap().iter().collect();
+    let got: Vec<_> = rated
+        .iter()
+        .map(|r| {
+            (
+                r["call_id"].as_str().unwrap(),
+                r["rating"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let want = [
+        (c[3].as_str(), 2),
+        (c[2].as_str(), 4),
+        (c[1].as_str(), 5),
+        (c[0].as_str(), 4),
+    ];
+    assert_eq!(got, want, "newest first");
+    assert_eq!(rated[0]["operator"], "102");
+    assert_eq!(rated[0]["queue"], "support");
+    assert_eq!(rated[0]["caller"], "+380441230003");
+    assert_eq!(rated[0]["started_at"], "2026-05-01T10:03:00Z");
+    let averages = serde_json::json!([
+        { "operator": "101", "count": 3, "average": 4.33 },
+        { "operator": "102", "count": 1, "average": 2.0 },
+    ]);
+    assert_eq!(body["averages"], averages);
+
+    // Filters; the limit shortens the list but not the averages.
+    let (_, body) = server.request("GET", "/api/v1/ratings?operator=102", Some(MANAGER_TOKEN));
+    assert_eq!(body["ratings"].as_array().unwrap().len(), 1);
+    assert_eq!(body["averages"], serde_json::json!([averages[1]]));
+    let window = "since=2026-05-01T10:01:00Z&until=2026-05-01T10:03:00Z";
+    let (_, body) = server.get(&format!("/api/v1/ratings?{window}"));
+    let got: Vec<_> = body["ratings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["call_id"].clone())
+        .collect();
+    assert_eq!(got, [c[2].as_str(), c[1].as_str()]);
+    assert_eq!(body["averages"][0]["average"], 4.5);
+    let (_, body) = server.get("/api/v1/ratings?limit=1");
+    assert_eq!(body["ratings"].as_array().unwrap().len(), 1);
+    assert_eq!(body["averages"], averages);
+
+    // An operator token: its own ratings only, and another's is forbidden.
+    let (status, body) = server.request("GET", "/api/v1/ratings", Some(OPERATOR_TOKEN));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ratings"].as_array().unwrap().len(), 3);
+    assert_eq!(body["averages"], serde_json::json!([averages[0]]));
+    let (status, _) = server.request("GET", "/api/v1/ratings?operator=101", Some(OPERATOR_TOKEN));
+    assert_eq!(status, 200);
+    let (status, body) =
+        server.request("GET", "/api/v1/ratings?operator=102", Some(OPERATOR_TOKEN));
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &"auth.forbidden".into())
+    );
+    let (status, body) = server.request("GET", "/api/v1/ratings", None);
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (401, &"auth.missing_token".into())
+    );
+
+    for query in [
+        "limit=0",
+        "limit=x",
+        "since=yesterday",
+        "until=2026-13-01",
+        "colour=blue",
+    ] {
+        let (status, body) = server.get(&format!("/api/v1/ratings?{query}"));
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"]["code"], "request.invalid_query", "{query}");
+        assert!(body["error"]["message"].is_string());
+    }
+}
+
+#[test]
 fn operators_show_why_and_since_when() {
     let server = Server::start("");
     with_store(&server, None, |store| async move {

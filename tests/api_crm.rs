@@ -112,6 +112,12 @@ fn every_endpoint_by_role() {
         ),
         (
             "GET",
+            "/api/v1/ratings".into(),
+            "",
+            [401, 401, 200, 200, 200],
+        ),
+        (
+            "GET",
             "/api/v1/session".into(),
             "",
             [401, 401, 200, 200, 200],
@@ -629,6 +635,7 @@ fn openapi_describes_every_route() {
         ("/api/v1/contacts/{id}/timeline", "get"),
         ("/api/v1/operators", "get"),
         ("/api/v1/operators/{ext}/status", "put"),
+        ("/api/v1/ratings", "get"),
         ("/api/v1/session", "post"),
         ("/api/v1/events", "get"),
         ("/healthz", "get"),

@@ -4,7 +4,7 @@
 //!
 //! Roles: `admin` everything; `manager` reads calls, recordings and the CRM and edits CRM entries;
 //! `operator` sees its own calls (its extension is caller, callee or the queue's operator who took
-//! it) and its own status.
+//! it), its own status and its own ratings.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
