@@ -99,3 +99,234 @@ fn call_list_filters_and_pages() {
     let (_, body) = server.get("/api/v1/calls?since=2999-01-01T00:00:00Z");
     assert_eq!(body["calls"].as_array().unwrap().len(), 0);
 }
+
+/// 2026-05-01 10:00 UTC plus `minutes`.
+fn at(minutes: i64) -> chrono::DateTime<chrono::Utc> {
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-05-01T10:00:00Z").unwrap();
+    t0.to_utc() + chrono::Duration::minutes(minutes)
+}
+
+/// Queue calls as the queue runtime records them, straight into the server's database:
+/// (minute, callee, queue, operator, wait_ms, rating). Returns the call ids in that order.
+fn seed_queue_calls(server: &Server) -> Vec<String> {
+    type Row = (
+        i64,
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+        i64,
+        Option<i32>,
+    );
+    let rows: [Row; 6] = [
+        (0, "100", Some("sales"), Some("101"), 5_000, Some(4)),
+        (1, "100", Some("sales"), Some("101"), 7_000, Some(5)),
+        (2, "100", Some("support"), Some("101"), 1_000, Some(4)),
+        (3, "100", Some("support"), Some("102"), 2_000, Some(2)),
+        (4, "100", Some("sales"), None, 30_000, None), // the caller gave up waiting
+        (5, "101", None, None, 0, None),               // dialled 101 directly
+    ];
+    with_store(server, None, |store| async move {
+        let mut ids = Vec::new();
+        for (minute, callee, queue, operator, wait_ms, rating) in rows {
+            let started_at = at(minute);
+            let ts = uuid::Timestamp::from_unix(uuid::NoContext, started_at.timestamp() as u64, 0);
+            let id = uuid::Uuid::new_v7(ts).to_string();
+            let call = openline::store::NewCall {
+                id: id.clone(),
+                node_id: "seed".into(),
+                direction: "inbound".into(),
+                caller: format!("+38044123000{minute}"),
+                caller_name: None,
+                callee: callee.into(),
+                started_at,
+            };
+            store.insert_call(&call).await.expect("insert call");
+            if let Some(queue) = queue {
+                store.set_call_queue(&id, queue).await.expect("queue");
+                let outcome = store.set_call_queue_outcome(&id, operator, wait_ms);
+                outcome.await.expect("queue outcome");
+            }
+            if let Some(rating) = rating {
+                store.set_call_rating(&id, rating).await.expect("rating");
+            }
+            ids.push(id);
+        }
+        ids
+    })
+}
+
+/// The ids at these indexes, in this order.
+fn sel(ids: &[String], at: &[usize]) -> Vec<String> {
+    at.iter().map(|&i| ids[i].clone()).collect()
+}
+
+/// The ids of a call list answer.
+fn ids(body: &serde_json::Value) -> Vec<String> {
+    let calls = body["calls"].as_array().expect("calls");
+    calls
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn calls_by_queue_and_operator() {
+    let server = Server::start("");
+    let c = seed_queue_calls(&server);
+    let (status, body) = server.get("/api/v1/calls?queue=sales");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), sel(&c, &[4, 1, 0]));
+    let first = &body["calls"][2];
+    assert_eq!(
+        (
+            &first["queue"],
+            &first["operator"],
+            &first["wait_ms"],
+            &first["rating"]
+        ),
+        (&"sales".into(), &"101".into(), &5_000.into(), &4.into())
+    );
+    assert!(body["calls"][0]["operator"].is_null(), "{body}");
+    let (_, body) = server.get("/api/v1/calls?operator=101");
+    assert_eq!(ids(&body), sel(&c, &[2, 1, 0]), "taken from a queue");
+    let (_, body) = server.get("/api/v1/calls?queue=support&operator=102");
+    assert_eq!(ids(&body), sel(&c, &[3]));
+    let (_, body) = server.get("/api/v1/calls?rating=2");
+    assert_eq!(ids(&body), sel(&c, &[3]));
+    let (status, body) = server.get("/api/v1/calls?rating=6");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &"request.invalid_query".into())
+    );
+
+    // An operator token sees the calls it took from a queue and the ones it was a party to.
+    let (_, body) = server.request("GET", "/api/v1/calls", Some(OPERATOR_TOKEN));
+    assert_eq!(ids(&body), sel(&c, &[5, 2, 1, 0]));
+    let (_, body) = server.request("GET", "/api/v1/calls?queue=sales", Some(OPERATOR_TOKEN));
+    assert_eq!(ids(&body), sel(&c, &[1, 0]));
+    let (_, body) = server.request("GET", "/api/v1/calls?operator=102", Some(OPERATOR_TOKEN));
+    assert_eq!(ids(&body), Vec::<String>::new());
+    let one =
+        |id: &str| server.request("GET", &format!("/api/v1/calls/{id}"), Some(OPERATOR_TOKEN));
+    assert_eq!(one(&c[0]).0, 200);
+    assert_eq!(one(&c[3]).0, 404, "102's call");
+}
+
+#[test]
+fn ratings_by_role_with_averages() {
+    let server = Server::start("");
+    let c = seed_queue_calls(&server);
+    let (status, body) = server.get("/api/v1/ratings");
+    assert_eq!(status, 200, "{body}");
+    let rated: Vec<_> = body["ratings"].as_array().unwrap().iter().collect();
+    let got: Vec<_> = rated
+        .iter()
+        .map(|r| {
+            (
+                r["call_id"].as_str().unwrap(),
+                r["rating"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let want = [
+        (c[3].as_str(), 2),
+        (c[2].as_str(), 4),
+        (c[1].as_str(), 5),
+        (c[0].as_str(), 4),
+    ];
+    assert_eq!(got, want, "newest first");
+    assert_eq!(rated[0]["operator"], "102");
+    assert_eq!(rated[0]["queue"], "support");
+    assert_eq!(rated[0]["caller"], "+380441230003");
+    assert_eq!(rated[0]["started_at"], "2026-05-01T10:03:00Z");
+    let averages = serde_json::json!([
+        { "operator": "101", "count": 3, "average": 4.33 },
+        { "operator": "102", "count": 1, "average": 2.0 },
+    ]);
+    assert_eq!(body["averages"], averages);
+
+    // Filters; the limit shortens the list but not the averages.
+    let (_, body) = server.request("GET", "/api/v1/ratings?operator=102", Some(MANAGER_TOKEN));
+    assert_eq!(body["ratings"].as_array().unwrap().len(), 1);
+    assert_eq!(body["averages"], serde_json::json!([averages[1]]));
+    let window = "since=2026-05-01T10:01:00Z&until=2026-05-01T10:03:00Z";
+    let (_, body) = server.get(&format!("/api/v1/ratings?{window}"));
+    let got: Vec<_> = body["ratings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["call_id"].clone())
+        .collect();
+    assert_eq!(got, [c[2].as_str(), c[1].as_str()]);
+    assert_eq!(body["averages"][0]["average"], 4.5);
+    let (_, body) = server.get("/api/v1/ratings?limit=1");
+    assert_eq!(body["ratings"].as_array().unwrap().len(), 1);
+    assert_eq!(body["averages"], averages);
+
+    // An operator token: its own ratings only, and another's is forbidden.
+    let (status, body) = server.request("GET", "/api/v1/ratings", Some(OPERATOR_TOKEN));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ratings"].as_array().unwrap().len(), 3);
+    assert_eq!(body["averages"], serde_json::json!([averages[0]]));
+    let (status, _) = server.request("GET", "/api/v1/ratings?operator=101", Some(OPERATOR_TOKEN));
+    assert_eq!(status, 200);
+    let (status, body) =
+        server.request("GET", "/api/v1/ratings?operator=102", Some(OPERATOR_TOKEN));
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &"auth.forbidden".into())
+    );
+    let (status, body) = server.request("GET", "/api/v1/ratings", None);
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (401, &"auth.missing_token".into())
+    );
+
+    for query in [
+        "limit=0",
+        "limit=x",
+        "since=yesterday",
+        "until=2026-13-01",
+        "colour=blue",
+    ] {
+        let (status, body) = server.get(&format!("/api/v1/ratings?{query}"));
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"]["code"], "request.invalid_query", "{query}");
+        assert!(body["error"]["message"].is_string());
+    }
+}
+
+#[test]
+fn operators_show_why_and_since_when() {
+    let server = Server::start("");
+    with_store(&server, None, |store| async move {
+        let reason = Some("missed_rings:3");
+        let set = store.set_operator_status("102", "away", reason, at(0));
+        assert!(set.await.expect("set status"));
+    });
+    let (status, body) = server.get("/api/v1/operators");
+    assert_eq!(status, 200, "{body}");
+    let ops = body.as_array().unwrap();
+    assert_eq!(ops[1]["extension"], "102");
+    assert_eq!(ops[1]["status"], "away");
+    assert_eq!(ops[1]["status_reason"], "missed_rings:3");
+    assert_eq!(ops[1]["status_changed_at"], "2026-05-01T10:00:00Z");
+    assert!(ops[0]["status_reason"].is_null());
+    assert!(ops[0]["status_changed_at"].is_string(), "{body}");
+
+    // A person setting the status clears the server's reason.
+    let r = send(
+        server.http,
+        "PUT",
+        "/api/v1/operators/102/status",
+        &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        br#"{"status":"online"}"#,
+    );
+    let body = r.json();
+    assert_eq!(r.status, 200, "{body}");
+    assert_eq!(
+        (&body["status"], &body["status_reason"]),
+        (&"online".into(), &serde_json::Value::Null)
+    );
+    assert_ne!(body["status_changed_at"], "2026-05-01T10:00:00Z");
+}

@@ -112,6 +112,12 @@ fn every_endpoint_by_role() {
         ),
         (
             "GET",
+            "/api/v1/ratings".into(),
+            "",
+            [401, 401, 200, 200, 200],
+        ),
+        (
+            "GET",
             "/api/v1/session".into(),
             "",
             [401, 401, 200, 200, 200],
@@ -208,7 +214,10 @@ fn operators_see_only_their_own_calls() {
     assert_eq!(body["calls"].as_array().unwrap().len(), 2);
     let (_, body) = server.get("/api/v1/calls?disposition=cancelled");
     assert_eq!(body["calls"].as_array().unwrap().len(), 0);
+    // `operator` is who took the call from a queue; a call dialled to 101 is found by number.
     let (_, body) = server.get("/api/v1/calls?operator=101");
+    assert_eq!(body["calls"].as_array().unwrap().len(), 0);
+    let (_, body) = server.get("/api/v1/calls?number=101");
     assert_eq!(body["calls"].as_array().unwrap().len(), 1);
     let (_, body) = server.get("/api/v1/calls?queue=sales");
     assert_eq!(body["calls"].as_array().unwrap().len(), 0);
@@ -626,6 +635,7 @@ fn openapi_describes_every_route() {
         ("/api/v1/contacts/{id}/timeline", "get"),
         ("/api/v1/operators", "get"),
         ("/api/v1/operators/{ext}/status", "put"),
+        ("/api/v1/ratings", "get"),
         ("/api/v1/session", "post"),
         ("/api/v1/events", "get"),
         ("/healthz", "get"),

@@ -9,7 +9,7 @@ use std::future::Future;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use openline::store::{
     ApiTokenRecord, Backend, BindingRecord, CallFilter, DISPOSITION_CRASHED, NewCall, NewLeg,
-    OperatorRecord, Store, StoreError,
+    OperatorRecord, RatingAverage, RatingFilter, Store, StoreError,
 };
 use sqlx::Connection;
 
@@ -123,6 +123,9 @@ store_tests!(
     call_list_filters_and_paging,
     concurrent_calls_never_fail,
     api_tokens,
+    operator_status_reason_and_time,
+    call_queue_outcome_and_filters,
+    ratings_and_averages,
 );
 
 /// Asserts that `$value` matches `$pattern`, printing the value when it does not.
@@ -206,6 +209,8 @@ fn operator(ext: &str, name: &str, status: &str) -> OperatorRecord {
         ha1_sha256: format!("sha256-{ext}-{name}"),
         max_calls: 1,
         status: status.into(),
+        status_reason: None,
+        status_changed_at: Some(t(0)),
     }
 }
 
@@ -227,15 +232,20 @@ async fn operator_upsert_keeps_status(db: Db) -> TestResult {
     for (ext, name, status) in [("101", "Olena", "online"), ("102", "Petro", "offline")] {
         s.upsert_operator(&operator(ext, name, status)).await?;
     }
-    assert!(s.set_operator_status("101", "away").await?);
+    assert!(s.set_operator_status("101", "away", None, t(5_000)).await?);
 
     let mut changed = operator("101", "Olena K.", "online");
     changed.max_calls = 3;
     s.upsert_operator(&changed).await?;
     let got = s.operator("101").await?.ok_or("operator 101 missing")?;
-    // Everything is updated except the status, which the upsert keeps.
-    let status = "away".to_owned();
-    assert_eq!(got, OperatorRecord { status, ..changed });
+    // Everything is updated except the status (and since when), which the upsert keeps.
+    let (status, status_changed_at) = ("away".to_owned(), Some(t(5_000)));
+    let want = OperatorRecord {
+        status,
+        status_changed_at,
+        ..changed
+    };
+    assert_eq!(got, want);
 
     let all = s.operators().await?;
     let exts: Vec<_> = all.iter().map(|o| o.extension.as_str()).collect();
@@ -243,8 +253,8 @@ async fn operator_upsert_keeps_status(db: Db) -> TestResult {
     assert_eq!(all[1].status, "offline"); // a new operator takes the given status
 
     assert!(s.operator("999").await?.is_none());
-    assert!(!s.set_operator_status("999", "online").await?);
-    let err = s.set_operator_status("101", "busy").await.err();
+    assert!(!s.set_operator_status("999", "online", None, t(0)).await?);
+    let err = s.set_operator_status("101", "busy", None, t(0)).await.err();
     assert_matches!(err, Some(StoreError::InvalidValue { .. }));
     Ok(())
 }
@@ -535,6 +545,250 @@ async fn api_tokens(db: Db) -> TestResult {
     assert_eq!(dup.map(|e| e.code()), Some("store.conflict"));
     let bad = s.insert_api_token(&op, "root", None, "x").await.err();
     assert_matches!(bad, Some(StoreError::InvalidValue { .. }));
+    Ok(())
+}
+
+async fn operator_status_reason_and_time(db: Db) -> TestResult {
+    let s = &db.store;
+    let mut fresh = operator("101", "Olena", "online");
+    fresh.status_changed_at = None;
+    s.upsert_operator(&fresh).await?;
+    let got = s.operator("101").await?.ok_or("operator 101 missing")?;
+    assert!(
+        got.status_changed_at.is_some(),
+        "a new operator's status starts now"
+    );
+
+    let state = |at: i64| async move {
+        let o = s.operator("101").await?.ok_or("operator 101 missing")?;
+        assert_eq!(o.status_changed_at, Some(t(at)), "{o:?}");
+        Ok::<_, Box<dyn Error + Send + Sync>>((o.status, o.status_reason))
+    };
+    let missed = Some("missed_rings:3");
+    assert!(
+        s.set_operator_status("101", "away", missed, t(1_000))
+            .await?
+    );
+    let want = ("away".to_owned(), Some("missed_rings:3".to_owned()));
+    assert_eq!(state(1_000).await?, want);
+    // The same status and reason again keep the time it started.
+    assert!(
+        s.set_operator_status("101", "away", missed, t(2_000))
+            .await?
+    );
+    assert_eq!(state(1_000).await?, want);
+    // A person confirming the status replaces the server's reason: a change.
+    assert!(s.set_operator_status("101", "away", None, t(3_000)).await?);
+    assert_eq!(state(3_000).await?, ("away".to_owned(), None));
+    assert!(
+        s.set_operator_status("101", "online", None, t(4_000))
+            .await?
+    );
+    assert_eq!(state(4_000).await?, ("online".to_owned(), None));
+    assert!(
+        s.set_operator_status("101", "online", None, t(5_000))
+            .await?
+    );
+    assert_eq!(state(4_000).await?, ("online".to_owned(), None));
+
+    // Reloading the configuration keeps status, reason and time.
+    assert!(
+        s.set_operator_status("101", "away", missed, t(6_000))
+            .await?
+    );
+    s.upsert_operator(&operator("101", "Olena K.", "online"))
+        .await?;
+    assert_eq!(state(6_000).await?, want);
+    Ok(())
+}
+
+/// Inserts a call from `caller` to `callee` started at `t(at)`; returns its id.
+async fn seed_call(s: &Store, caller: &str, callee: &str, at: i64) -> Result<String, StoreError> {
+    let c = new_call("n1", caller, callee, t(at));
+    s.insert_call(&c).await?;
+    Ok(c.id)
+}
+
+async fn call_queue_outcome_and_filters(db: Db) -> TestResult {
+    let s = &db.store;
+    let bridged = seed_call(s, "+380441230001", "100", 0).await?;
+    let overflowed = seed_call(s, "+380441230002", "100", MIN).await?;
+    let abandoned = seed_call(s, "+380441230003", "100", 2 * MIN).await?;
+    let direct = seed_call(s, "+380441230004", "101", 3 * MIN).await?;
+    let internal = seed_call(s, "101", "102", 4 * MIN).await?;
+
+    s.set_call_queue(&bridged, "sales").await?;
+    s.set_call_queue_outcome(&bridged, Some("101"), 12_345)
+        .await?;
+    s.set_call_queue(&overflowed, "sales").await?;
+    s.set_call_queue(&overflowed, "support").await?; // overflow: the last queue wins
+    s.set_call_queue_outcome(&overflowed, Some("102"), 61_000)
+        .await?;
+    s.set_call_queue(&abandoned, "sales").await?;
+    s.set_call_queue_outcome(&abandoned, None, -5).await?; // clock stepped back: 0
+    s.set_call_rating(&bridged, 5).await?;
+    s.set_call_rating(&overflowed, 2).await?;
+
+    let (c, _) = s.call(&bridged).await?.ok_or("call missing")?;
+    let got = (c.queue.as_deref(), c.operator.as_deref(), c.wait_ms);
+    assert_eq!(got, (Some("sales"), Some("101"), Some(12_345)));
+    let (c, _) = s.call(&overflowed).await?.ok_or("call missing")?;
+    let got = (c.queue.as_deref(), c.operator.as_deref(), c.wait_ms);
+    assert_eq!(got, (Some("support"), Some("102"), Some(61_000)));
+    let (c, _) = s.call(&abandoned).await?.ok_or("call missing")?;
+    assert_eq!(
+        (c.queue.as_deref(), c.operator, c.wait_ms),
+        (Some("sales"), None, Some(0))
+    );
+    let (c, _) = s.call(&direct).await?.ok_or("call missing")?;
+    assert_eq!((c.queue, c.operator, c.wait_ms), (None, None, None));
+
+    let list = |f: CallFilter| async move {
+        s.calls(&f)
+            .await
+            .map(|v| v.into_iter().map(|c| c.id).collect::<Vec<_>>())
+    };
+    let text = |v: &str| Some(v.to_owned());
+    let by_queue = CallFilter {
+        queue: text("sales"),
+        ..CallFilter::default()
+    };
+    assert_eq!(
+        list(by_queue).await?,
+        [abandoned.as_str(), bridged.as_str()]
+    );
+    let by_operator = CallFilter {
+        operator: text("101"),
+        ..CallFilter::default()
+    };
+    assert_eq!(list(by_operator).await?, [bridged.as_str()]);
+    let both = CallFilter {
+        queue: text("support"),
+        operator: text("101"),
+        ..CallFilter::default()
+    };
+    assert!(list(both).await?.is_empty());
+    let by_rating = CallFilter {
+        rating: Some(2),
+        ..CallFilter::default()
+    };
+    assert_eq!(list(by_rating).await?, [overflowed.as_str()]);
+    // An operator's own calls: caller, callee or the operator who took it from a queue.
+    let party = CallFilter {
+        party: text("101"),
+        ..CallFilter::default()
+    };
+    assert_eq!(
+        list(party).await?,
+        [internal.as_str(), direct.as_str(), bridged.as_str()]
+    );
+    let party_and_number = CallFilter {
+        party: text("101"),
+        number: text("+380441230001"),
+        ..CallFilter::default()
+    };
+    assert_eq!(list(party_and_number).await?, [bridged.as_str()]);
+    Ok(())
+}
+
+async fn ratings_and_averages(db: Db) -> TestResult {
+    let s = &db.store;
+    // (minute, operator, queue, rating): 101 rated 4, 5, 4; 102 rated 2; one IVR-only rating;
+    // one call 101 took but nobody rated.
+    let calls = [
+        (0, Some("101"), Some("sales"), Some(4)),
+        (1, Some("102"), Some("support"), Some(2)),
+        (2, Some("101"), Some("sales"), Some(5)),
+        (3, None, None, Some(3)),
+        (4, Some("101"), Some("sales"), None),
+        (5, Some("101"), None, Some(4)),
+    ];
+    let mut ids = Vec::new();
+    for (minute, operator, queue, rating) in calls {
+        let id = seed_call(s, &format!("+38044123000{minute}"), "100", minute * MIN).await?;
+        if let Some(queue) = queue {
+            s.set_call_queue(&id, queue).await?;
+        }
+        s.set_call_queue_outcome(&id, operator, 1_000).await?;
+        if let Some(rating) = rating {
+            s.set_call_rating(&id, rating).await?;
+        }
+        ids.push(id);
+    }
+
+    let all = s.ratings(&RatingFilter::default()).await?;
+    let got: Vec<_> = all.iter().map(|r| (r.call_id.as_str(), r.rating)).collect();
+    let want = [
+        (&ids[5], 4),
+        (&ids[3], 3),
+        (&ids[2], 5),
+        (&ids[1], 2),
+        (&ids[0], 4),
+    ];
+    let want: Vec<_> = want.iter().map(|(id, r)| (id.as_str(), *r)).collect();
+    assert_eq!(got, want, "rated calls only, newest first");
+    let first = &all[2];
+    assert_eq!(first.operator.as_deref(), Some("101"));
+    assert_eq!(first.queue.as_deref(), Some("sales"));
+    assert_eq!(first.caller, "+380441230002");
+    assert_eq!(first.started_at, t(2 * MIN));
+    assert_eq!(
+        (all[1].operator.as_deref(), all[1].queue.as_deref()),
+        (None, None)
+    );
+
+    let averages = s.rating_averages(&RatingFilter::default()).await?;
+    assert_eq!(
+        averages.len(),
+        2,
+        "no average for calls no operator took: {averages:?}"
+    );
+    assert_eq!(
+        (averages[0].operator.as_str(), averages[0].count),
+        ("101", 3)
+    );
+    assert!(
+        (averages[0].average - 13.0 / 3.0).abs() < 1e-9,
+        "{averages:?}"
+    );
+    let want = RatingAverage {
+        operator: "102".into(),
+        count: 1,
+        average: 2.0,
+    };
+    assert_eq!(averages[1], want);
+
+    // Filters: operator, since inclusive, until exclusive; limit clamps the list only.
+    let f = RatingFilter {
+        operator: Some("101".into()),
+        since: Some(t(2 * MIN)),
+        until: Some(t(5 * MIN)),
+        limit: None,
+    };
+    let got: Vec<_> = s
+        .ratings(&f)
+        .await?
+        .into_iter()
+        .map(|r| r.call_id)
+        .collect();
+    assert_eq!(got, [ids[2].clone()]);
+    let averages = s.rating_averages(&f).await?;
+    assert_eq!(
+        (averages.len(), averages[0].count, averages[0].average),
+        (1, 1, 5.0)
+    );
+    let f = RatingFilter {
+        limit: Some(0),
+        ..RatingFilter::default()
+    };
+    assert_eq!(s.ratings(&f).await?.len(), 1);
+    assert_eq!(s.rating_averages(&f).await?[0].count, 3);
+    let f = RatingFilter {
+        operator: Some("' OR '1'='1".into()),
+        ..RatingFilter::default()
+    };
+    assert!(s.ratings(&f).await?.is_empty());
+    assert!(s.rating_averages(&f).await?.is_empty());
     Ok(())
 }
 

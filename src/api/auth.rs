@@ -3,7 +3,8 @@
 //! something and come with the cookie must carry the session's CSRF token in `X-CSRF-Token`.
 //!
 //! Roles: `admin` everything; `manager` reads calls, recordings and the CRM and edits CRM entries;
-//! `operator` sees its own calls (its extension is a party) and its own status.
+//! `operator` sees its own calls (its extension is caller, callee or the queue's operator who took
+//! it), its own status and its own ratings.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -138,11 +139,14 @@ impl Caller {
         }
     }
 
-    /// Whether a call with these parties is visible to the caller.
-    pub fn sees_call(&self, caller: &str, callee: &str) -> bool {
+    /// Whether a call with these parties (and the operator who took it from a queue) is visible
+    /// to the caller.
+    pub fn sees_call(&self, caller: &str, callee: &str, operator: Option<&str>) -> bool {
         match self.call_scope() {
             None => true,
-            Some(ext) => !ext.is_empty() && (caller == ext || callee == ext),
+            Some(ext) => {
+                !ext.is_empty() && (caller == ext || callee == ext || operator == Some(ext))
+            }
         }
     }
 }
@@ -158,15 +162,17 @@ mod tests {
             extension: Some("101".into()),
             principal: String::new(),
         };
-        assert!(op.sees_call("+380441234567", "101"));
-        assert!(!op.sees_call("+380441234567", "100"));
+        assert!(op.sees_call("+380441234567", "101", None));
+        assert!(!op.sees_call("+380441234567", "100", None));
+        assert!(op.sees_call("+380441234567", "100", Some("101")));
+        assert!(!op.sees_call("+380441234567", "100", Some("102")));
         assert!(op.staff("x").is_err());
         let manager = Caller {
             role: Role::Manager,
             extension: None,
             principal: String::new(),
         };
-        assert!(manager.sees_call("a", "b"));
+        assert!(manager.sees_call("a", "b", None));
         assert!(manager.admin("x").is_err());
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));

@@ -37,11 +37,13 @@ pub struct CallView {
     /// `[{ "flow": "main", "node": "menu", "digits": "1" }]`.
     #[schema(value_type = Option<Vec<Object>>)]
     flow_path: Option<serde_json::Value>,
-    /// With the queues issue.
+    /// The queue the caller waited in (the last one, after an overflow).
     queue: Option<String>,
-    /// The operator's extension (with the queues issue).
+    /// The extension that talked to the caller from the queue.
     operator: Option<String>,
-    /// 1–5 (with the rating issue).
+    /// Time waited in the queue until bridged to the operator or until the caller left.
+    wait_ms: Option<i64>,
+    /// The caller's post-call rating, 1–5.
     rating: Option<u8>,
     /// The newest complete recording, for `/api/v1/recordings/{id}`.
     recording_id: Option<String>,
@@ -87,8 +89,9 @@ impl CallView {
                 .flow_path
                 .as_deref()
                 .and_then(|p| serde_json::from_str(p).ok()),
-            queue: None,
-            operator: None,
+            queue: c.queue,
+            operator: c.operator,
+            wait_ms: c.wait_ms,
             rating: c.rating.and_then(|r| u8::try_from(r).ok()),
             recording_id,
             legs: None,
@@ -106,7 +109,8 @@ pub struct CallPage {
     next_before: Option<String>,
 }
 
-/// Newest first. Operator tokens see only calls where their extension is a party.
+/// Newest first. Operator tokens see only calls where their extension is a party (caller,
+/// callee, or the operator who took it from a queue).
 #[utoipa::path(get, path = "/api/v1/calls", tag = "calls",
     params(
         ("since" = Option<String>, Query, description = "RFC 3339; calls that started at or after"),
@@ -114,9 +118,9 @@ pub struct CallPage {
         ("number" = Option<String>, Query, description = "caller or callee exactly"),
         ("disposition" = Option<String>, Query, description = "e.g. `answered` or `cancelled.by_caller`"),
         ("direction" = Option<String>, Query, description = "inbound | outbound | internal"),
-        ("queue" = Option<String>, Query, description = "no call carries a queue yet: an empty page"),
-        ("rating" = Option<u8>, Query, description = "1..5; no call carries a rating yet: an empty page"),
-        ("operator" = Option<String>, Query, description = "calls where this extension is a party"),
+        ("queue" = Option<String>, Query, description = "calls that waited in this queue"),
+        ("rating" = Option<u8>, Query, description = "calls the caller rated so, 1..5"),
+        ("operator" = Option<String>, Query, description = "calls this extension took from a queue"),
         ("limit" = Option<i64>, Query, description = "1..1000, default 100"),
         ("before" = Option<String>, Query, description = "paging cursor (next_before)"),
     ),
@@ -145,17 +149,18 @@ pub async fn list(
             "rating",
         ],
     )?;
-    let rating = p.text("rating");
-    if rating
-        .as_deref()
-        .is_some_and(|r| !matches!(r, "1" | "2" | "3" | "4" | "5"))
-    {
-        return Err(ApiError::bad_request(
-            "request.invalid_query",
-            "rating must be 1..5",
-        ));
-    }
-    let mut filter = CallFilter {
+    let rating = p
+        .text("rating")
+        .map(|r| {
+            r.parse::<i32>()
+                .ok()
+                .filter(|r| (1..=5).contains(r))
+                .ok_or_else(|| {
+                    ApiError::bad_request("request.invalid_query", "rating must be 1..5")
+                })
+        })
+        .transpose()?;
+    let filter = CallFilter {
         since: p.time("since")?,
         until: p.time("until")?,
         number: p.text("number"),
@@ -163,25 +168,11 @@ pub async fn list(
         before_id: p.cursor("before")?,
         disposition: p.text("disposition"),
         direction: p.text("direction"),
+        queue: p.text("queue"),
+        operator: p.text("operator"),
+        rating,
+        party: caller.call_scope().map(str::to_owned),
     };
-    // Two party constraints (number, operator, the operator token's own scope) must all hold:
-    // with different values no call can match.
-    let mut empty = p.text("queue").is_some() || rating.is_some();
-    for party in [p.text("operator"), caller.call_scope().map(str::to_owned)]
-        .into_iter()
-        .flatten()
-    {
-        match &filter.number {
-            Some(number) if *number != party => empty = true,
-            _ => filter.number = Some(party),
-        }
-    }
-    if empty {
-        return Ok(Json(CallPage {
-            calls: Vec::new(),
-            next_before: None,
-        }));
-    }
     let store = state.store();
     let calls = store.calls(&filter).await?;
     let page_full = calls.len() as i64 == filter.effective_limit();
@@ -216,7 +207,7 @@ pub async fn get_one(
     }
     let store = state.store();
     let (call, legs) = store.call(&id).await?.ok_or_else(not_found)?;
-    if !caller.sees_call(&call.caller, &call.callee) {
+    if !caller.sees_call(&call.caller, &call.callee, call.operator.as_deref()) {
         // Not the operator's call: the same answer as for a call that does not exist.
         return Err(not_found());
     }

@@ -81,7 +81,7 @@ impl Visibility {
                 callee,
                 ..
             } => {
-                let mine = caller.sees_call(from, callee);
+                let mine = caller.sees_call(from, callee, None);
                 if mine {
                     self.calls.insert(call_id.clone());
                 }

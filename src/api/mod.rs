@@ -1,7 +1,7 @@
 //! The HTTP API (axum) and the managers' web page: health, Prometheus metrics, calls, recordings
-//! (HTTP Range), leads, contacts and timelines, operators, the live event WebSocket, and the
-//! OpenAPI description generated from the handlers. Bearer tokens or the page's session cookie;
-//! every error is one JSON shape with a stable dotted code (see [`ApiError`]).
+//! (HTTP Range), leads, contacts and timelines, operators, ratings, the live event WebSocket, and
+//! the OpenAPI description generated from the handlers. Bearer tokens or the page's session
+//! cookie; every error is one JSON shape with a stable dotted code (see [`ApiError`]).
 
 mod auth;
 mod calls;
@@ -13,6 +13,7 @@ mod idempotency;
 mod openapi;
 mod operators;
 mod params;
+mod ratings;
 mod recordings;
 mod session;
 mod web;
@@ -132,6 +133,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/contacts/{id}/timeline", get(crm::contact_timeline))
         .route("/api/v1/operators", get(operators::list))
         .route("/api/v1/operators/{ext}/status", put(operators::set_status))
+        .route("/api/v1/ratings", get(ratings::list))
         .route("/api/v1/events", get(events::stream))
         .route("/api/v1/flows", get(flows::list))
         .route("/api/v1/flows/{id}", get(flows::get_one).put(flows::put))

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{calls, crm, events, flows, operators, recordings, session};
+use super::{calls, crm, events, flows, operators, ratings, recordings, session};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,6 +36,7 @@ use super::{calls, crm, events, flows, operators, recordings, session};
         crm::erase_contact,
         operators::list,
         operators::set_status,
+        ratings::list,
         events::stream,
         flows::list,
         flows::get_one,

@@ -4,13 +4,14 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::params::json_body;
 use super::{ApiError, ApiState, Caller};
 use crate::runtime::events::Event;
+use crate::store::OperatorRecord;
 
 #[derive(Serialize, ToSchema)]
 pub struct OperatorView {
@@ -19,6 +20,23 @@ pub struct OperatorView {
     max_calls: i32,
     /// `online` | `away` | `offline`.
     status: String,
+    /// Why, when the server set the status (`missed_rings:3`); null when a person set it.
+    status_reason: Option<String>,
+    /// When the status last changed.
+    status_changed_at: Option<DateTime<Utc>>,
+}
+
+impl From<OperatorRecord> for OperatorView {
+    fn from(o: OperatorRecord) -> Self {
+        OperatorView {
+            extension: o.extension,
+            name: o.name,
+            max_calls: o.max_calls,
+            status: o.status,
+            status_reason: o.status_reason,
+            status_changed_at: o.status_changed_at,
+        }
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -39,12 +57,7 @@ pub async fn list(
         operators
             .into_iter()
             .filter(|o| caller.call_scope().is_none_or(|ext| ext == o.extension))
-            .map(|o| OperatorView {
-                extension: o.extension,
-                name: o.name,
-                max_calls: o.max_calls,
-                status: o.status,
-            })
+            .map(OperatorView::from)
             .collect(),
     ))
 }
@@ -80,7 +93,8 @@ pub async fn set_status(
         ));
     }
     let store = state.store();
-    if !store.set_operator_status(&ext, &b.status).await? {
+    let at = Utc::now();
+    if !store.set_operator_status(&ext, &b.status, None, at).await? {
         return Err(ApiError::not_found(
             "operator.not_found",
             "no operator with that extension",
@@ -92,12 +106,7 @@ pub async fn set_status(
     state.options().events.publish(Event::OperatorStatus {
         extension: op.extension.clone(),
         status: op.status.clone(),
-        at: Utc::now(),
+        at,
     });
-    Ok(Json(OperatorView {
-        extension: op.extension,
-        name: op.name,
-        max_calls: op.max_calls,
-        status: op.status,
-    }))
+    Ok(Json(OperatorView::from(op)))
 }

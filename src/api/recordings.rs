@@ -108,7 +108,9 @@ pub async fn serve(
     let rec = store.recording(&id).await?.ok_or_else(not_found)?;
     if caller.call_scope().is_some() {
         let visible = match store.call(&rec.call_id).await? {
-            Some((call, _)) => caller.sees_call(&call.caller, &call.callee),
+            Some((call, _)) => {
+                caller.sees_call(&call.caller, &call.callee, call.operator.as_deref())
+            }
             None => false,
         };
         if !visible {

@@ -110,6 +110,9 @@ mod tests {
             flow_id: None,
             flow_path: None,
             rating: None,
+            queue: None,
+            operator: None,
+            wait_ms: None,
         }
     }
 

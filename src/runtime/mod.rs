@@ -138,6 +138,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
                 ha1_sha256: ha1_sha256.clone(),
                 max_calls: op.max_calls as i32,
                 status: "online".into(),
+                status_reason: None,
+                status_changed_at: None,
             })
             .await?;
         secrets.push((

@@ -13,7 +13,8 @@ macro_rules! select_call {
     ($tail:literal) => {
         concat!(
             "SELECT id, node_id, direction, caller, caller_name, callee, started_at, answered_at, \
-             ended_at, duration_ms, disposition, hangup_by, flow_id, flow_path, rating FROM calls",
+             ended_at, duration_ms, disposition, hangup_by, flow_id, flow_path, rating, queue, \
+             operator, wait_ms FROM calls",
             $tail
         )
     };
@@ -58,6 +59,38 @@ impl Store {
             .await
             .map(|_| ()))
         .map_err(query_err("set_call_rating"))
+    }
+
+    /// The caller joined `queue`. A later join (an overflow into another queue) overwrites it.
+    pub async fn set_call_queue(&self, id: &str, queue: &str) -> Result<(), StoreError> {
+        on_writer!(self, pool => sqlx::query("UPDATE calls SET queue = $2 WHERE id = $1")
+            .bind(id)
+            .bind(queue)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(query_err("set_call_queue"))
+    }
+
+    /// How the caller's wait in the queue ended: bridged to `operator` after `wait_ms`, or, with
+    /// `operator` `None`, left the queue (hung up, timed out, overflowed nowhere) after `wait_ms`.
+    /// A negative `wait_ms` is stored as 0.
+    pub async fn set_call_queue_outcome(
+        &self,
+        id: &str,
+        operator: Option<&str>,
+        wait_ms: i64,
+    ) -> Result<(), StoreError> {
+        on_writer!(self, pool => sqlx::query(
+            "UPDATE calls SET operator = $2, wait_ms = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(operator)
+        .bind(wait_ms.max(0))
+        .execute(pool)
+        .await
+        .map(|_| ()))
+        .map_err(query_err("set_call_queue_outcome"))
     }
 
     /// Records a call as it starts.
@@ -278,6 +311,24 @@ impl Store {
             }
             if let Some(direction) = &f.direction {
                 qb.push(glue).push("direction = ").push_bind(direction.clone());
+                glue = " AND ";
+            }
+            if let Some(queue) = &f.queue {
+                qb.push(glue).push("queue = ").push_bind(queue.clone());
+                glue = " AND ";
+            }
+            if let Some(operator) = &f.operator {
+                qb.push(glue).push("operator = ").push_bind(operator.clone());
+                glue = " AND ";
+            }
+            if let Some(rating) = f.rating {
+                qb.push(glue).push("rating = ").push_bind(rating);
+                glue = " AND ";
+            }
+            if let Some(party) = &f.party {
+                qb.push(glue).push("(caller = ").push_bind(party.clone());
+                qb.push(" OR callee = ").push_bind(party.clone());
+                qb.push(" OR operator = ").push_bind(party.clone()).push(")");
                 glue = " AND ";
             }
             if let Some(before_id) = &f.before_id {

@@ -46,6 +46,7 @@ mod events;
 mod hygiene;
 mod operators;
 mod outbox;
+mod ratings;
 mod recordings;
 mod records;
 mod registrations;
@@ -61,7 +62,7 @@ pub use outbox::OutboxEvent;
 pub use recordings::{NewRecording, RecordingRecord};
 pub use records::{
     ApiTokenRecord, BindingRecord, CallFilter, CallRecord, LegRecord, NewCall, NewLeg,
-    OperatorRecord,
+    OperatorRecord, RatingAverage, RatingFilter, RatingRecord,
 };
 pub use timeline::{ERASED, Erasure, NewTimelineEntry, TimelineRecord};
 pub use web::{IdempotencyState, SessionRecord};

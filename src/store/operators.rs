@@ -1,6 +1,6 @@
 //! Operators repository: who may register and take calls, their digest HA1s and presence status.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::{OperatorRecord, Store, StoreError, query_err};
 
@@ -23,7 +23,8 @@ fn check_status(status: &str) -> Result<(), StoreError> {
 macro_rules! select_operator {
     ($tail:literal) => {
         concat!(
-            "SELECT extension, name, realm, ha1_md5, ha1_sha256, max_calls, status FROM operators",
+            "SELECT extension, name, realm, ha1_md5, ha1_sha256, max_calls, status, \
+             status_reason, status_changed_at FROM operators",
             $tail
         )
     };
@@ -31,14 +32,17 @@ macro_rules! select_operator {
 
 impl Store {
     /// Creates the operator, or updates name, realm, HA1s and `max_calls` of the one with this
-    /// extension. An existing operator keeps its status; a new one starts with `op.status`.
+    /// extension. An existing operator keeps its status (with its reason and change time); a new
+    /// one starts with `op.status` and `op.status_reason`, changed at `op.status_changed_at` (now
+    /// when `None`).
     pub async fn upsert_operator(&self, op: &OperatorRecord) -> Result<(), StoreError> {
         check_status(&op.status)?;
         let now = Utc::now();
         on_writer!(self, pool => sqlx::query(
             "INSERT INTO operators \
-                 (extension, name, realm, ha1_md5, ha1_sha256, max_calls, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                 (extension, name, realm, ha1_md5, ha1_sha256, max_calls, status, status_reason, \
+                  status_changed_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
              ON CONFLICT (extension) DO UPDATE SET \
                  name = excluded.name, realm = excluded.realm, \
                  ha1_md5 = excluded.ha1_md5, ha1_sha256 = excluded.ha1_sha256, \
@@ -51,6 +55,8 @@ impl Store {
         .bind(&op.ha1_sha256)
         .bind(op.max_calls)
         .bind(&op.status)
+        .bind(&op.status_reason)
+        .bind(op.status_changed_at.unwrap_or(now))
         .bind(now)
         .execute(pool)
         .await
@@ -78,19 +84,31 @@ impl Store {
         .map_err(query_err("operators"))
     }
 
-    /// Sets an operator's presence (`online`, `away`, `offline`). `Ok(false)`: no such operator.
+    /// Sets an operator's presence (`online`, `away`, `offline`) at `at`, with the reason when the
+    /// server sets it (`missed_rings:3`; `None` when an operator or admin sets it).
+    /// `status_changed_at` moves to `at` only when the status or the reason changes, so setting
+    /// the same status again keeps the time it started. `Ok(false)`: no such operator.
     pub async fn set_operator_status(
         &self,
         extension: &str,
         status: &str,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         check_status(status)?;
         let done = on_writer!(self, pool => sqlx::query(
-            "UPDATE operators SET status = $2, updated_at = $3 WHERE extension = $1",
+            "UPDATE operators SET \
+                 status_changed_at = CASE \
+                     WHEN status = $2 AND COALESCE(status_reason, '') = COALESCE($3, '') \
+                         AND status_changed_at IS NOT NULL THEN status_changed_at \
+                     ELSE $4 END, \
+                 status = $2, status_reason = $3, updated_at = $4 \
+             WHERE extension = $1",
         )
         .bind(extension)
         .bind(status)
-        .bind(Utc::now())
+        .bind(reason)
+        .bind(at)
         .execute(pool)
         .await
         .map(|done| done.rows_affected()))

@@ -18,6 +18,11 @@ pub struct OperatorRecord {
     pub max_calls: i32,
     /// `online` | `away` | `offline`.
     pub status: String,
+    /// Why the status is what it is, when the server set it (`missed_rings:3`); `None` when an
+    /// operator or admin set it.
+    pub status_reason: Option<String>,
+    /// When the status last changed.
+    pub status_changed_at: Option<DateTime<Utc>>,
 }
 
 /// A registrar binding: one Contact of one extension.
@@ -78,6 +83,15 @@ pub struct CallRecord {
     /// The caller's rating, 1–5.
     #[sqlx(default)]
     pub rating: Option<i32>,
+    /// The queue the caller waited in (the last one, after an overflow).
+    #[sqlx(default)]
+    pub queue: Option<String>,
+    /// The extension that talked to the caller from the queue.
+    #[sqlx(default)]
+    pub operator: Option<String>,
+    /// Time waited in the queue until bridged to `operator` or until the caller left.
+    #[sqlx(default)]
+    pub wait_ms: Option<i64>,
 }
 
 /// A SIP leg of a call as it starts.
@@ -132,6 +146,14 @@ pub struct CallFilter {
     pub disposition: Option<String>,
     /// `inbound` | `outbound` | `internal`.
     pub direction: Option<String>,
+    /// Calls that waited in this queue (the last one, after an overflow).
+    pub queue: Option<String>,
+    /// Calls this extension took as the queue's operator (the `operator` column).
+    pub operator: Option<String>,
+    /// Calls the caller rated so (1–5).
+    pub rating: Option<i32>,
+    /// Calls this extension took part in: as caller, callee or operator. An operator token's scope.
+    pub party: Option<String>,
 }
 
 impl CallFilter {
@@ -140,10 +162,59 @@ impl CallFilter {
 
     /// The page size actually used.
     pub fn effective_limit(&self) -> i64 {
-        self.limit
-            .unwrap_or(Self::DEFAULT_LIMIT)
-            .clamp(1, Self::MAX_LIMIT)
+        clamp_limit(self.limit)
     }
+}
+
+/// A page size clamped to 1..=`CallFilter::MAX_LIMIT`; `CallFilter::DEFAULT_LIMIT` when absent.
+fn clamp_limit(limit: Option<i64>) -> i64 {
+    limit
+        .unwrap_or(CallFilter::DEFAULT_LIMIT)
+        .clamp(1, CallFilter::MAX_LIMIT)
+}
+
+/// Which rated calls `Store::ratings` and `Store::rating_averages` cover.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RatingFilter {
+    /// Calls this extension took as the queue's operator.
+    pub operator: Option<String>,
+    /// Calls that started at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Calls that started before this instant.
+    pub until: Option<DateTime<Utc>>,
+    /// How many ratings `Store::ratings` returns, clamped like `CallFilter::limit`. Averages
+    /// cover every matching call.
+    pub limit: Option<i64>,
+}
+
+impl RatingFilter {
+    /// The page size actually used.
+    pub fn effective_limit(&self) -> i64 {
+        clamp_limit(self.limit)
+    }
+}
+
+/// A caller's rating of a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct RatingRecord {
+    pub call_id: String,
+    /// The extension that talked to the caller; `None` when no operator took the call.
+    pub operator: Option<String>,
+    pub queue: Option<String>,
+    /// 1–5.
+    pub rating: i32,
+    pub caller: String,
+    pub started_at: DateTime<Utc>,
+}
+
+/// One operator's ratings summed up.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct RatingAverage {
+    pub operator: String,
+    /// How many rated calls.
+    pub count: i64,
+    /// Their mean rating, 1.0–5.0.
+    pub average: f64,
 }
 
 /// What an API token grants. The token itself is never stored, only its SHA-256.

@@ -714,18 +714,11 @@ pub fn add_recording(
     std::fs::create_dir_all(data.join("recordings")).expect("mkdir");
     let bytes = wav_bytes(seconds);
     std::fs::write(data.join(&rel), &bytes).expect("write wav");
-    let url = database
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("sqlite://{}", data.join("openline.db").display()));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let store = openline::store::Store::connect(&url).await.expect("store");
+    let rec_id = id.clone();
+    with_store(server, database, |store| async move {
         store
             .insert_recording(&openline::store::NewRecording {
-                id: id.clone(),
+                id: rec_id.clone(),
                 call_id: call_id.into(),
                 path: rel,
                 format: "wav".into(),
@@ -737,14 +730,39 @@ pub fn add_recording(
             .expect("insert recording");
         store
             .recording_completed(
-                &id,
+                &rec_id,
                 i64::from(seconds) * 1000,
                 bytes.len() as i64,
                 chrono::Utc::now(),
             )
             .await
             .expect("complete recording");
-        store.close().await;
     });
     id
+}
+
+/// Runs `f` on the running server's database (its SQLite file, or `database`) the way the runtime
+/// writes to it, to seed rows the API then reads; returns what `f` returns.
+pub fn with_store<T, Fut>(
+    server: &Server,
+    database: Option<&str>,
+    f: impl FnOnce(openline::store::Store) -> Fut,
+) -> T
+where
+    Fut: std::future::Future<Output = T>,
+{
+    let url = database.map(str::to_owned).unwrap_or_else(|| {
+        let file = server.dir.join("data").join("openline.db");
+        format!("sqlite://{}", file.display())
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let store = openline::store::Store::connect(&url).await.expect("store");
+        let out = f(store.clone()).await;
+        store.close().await;
+        out
+    })
 }
