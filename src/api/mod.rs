@@ -13,6 +13,7 @@ mod idempotency;
 mod openapi;
 mod operators;
 mod params;
+pub mod queues;
 mod ratings;
 mod recordings;
 mod session;
@@ -47,6 +48,8 @@ pub struct ApiOptions {
     pub secure_cookie: bool,
     /// The IVR flows (set by the runtime once they are loaded).
     pub flows: Option<flows::FlowsAccess>,
+    /// The live queues and operators (set by the runtime; the SIP task owns them).
+    pub acd: Option<queues::AcdAccess>,
 }
 
 impl ApiOptions {
@@ -58,6 +61,7 @@ impl ApiOptions {
             session_ttl: settings.file.web.session_ttl,
             secure_cookie: settings.file.web.secure_cookie,
             flows: None,
+            acd: None,
         }
     }
 }
@@ -131,6 +135,8 @@ pub fn router(state: ApiState) -> Router {
             get(crm::get_contact).delete(crm::erase_contact),
         )
         .route("/api/v1/contacts/{id}/timeline", get(crm::contact_timeline))
+        .route("/api/v1/queues", get(queues::list))
+        .route("/api/v1/queues/{name}", get(queues::get_one))
         .route("/api/v1/operators", get(operators::list))
         .route("/api/v1/operators/{ext}/status", put(operators::set_status))
         .route("/api/v1/ratings", get(ratings::list))

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{calls, crm, events, flows, operators, ratings, recordings, session};
+use super::{calls, crm, events, flows, operators, queues, ratings, recordings, session};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,6 +34,8 @@ use super::{calls, crm, events, flows, operators, ratings, recordings, session};
         crm::get_contact,
         crm::contact_timeline,
         crm::erase_contact,
+        queues::list,
+        queues::get_one,
         operators::list,
         operators::set_status,
         ratings::list,

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use super::params::json_body;
 use super::{ApiError, ApiState, Caller};
+use crate::runtime::acd::{OperatorSnapshot, parse_presence};
 use crate::runtime::events::Event;
 use crate::store::OperatorRecord;
 
@@ -24,6 +25,40 @@ pub struct OperatorView {
     status_reason: Option<String>,
     /// When the status last changed.
     status_changed_at: Option<DateTime<Utc>>,
+    /// Live: `offline` | `away` | `ringing` | `talking` | `wrap-up` | `available` |
+    /// `unregistered` (null when the call layer is not running).
+    state: Option<String>,
+    /// Live: a softphone is registered.
+    registered: Option<bool>,
+    /// Live: calls in progress.
+    active_calls: Option<u32>,
+    /// Live: rings missed in a row (the queue's `missed_rings_to_away` sets the operator away).
+    missed_in_a_row: Option<u32>,
+}
+
+impl OperatorView {
+    /// The call layer's live view wins over the stored status (the server's own changes, such
+    /// as away after missed rings, reach the database a moment later).
+    fn with_live(mut self, live: Option<&OperatorSnapshot>) -> Self {
+        if let Some(live) = live {
+            if live.status != self.status {
+                self.status = live.status.clone();
+                self.status_reason = live.status_reason.clone();
+            }
+            self.state = Some(live.state.clone());
+            self.registered = Some(live.registered);
+            self.active_calls = Some(live.active_calls);
+            self.missed_in_a_row = Some(live.missed_in_a_row);
+        }
+        self
+    }
+}
+
+async fn live(state: &ApiState) -> Vec<OperatorSnapshot> {
+    match &state.options().acd {
+        Some(acd) => acd.operators().await.unwrap_or_default(),
+        None => Vec::new(),
+    }
 }
 
 impl From<OperatorRecord> for OperatorView {
@@ -35,6 +70,10 @@ impl From<OperatorRecord> for OperatorView {
             status: o.status,
             status_reason: o.status_reason,
             status_changed_at: o.status_changed_at,
+            state: None,
+            registered: None,
+            active_calls: None,
+            missed_in_a_row: None,
         }
     }
 }
@@ -53,11 +92,15 @@ pub async fn list(
     State(state): State<ApiState>,
 ) -> Result<Json<Vec<OperatorView>>, ApiError> {
     let operators = state.store().operators().await?;
+    let live = live(&state).await;
     Ok(Json(
         operators
             .into_iter()
             .filter(|o| caller.call_scope().is_none_or(|ext| ext == o.extension))
-            .map(OperatorView::from)
+            .map(|o| {
+                let snapshot = live.iter().find(|l| l.extension == o.extension);
+                OperatorView::from(o).with_live(snapshot)
+            })
             .collect(),
     ))
 }
@@ -103,10 +146,15 @@ pub async fn set_status(
     let op = store.operator(&ext).await?.ok_or_else(|| {
         ApiError::not_found("operator.not_found", "no operator with that extension")
     })?;
+    if let (Some(acd), Some(presence)) = (&state.options().acd, parse_presence(&op.status)) {
+        acd.set_status(&op.extension, presence).await;
+    }
     state.options().events.publish(Event::OperatorStatus {
         extension: op.extension.clone(),
         status: op.status.clone(),
         at,
     });
-    Ok(Json(OperatorView::from(op)))
+    let live = live(&state).await;
+    let snapshot = live.iter().find(|l| l.extension == op.extension);
+    Ok(Json(OperatorView::from(op).with_live(snapshot)))
 }

@@ -39,6 +39,8 @@ pub mod disposition {
     pub const LOOP: &str = "ivr.loop";
     pub const QUEUE_UNAVAILABLE: &str = "queue.unavailable";
     pub const QUEUE_ABANDONED: &str = "queue.abandoned";
+    /// An operator from the queue talked to the caller (and no rating flow followed).
+    pub const QUEUE_COMPLETED: &str = "queue.completed";
     pub const DIAL_FAILED: &str = "dial.failed";
     pub const DIAL_COMPLETED: &str = "dial.completed";
     pub const VOICEMAIL_LEFT: &str = "voicemail.left";
@@ -108,8 +110,10 @@ pub enum Command {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueueResult {
-    /// No queue subsystem, or no such queue: the call ends as `queue.unavailable`.
+    /// No such queue: the call ends as `queue.unavailable`.
     Unavailable,
+    /// An operator answered; the caller talks to them (a hangup now is `queue.completed`).
+    Answered,
     /// The queue hands the caller to a flow (overflow `flow:ID`, or a rating flow after the call).
     Continue { flow: FlowId },
     /// The queue ended the call with this disposition.
@@ -213,7 +217,10 @@ enum State {
     Webhook {
         node: NodeId,
     },
-    Queued,
+    /// Waiting in a queue, or (`answered`) talking to the operator it found.
+    Queued {
+        answered: bool,
+    },
     Dialing {
         node: NodeId,
         answered: bool,
@@ -366,7 +373,8 @@ impl Call {
                 out.push(Command::StopRecording);
                 d::VOICEMAIL_LEFT
             }
-            State::Queued => d::QUEUE_ABANDONED,
+            State::Queued { answered: false } => d::QUEUE_ABANDONED,
+            State::Queued { answered: true } => d::QUEUE_COMPLETED,
             State::Dialing { answered: true, .. } => d::DIAL_COMPLETED,
             _ => self.outcome.unwrap_or(d::ABANDONED),
         };
@@ -461,7 +469,7 @@ impl Call {
                 out.push(Command::Enqueue {
                     queue: queue.clone(),
                 });
-                self.state = State::Queued;
+                self.state = State::Queued { answered: false };
             }
             NodeKind::Dial {
                 target,

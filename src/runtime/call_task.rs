@@ -4,6 +4,7 @@
 //! this task over channels; one task, one owner, no shared call state.
 
 mod bridge;
+mod waiting;
 mod recording;
 
 use super::ivr_io::{self, Loaded, Voicemail};
@@ -37,7 +38,18 @@ pub enum CallCommand {
         rtp: std::net::UdpSocket,
         rtcp: std::net::UdpSocket,
         session: SessionConfig,
+        /// The queue that found the operator (`None`: the flow's `dial`).
+        queue: Option<super::calls::QueueBridge>,
     },
+    /// The caller waits in a queue: hold music (looped), after an optional consent prompt.
+    Queued {
+        hold_music: String,
+        announce_recording: Option<String>,
+    },
+    /// "You are number N in the queue."
+    QueuePosition(usize),
+    /// The queue is done with the caller (no such queue, overflow).
+    QueueResult(QueueResult),
     /// The operator's leg ended after it was bridged: the caller goes back to the flow.
     Unbridge,
     /// A re-INVITE from the operator's phone changed its leg's session (hold, resume).
@@ -49,6 +61,11 @@ pub enum CallCommand {
 /// What a call tells the SIP task.
 #[derive(Debug)]
 pub enum CallNotice {
+    /// The flow's `queue` node: answered with `CallCommand::Queued` or `CallCommand::QueueResult`.
+    Enqueue {
+        leg: LegId,
+        queue: String,
+    },
     /// The flow wants `target` rung for at most `timeout`; answered with `CallCommand::DialResult`.
     Dial {
         leg: LegId,
@@ -142,8 +159,10 @@ enum PlayOwner {
     Engine,
     /// The voicemail beep: recording starts when it ends.
     Beep,
-    /// "Please hold" before telling the engine the queue is unavailable.
-    QueueHold,
+    /// The queue's hold music: played again when it ends, while the caller waits.
+    HoldMusic,
+    /// A queue prompt (consent, position): the hold music resumes after it.
+    QueueNotice,
 }
 
 /// The dialed operator's leg while it is bridged to the caller.
@@ -158,9 +177,13 @@ struct Task {
     t0: Instant,
     session: MediaSession,
     other: Option<OtherLeg>,
-    recorder: Option<(PathBuf, StereoRecorder)>,
+    recorder: Option<recording::CallRecorder>,
     voicemail: Option<Voicemail>,
     engine: Option<ivr::Call>,
+    /// Waiting in a queue: its hold music (`None` once it could not be played).
+    hold: Option<Option<String>>,
+    /// Bridged by a queue: what happens when the operator hangs up.
+    queue_bridge: Option<super::calls::QueueBridge>,
     loading: Option<(JoinHandle<Loaded>, PlayOwner, bool)>,
     playing: Option<PlayOwner>,
     webhook: Option<JoinHandle<Result<serde_json::Value, String>>>,
@@ -218,8 +241,8 @@ pub async fn run(
         .saturating_sub(now.saturating_duration_since(setup.t0));
     session.set_ntp_origin(crate::media::rtcp::ntp_from_unix(since_unix));
     let recorder = match &setup.record_to {
-        Some(path) => match open_recorder(path) {
-            Ok(r) => Some((path.clone(), r)),
+        Some(path) => match recording::CallRecorder::open(path, 0) {
+            Ok(r) => Some(r),
             Err(e) => {
                 let _ = notices.send(CallNotice::RecordingFailed {
                     leg,
@@ -248,6 +271,8 @@ pub async fn run(
         recorder,
         voicemail: None,
         engine,
+        hold: None,
+        queue_bridge: None,
         loading: None,
         playing: None,
         webhook: None,
@@ -305,7 +330,14 @@ pub async fn run(
                 Some(CallCommand::Renegotiate(config)) => task.session.renegotiate(Instant::now(), config),
                 Some(CallCommand::SendDigit(digit)) => task.session.send_digit(Instant::now(), digit),
                 Some(CallCommand::DialResult(result)) => task.engine_event(IvrEvent::DialResult(result)),
-                Some(CallCommand::Bridge { rtp, rtcp, session }) => task.bridge(rtp, rtcp, session),
+                Some(CallCommand::Bridge { rtp, rtcp, session, queue }) => task.bridge(rtp, rtcp, session, queue),
+                Some(CallCommand::Queued { hold_music, announce_recording }) => task.queued(hold_music, announce_recording),
+                Some(CallCommand::QueuePosition(position)) => task.announce_position(position),
+                Some(CallCommand::QueueResult(result)) => {
+                    task.hold = None;
+                    task.stop_audio();
+                    task.engine_event(IvrEvent::QueueResult(result));
+                }
                 Some(CallCommand::Unbridge) => task.unbridge(),
                 Some(CallCommand::RenegotiateOther(config)) => {
                     if let Some(o) = task.other.as_mut() {
@@ -371,8 +403,8 @@ pub async fn run(
     }
     let end = position_at(task.t0, Instant::now());
     let recording = match task.recorder.take() {
-        Some((path, r)) => match r.finish(end) {
-            Ok(info) => Some((path, info)),
+        Some(r) => match r.finish(end) {
+            Ok(done) => Some(done),
             Err(e) => {
                 let _ = notices.send(CallNotice::RecordingFailed {
                     leg,
@@ -469,15 +501,11 @@ impl Task {
                     self.webhook = Some(tokio::spawn(ivr_io::webhook(http, url, body, timeout)));
                 }
                 IvrCommand::Enqueue { queue } => {
-                    // Until the queue subsystem exists: "please hold", then the call ends as
-                    // queue.unavailable.
-                    tracing::info!(%queue, "queues are not available yet");
                     self.stop_audio();
-                    self.load(
-                        ivr_io::PlayItems::Files(vec!["please-hold.wav".into()]),
-                        PlayOwner::QueueHold,
-                        false,
-                    );
+                    self.notify(CallNotice::Enqueue {
+                        leg: self.setup_leg,
+                        queue,
+                    });
                 }
                 IvrCommand::Dial { target, timeout } => self.notify(CallNotice::Dial {
                     leg: self.setup_leg,
@@ -564,7 +592,9 @@ impl Task {
                 self.playing = Some(owner);
                 self.session.play(samples, barge_in);
             }
+            Ok(Ok(_)) if owner == PlayOwner::HoldMusic => self.hold_music_failed("it is empty"),
             Ok(Ok(_)) => self.playback_done(owner, false),
+            Ok(Err(error)) if owner == PlayOwner::HoldMusic => self.hold_music_failed(&error),
             Ok(Err(error)) => {
                 tracing::warn!(%error, "prompt cannot be played");
                 self.playback_done(owner, false);
@@ -585,9 +615,7 @@ impl Task {
                     self.start_voicemail(request);
                 }
             }
-            PlayOwner::QueueHold => {
-                self.engine_event(IvrEvent::QueueResult(QueueResult::Unavailable));
-            }
+            PlayOwner::HoldMusic | PlayOwner::QueueNotice => self.play_hold_music(),
         }
     }
 
@@ -595,7 +623,7 @@ impl Task {
         let mut failed = None;
         match &event {
             MediaEvent::Heard { at_sample, samples } => {
-                if let Some((_, r)) = self.recorder.as_mut()
+                if let Some(r) = self.recorder.as_mut()
                     && let Err(e) = r.write(Channel::Left, *at_sample, samples)
                 {
                     failed = Some(e.to_string());
@@ -605,7 +633,7 @@ impl Task {
                 }
             }
             MediaEvent::Played { at_sample, samples } => {
-                if let Some((_, r)) = self.recorder.as_mut()
+                if let Some(r) = self.recorder.as_mut()
                     && let Err(e) = r.write(Channel::Right, *at_sample, samples)
                 {
                     failed = Some(e.to_string());
@@ -654,15 +682,6 @@ impl Task {
             MediaEvent::Heard { .. } | MediaEvent::Played { .. } => {}
         }
     }
-}
-
-fn open_recorder(
-    path: &std::path::Path,
-) -> Result<StereoRecorder, crate::media::recorder::RecorderError> {
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    StereoRecorder::create(path, RECORDER_MAX_LAG)
 }
 
 /// A datagram on the operator leg's socket, or nothing ever while no operator is bridged.

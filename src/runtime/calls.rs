@@ -5,7 +5,11 @@
 //! this module keeps only the bookkeeping the SIP side needs and talks to the tasks over channels.
 
 mod dial;
+mod queue;
 
+pub use queue::{AcdRequest, QueueBridge};
+
+use super::acd::Acd;
 use super::call_task::{self, CallCommand, CallNotice, CallSetup, IvrSetup};
 use super::ports::PortPool;
 use super::records::{RecordOp, RecordsTx};
@@ -43,6 +47,8 @@ pub struct CallsConfig {
     /// Address RTP sockets bind to (the SIP listen address, or all interfaces).
     pub rtp_bind: IpAddr,
     pub node_id: String,
+    /// The dialplan's external prefix (numbers for the trunk).
+    pub external_prefix: Option<String>,
 }
 
 /// How SIP says a call ended, kept until its task has finished.
@@ -102,6 +108,8 @@ pub struct Calls {
     outbound: HashMap<LegId, OutboundLeg>,
     /// Operators' legs ringing until these instants.
     ring_deadlines: BTreeSet<(Instant, LegId)>,
+    /// Queues and the operator registry.
+    acd: Acd,
 }
 
 impl Calls {
@@ -111,6 +119,7 @@ impl Calls {
         shared: CallsShared,
         records: RecordsTx,
         notices: mpsc::UnboundedSender<CallNotice>,
+        acd: Acd,
     ) -> Self {
         Calls {
             config,
@@ -123,6 +132,7 @@ impl Calls {
             local_ips: HashMap::new(),
             outbound: HashMap::new(),
             ring_deadlines: BTreeSet::new(),
+            acd,
         }
     }
 
@@ -141,10 +151,10 @@ impl Calls {
     pub fn next_wake(&self) -> Option<Instant> {
         let answer = self.pending_answers.first().map(|(at, _)| *at);
         let ring = self.ring_deadlines.first().map(|(at, _)| *at);
-        match (answer, ring) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [answer, ring, self.acd.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn incoming(&mut self, endpoint: &mut Endpoint, now: Instant, call: IncomingCall) {
@@ -202,6 +212,23 @@ impl Calls {
         let called = crate::sip::message::grammar::uri_user(&call.request_uri)
             .unwrap_or("")
             .to_string();
+        if let Some(operator) = call.operator.as_deref() {
+            tracing::info!(%operator, %called, "call from an authenticated operator");
+            if self.acd.is_operator(&called) {
+                self.direct_call(endpoint, now, &call, &called);
+                return;
+            }
+            if self
+                .config
+                .external_prefix
+                .as_deref()
+                .is_some_and(|p| crate::sip::endpoint::external_number(p, &called).is_some())
+            {
+                tracing::warn!(%operator, %called, "external numbers through trunks are not supported yet");
+                endpoint.reject(now, call.leg, 503, "Service Unavailable");
+                return;
+            }
+        }
         let flow_id = match &self.config.routes {
             Some(routes) => routes
                 .get(&called)
@@ -229,6 +256,18 @@ impl Calls {
             variables.insert("call_id".to_string(), active.call_id.clone());
             active.flow = Some((flow_id, variables));
         }
+        if !self.prepare_media(endpoint, now, &call) {
+            return;
+        }
+        endpoint.ring(now, call.leg);
+        self.pending_answers
+            .insert((now + self.config.answer_delay, call.leg));
+        self.answer_due(endpoint, now);
+    }
+
+    /// Our side of the caller's media: the offer negotiated, an RTP port bound and the SDP
+    /// answer written (sent when the call is answered). False when the call was refused.
+    fn prepare_media(&mut self, endpoint: &mut Endpoint, now: Instant, call: &IncomingCall) -> bool {
         let negotiated = if call.offer.is_empty() {
             None
         } else {
@@ -237,20 +276,20 @@ impl Calls {
                 Err(e) => {
                     tracing::info!(error = %e, "no usable media offer");
                     endpoint.reject(now, call.leg, 488, "Not Acceptable Here");
-                    return;
+                    return false;
                 }
             }
         };
         let Some((port, sockets)) = self.bind_rtp() else {
             tracing::warn!("no free RTP port");
             endpoint.reject(now, call.leg, 503, "Service Unavailable");
-            return;
+            return false;
         };
         let local_ip = self
             .config
             .public_ip
             .unwrap_or_else(|| self.local_ip_for(call.peer.addr.ip()));
-        let session_id = utc.timestamp_micros().unsigned_abs();
+        let session_id = Utc::now().timestamp_micros().unsigned_abs();
         let answer = sdp::write(local_ip, port, session_id, negotiated.as_ref());
         if let Some(active) = self.active.get_mut(&call.leg) {
             active.port = Some(port);
@@ -258,10 +297,25 @@ impl Calls {
             active.negotiated = negotiated;
             active.answer_sdp = Some(Bytes::from(answer));
         }
-        endpoint.ring(now, call.leg);
-        self.pending_answers
-            .insert((now + self.config.answer_delay, call.leg));
-        self.answer_due(endpoint, now);
+        true
+    }
+
+    /// An operator calls a colleague's extension: the colleague's phone rings, and the caller is
+    /// answered only when it is answered (no flow runs).
+    fn direct_call(&mut self, endpoint: &mut Endpoint, now: Instant, call: &IncomingCall, ext: &str) {
+        if !self.prepare_media(endpoint, now, call) {
+            return;
+        }
+        match self.ring_operator(endpoint, now, call.leg, ext, None) {
+            Ok(out) => {
+                endpoint.ring(now, call.leg);
+                self.ring_deadlines.insert((now + DIRECT_RING_TIMEOUT, out));
+            }
+            Err(reason) => {
+                tracing::info!(%ext, %reason, "the dialed operator cannot be rung");
+                endpoint.reject(now, call.leg, 480, "Temporarily Unavailable");
+            }
+        }
     }
 
     fn local_ip_for(&mut self, peer: IpAddr) -> IpAddr {
@@ -295,8 +349,12 @@ impl Calls {
     }
 
     /// Answers the calls whose ringing time is over and starts their media tasks; gives up on
-    /// operators who did not answer in time.
+    /// operators who did not answer in time; runs the queues' timers.
     pub fn answer_due(&mut self, endpoint: &mut Endpoint, now: Instant) {
+        if self.acd.poll_timeout().is_some_and(|t| t <= now) {
+            self.acd.handle_timeout(now);
+            self.run_acd(endpoint, now);
+        }
         while let Some(&(at, out)) = self.ring_deadlines.first() {
             if at > now {
                 break;
@@ -306,7 +364,7 @@ impl Calls {
                 o.reported = true;
                 let caller = o.caller_leg;
                 endpoint.hangup(now, out); // CANCEL once it rings
-                self.dial_result(caller, "no_answer");
+                self.dial_result(endpoint, now, caller, "no_answer");
             }
         }
         while let Some(&(at, leg)) = self.pending_answers.first() {
@@ -314,64 +372,69 @@ impl Calls {
                 break;
             }
             self.pending_answers.remove(&(at, leg));
-            let Some(active) = self.active.get_mut(&leg) else {
-                continue; // cancelled while ringing
-            };
-            let (Some(sdp), Some((rtp, rtcp)), Some(port)) =
-                (active.answer_sdp.take(), active.sockets.take(), active.port)
-            else {
-                continue;
-            };
-            active.answered = true;
-            endpoint.answer(now, leg, sdp);
-            let _ = self.records.send(RecordOp::CallAnswered {
-                leg,
-                at: Utc::now(),
-            });
-            let session = session_config(active.negotiated.as_ref(), self.config.media_timeout);
-            let record_to = self.config.record.then(|| {
-                let utc = Utc::now();
-                let relative = format!(
-                    "recordings/{}/{}.wav",
-                    utc.format("%Y/%m/%d"),
-                    active.call_id
-                );
-                let id = new_call_id(utc);
-                let _ = self.records.send(RecordOp::RecordingStarted {
-                    leg,
-                    id: id.clone(),
-                    path: relative.clone(),
-                    at: utc,
-                });
-                active.recording_id = Some(id);
-                self.config.data_dir.join(relative)
-            });
-            let (tx, rx) = mpsc::unbounded_channel();
-            active.task = Some(tx);
-            let ivr = active.flow.take().map(|(flow, variables)| IvrSetup {
-                flows: self.shared.flows.borrow().clone(),
-                flow,
-                variables,
-            });
-            let setup = CallSetup {
-                leg,
-                call_id: active.call_id.clone(),
-                port,
-                rtp,
-                rtcp,
-                session,
-                t0: now,
-                ivr,
-                record_to,
-                data_dir: self.config.data_dir.clone(),
-                sounds: self.config.sounds.clone(),
-                prompts: self.shared.prompts.clone(),
-                tts: self.shared.tts.clone(),
-                http: self.shared.http.clone(),
-            };
-            let span = tracing::info_span!("call", call_id = %active.call_id);
-            tokio::spawn(call_task::run(setup, rx, self.notices.clone()).instrument(span));
+            self.answer_leg(endpoint, now, leg);
         }
+    }
+
+    /// Sends the 200 for the caller's INVITE and starts the call's task (with its flow, if any).
+    fn answer_leg(&mut self, endpoint: &mut Endpoint, now: Instant, leg: LegId) {
+        let Some(active) = self.active.get_mut(&leg) else {
+            return; // cancelled while ringing
+        };
+        let (Some(sdp), Some((rtp, rtcp)), Some(port)) =
+            (active.answer_sdp.take(), active.sockets.take(), active.port)
+        else {
+            return;
+        };
+        active.answered = true;
+        endpoint.answer(now, leg, sdp);
+        let _ = self.records.send(RecordOp::CallAnswered {
+            leg,
+            at: Utc::now(),
+        });
+        let session = session_config(active.negotiated.as_ref(), self.config.media_timeout);
+        let record_to = self.config.record.then(|| {
+            let utc = Utc::now();
+            let relative = format!(
+                "recordings/{}/{}.wav",
+                utc.format("%Y/%m/%d"),
+                active.call_id
+            );
+            let id = new_call_id(utc);
+            let _ = self.records.send(RecordOp::RecordingStarted {
+                leg,
+                id: id.clone(),
+                path: relative.clone(),
+                at: utc,
+            });
+            active.recording_id = Some(id);
+            self.config.data_dir.join(relative)
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        active.task = Some(tx);
+        let ivr = active.flow.take().map(|(flow, variables)| IvrSetup {
+            flows: self.shared.flows.borrow().clone(),
+            flow,
+            variables,
+        });
+        let setup = CallSetup {
+            leg,
+            call_id: active.call_id.clone(),
+            port,
+            rtp,
+            rtcp,
+            session,
+            t0: now,
+            ivr,
+            record_to,
+            data_dir: self.config.data_dir.clone(),
+            sounds: self.config.sounds.clone(),
+            prompts: self.shared.prompts.clone(),
+            tts: self.shared.tts.clone(),
+            http: self.shared.http.clone(),
+        };
+        let span = tracing::info_span!("call", call_id = %active.call_id);
+        tokio::spawn(call_task::run(setup, rx, self.notices.clone()).instrument(span));
     }
 
     /// A re-INVITE offer on an answered call: hold, resume or a new address.
@@ -421,9 +484,10 @@ impl Calls {
         reason: EndReason,
     ) {
         if self.outbound.contains_key(&leg) {
-            self.outbound_ended(leg, reason);
+            self.outbound_ended(endpoint, now, leg, reason);
             return;
         }
+        self.leave_queue(endpoint, now, leg);
         // The caller is gone: so is any operator leg rung or bridged for it.
         let operators: Vec<LegId> = self
             .outbound
@@ -508,6 +572,7 @@ impl Calls {
                 target,
                 timeout,
             } => self.dial(endpoint, now, leg, &target, timeout),
+            CallNotice::Enqueue { leg, queue } => self.enqueue(endpoint, now, leg, &queue),
             CallNotice::Digit {
                 leg,
                 digit,
@@ -667,6 +732,9 @@ fn session_config(negotiated: Option<&Negotiated>, media_timeout: Duration) -> S
         },
     }
 }
+
+/// How long an operator's direct call to a colleague rings before it is given up.
+const DIRECT_RING_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Stable, dotted disposition codes stored on the call (read by people and reports).
 fn disposition(reason: EndReason, answered: bool) -> (String, Option<&'static str>, Option<i32>) {

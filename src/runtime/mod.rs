@@ -6,6 +6,7 @@
 //! → the database pool closes last.
 
 pub mod background;
+pub mod acd;
 pub mod call_task;
 pub mod calls;
 pub mod events;
@@ -209,11 +210,18 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         },
         advertised: SocketAddr::new(advertised_ip, sip_addr.port()).to_string(),
         nonce_secret,
+        external_prefix: settings
+            .file
+            .dialplan
+            .external
+            .as_ref()
+            .map(|rule| rule.prefix.clone()),
     });
     for (extension, secret) in secrets {
         restore_bindings(&store, &mut endpoint, &extension, &node_id).await?;
         endpoint.registrar_mut().set_operator(&extension, secret);
     }
+    let acd = build_acd(&settings, &store, &endpoint).await?;
 
     let tracker = TaskTracker::new();
     let io_token = CancellationToken::new();
@@ -258,6 +266,12 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             public_ip: settings.public_ip,
             rtp_bind: sip_addr.ip(),
             node_id: node_id.clone(),
+            external_prefix: settings
+                .file
+                .dialplan
+                .external
+                .as_ref()
+                .map(|rule| rule.prefix.clone()),
         },
         ports::PortPool::new(settings.rtp_ports),
         calls::CallsShared {
@@ -270,6 +284,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         },
         records_tx.clone(),
         notice_tx,
+        acd,
     );
     let sip_task = sip_task::SipTask::new(endpoint, udp, node_id.clone(), records_tx, calls);
     let sip_handle = tokio::spawn(sip_task.run(input_rx, command_rx, notice_rx));
@@ -280,6 +295,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         node_id.clone(),
         api::ApiOptions {
             flows: Some(flows_for_api),
+            acd: Some(api::queues::AcdAccess::new(command_tx.clone())),
             ..api::ApiOptions::new(&settings, events)
         },
     );
@@ -346,6 +362,42 @@ async fn drain(commands: &mpsc::Sender<sip_task::SipCommand>, deadline: Duration
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// The queues from the config and the operators with their stored status and live bindings.
+async fn build_acd(
+    settings: &Settings,
+    store: &Store,
+    endpoint: &Endpoint,
+) -> Result<acd::Acd, ServeError> {
+    let stored = store.operators().await?;
+    let now = std::time::Instant::now();
+    let seeds = settings
+        .file
+        .operators
+        .iter()
+        .map(|op| {
+            let row = stored.iter().find(|r| r.extension == op.extension);
+            acd::OperatorSeed {
+                extension: op.extension.clone(),
+                name: op.name.clone(),
+                max_calls: op.max_calls,
+                status: row
+                    .and_then(|r| acd::parse_presence(&r.status))
+                    .unwrap_or(crate::queue::Presence::Online),
+                status_reason: row.and_then(|r| r.status_reason.clone()),
+            }
+        })
+        .collect();
+    let mut acd = acd::Acd::new(&settings.file.queues, seeds, now);
+    for op in &settings.file.operators {
+        let registered = !endpoint.registrar().bindings(&op.extension, now).is_empty();
+        acd.set_registered(now, &op.extension, registered);
+    }
+    for q in &settings.file.queues {
+        tracing::info!(queue = %q.name, members = ?q.members, strategy = ?q.strategy, "queue ready");
+    }
+    Ok(acd)
 }
 
 /// Puts back this node's unexpired UDP bindings after a restart, so operators stay reachable

@@ -80,6 +80,29 @@ pub enum RecordOp {
         error: String,
         at: DateTime<Utc>,
     },
+    /// The caller joined a queue (again, on overflow into another).
+    CallQueued {
+        leg: LegId,
+        queue: String,
+        position: usize,
+        at: DateTime<Utc>,
+    },
+    /// The caller left the queue: bridged to `operator`, abandoned or overflowed, after `waited`.
+    CallQueueOutcome {
+        leg: LegId,
+        queue: String,
+        operator: Option<String>,
+        waited: Duration,
+        /// `answered` | `abandoned` | `overflow`.
+        outcome: &'static str,
+    },
+    /// The server changed an operator's status (missed rings).
+    OperatorStatus {
+        ext: String,
+        status: &'static str,
+        reason: Option<String>,
+        at: DateTime<Utc>,
+    },
     BindingUpsert(BindingRecord),
     BindingRemove {
         extension: String,
@@ -304,6 +327,59 @@ async fn apply(
         }
         RecordOp::RecordingFailed { id, error, at } => {
             store.recording_failed(id, error, *at).await?
+        }
+        RecordOp::CallQueued {
+            leg,
+            queue,
+            position,
+            at,
+        } => {
+            if let Some((call_id, _)) = legs.get(leg) {
+                store.set_call_queue(call_id, queue).await?;
+                event = Some(Event::QueueJoined {
+                    call_id: call_id.clone(),
+                    queue: queue.clone(),
+                    position: u32::try_from(*position).unwrap_or(u32::MAX),
+                    at: *at,
+                });
+            }
+        }
+        RecordOp::CallQueueOutcome {
+            leg,
+            queue,
+            operator,
+            waited,
+            outcome,
+        } => {
+            if let Some((call_id, _)) = legs.get(leg) {
+                let wait_ms = i64::try_from(waited.as_millis()).unwrap_or(i64::MAX);
+                store
+                    .set_call_queue_outcome(call_id, operator.as_deref(), wait_ms)
+                    .await?;
+                event = Some(Event::QueueLeft {
+                    call_id: call_id.clone(),
+                    queue: queue.clone(),
+                    reason: (*outcome).to_string(),
+                    at: Utc::now(),
+                });
+            }
+        }
+        RecordOp::OperatorStatus {
+            ext,
+            status,
+            reason,
+            at,
+        } => {
+            if store
+                .set_operator_status(ext, status, reason.as_deref(), *at)
+                .await?
+            {
+                event = Some(Event::OperatorStatus {
+                    extension: ext.clone(),
+                    status: (*status).to_string(),
+                    at: *at,
+                });
+            }
         }
         RecordOp::BindingUpsert(binding) => store.upsert_binding(binding).await?,
         RecordOp::Forget { leg } => {

@@ -27,6 +27,8 @@ pub enum SipCommand {
     HangupAll,
     /// How many calls and transactions are still in flight.
     Load(oneshot::Sender<(usize, usize)>),
+    /// The API reads or changes the queues and operators.
+    Acd(super::calls::AcdRequest),
 }
 
 pub struct SipTask {
@@ -120,6 +122,7 @@ impl SipTask {
             SipCommand::Load(reply) => {
                 let _ = reply.send((self.endpoint.leg_count(), self.endpoint.transaction_count()));
             }
+            SipCommand::Acd(request) => self.calls.acd_request(&mut self.endpoint, now, request),
         }
     }
 
@@ -186,6 +189,12 @@ impl SipTask {
     }
 
     fn binding_changed(&mut self, change: BindingChange) {
+        let extension = match &change {
+            BindingChange::Upsert(b) => b.extension.clone(),
+            BindingChange::Remove { extension, .. } => extension.clone(),
+        };
+        self.calls
+            .registration_changed(&mut self.endpoint, Instant::now().into_std(), &extension);
         let op = match change {
             BindingChange::Upsert(b) => RecordOp::BindingUpsert(BindingRecord {
                 extension: b.extension,

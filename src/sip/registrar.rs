@@ -99,6 +99,31 @@ fn reply(status: u16, reason: &'static str, extra: Vec<(String, String)>) -> Reg
     }
 }
 
+/// The outcome of a digest check.
+enum DigestCheck {
+    Valid(String),
+    Refuse {
+        status: u16,
+        reason: &'static str,
+        extra: Vec<(String, String)>,
+    },
+}
+
+/// Who places an INVITE.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InviteAuth {
+    /// No credentials and none needed: an outside caller.
+    Anonymous,
+    /// An operator, by extension, proven by digest.
+    Operator(String),
+    /// Answer with this (a 407 challenge, or 403).
+    Refuse {
+        status: u16,
+        reason: &'static str,
+        extra: Vec<(String, String)>,
+    },
+}
+
 pub struct Registrar {
     config: RegistrarConfig,
     operators: HashMap<String, OperatorSecret>,
@@ -206,20 +231,74 @@ impl Registrar {
         let Some(aor_user) = request.to.user().map(str::to_string) else {
             return reply(404, "Not Found", Vec::new());
         };
-        let Some(authorization) = request.headers.get("Authorization") else {
-            if self.throttle.is_blocked(now, peer.addr.ip(), &aor_user) {
-                return reply(403, "Forbidden", Vec::new());
+        let username = match self.check_digest(
+            now,
+            utc,
+            request,
+            "Authorization",
+            peer,
+            &aor_user,
+        ) {
+            DigestCheck::Valid(username) => username,
+            DigestCheck::Refuse {
+                status,
+                reason,
+                extra,
+            } => return reply(status, reason, extra),
+        };
+        let creds_username = username;
+        if creds_username != aor_user {
+            // An operator may only register its own extension.
+            return reply(403, "Forbidden", Vec::new());
+        }
+        self.update_bindings(now, utc, request, peer, &aor_user)
+    }
+
+    /// Checks the digest credentials in `header` (`Authorization` for REGISTER,
+    /// `Proxy-Authorization` for INVITE): the operator's user name when they hold, else the
+    /// refusal to send (a fresh challenge, or 403 while the source is cooling down).
+    fn check_digest(
+        &mut self,
+        now: Instant,
+        utc: DateTime<Utc>,
+        request: &Request,
+        header: &str,
+        peer: Peer,
+        claimed_user: &str,
+    ) -> DigestCheck {
+        let (status, reason, challenge_header) = if header == "Authorization" {
+            (401, "Unauthorized", "WWW-Authenticate")
+        } else {
+            (407, "Proxy Authentication Required", "Proxy-Authenticate")
+        };
+        let challenge = |this: &Self, stale: bool| DigestCheck::Refuse {
+            status,
+            reason,
+            extra: this
+                .challenges(utc, stale)
+                .into_iter()
+                .map(|(_, v)| (challenge_header.to_string(), v))
+                .collect(),
+        };
+        let forbidden = DigestCheck::Refuse {
+            status: 403,
+            reason: "Forbidden",
+            extra: Vec::new(),
+        };
+        let ip = peer.addr.ip();
+        let Some(authorization) = request.headers.get(header) else {
+            if self.throttle.is_blocked(now, ip, claimed_user) {
+                return forbidden;
             }
-            return reply(401, "Unauthorized", self.challenges(utc, false));
+            return challenge(self, false);
         };
         let creds = match Credentials::parse(authorization) {
             Ok(creds) => creds,
             // An unknown scheme or broken header is answered with a fresh Digest challenge.
-            Err(_) => return reply(401, "Unauthorized", self.challenges(utc, false)),
+            Err(_) => return challenge(self, false),
         };
-        let ip = peer.addr.ip();
         if self.throttle.is_blocked(now, ip, &creds.username) {
-            return reply(403, "Forbidden", Vec::new());
+            return forbidden;
         }
         let stored = self
             .operators
@@ -231,7 +310,7 @@ impl Registrar {
         let unix = utc.timestamp().max(0) as u64;
         let verdict = auth::verify(
             &creds,
-            "REGISTER",
+            request.method.as_str(),
             &request.uri,
             &self.config.realm,
             stored,
@@ -239,25 +318,65 @@ impl Registrar {
             unix,
         );
         match verdict {
-            Verdict::Ok => {}
-            Verdict::StaleNonce => return reply(401, "Unauthorized", self.challenges(utc, true)),
+            Verdict::Ok => {
+                self.throttle.record_success(ip, &creds.username);
+                DigestCheck::Valid(creds.username)
+            }
+            Verdict::StaleNonce => challenge(self, true),
             Verdict::WrongPassword
             | Verdict::BadNonce
             | Verdict::RealmMismatch
             | Verdict::UriMismatch => {
                 self.throttle.record_failure(now, ip, &creds.username);
                 if self.throttle.is_blocked(now, ip, &creds.username) {
-                    return reply(403, "Forbidden", Vec::new());
+                    return forbidden;
                 }
-                return reply(401, "Unauthorized", self.challenges(utc, false));
+                challenge(self, false)
             }
         }
-        self.throttle.record_success(ip, &creds.username);
-        if creds.username != aor_user {
-            // An operator may only register its own extension.
-            return reply(403, "Forbidden", Vec::new());
+    }
+
+    /// Who is calling, for an INVITE (RFC 3261 §22.3, proxy-style 407 as PBXes do). `required`:
+    /// the call may only go ahead authenticated (its From names an operator, or it dials an
+    /// external number). Operators' phones answer the 407 and are then known by their extension;
+    /// anyone else is anonymous and only reaches `[routes]`.
+    pub fn authorize_invite(
+        &mut self,
+        now: Instant,
+        utc: DateTime<Utc>,
+        request: &Request,
+        peer: Peer,
+        required: bool,
+    ) -> InviteAuth {
+        if !required && request.headers.get("Proxy-Authorization").is_none() {
+            return InviteAuth::Anonymous;
         }
-        self.update_bindings(now, utc, request, peer, &aor_user)
+        let claimed = request.from.user().unwrap_or_default().to_string();
+        match self.check_digest(now, utc, request, "Proxy-Authorization", peer, &claimed) {
+            DigestCheck::Valid(user) if user == claimed || claimed.is_empty() => {
+                InviteAuth::Operator(user)
+            }
+            // An operator's credentials may not place calls in another's name.
+            DigestCheck::Valid(_) => InviteAuth::Refuse {
+                status: 403,
+                reason: "Forbidden",
+                extra: Vec::new(),
+            },
+            DigestCheck::Refuse {
+                status,
+                reason,
+                extra,
+            } => InviteAuth::Refuse {
+                status,
+                reason,
+                extra,
+            },
+        }
+    }
+
+    /// An operator's extension (REGISTER user name) is configured.
+    pub fn is_operator(&self, user: &str) -> bool {
+        self.operators.contains_key(user)
     }
 
     fn update_bindings(

@@ -2,6 +2,7 @@
 //! HTTP to it with a minimal client, and runs SIPp against it.
 #![allow(dead_code)]
 
+pub mod phone;
 pub mod rtp;
 
 use std::io::{BufRead, BufReader, Read, Write};

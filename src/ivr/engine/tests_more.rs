@@ -164,9 +164,25 @@ fn queue_results() {
         vec![hangup("queue.answered")]
     );
 
-    let mut h = Harness::new(set, "main");
+    let mut h = Harness::new(set.clone(), "main");
     h.start();
     assert_eq!(h.ev(Event::Hangup), vec![hangup("queue.abandoned")]);
+
+    // Talking to the operator, then the caller hangs up: completed, not abandoned.
+    let mut h = Harness::new(set.clone(), "main");
+    h.start();
+    assert_eq!(h.ev(Event::QueueResult(QueueResult::Answered)), vec![]);
+    assert_eq!(h.ev(Event::Hangup), vec![hangup("queue.completed")]);
+
+    // The operator hung up first: the rating flow takes the caller.
+    let mut h = Harness::new(set, "main");
+    h.start();
+    h.ev(Event::QueueResult(QueueResult::Answered));
+    let rating = FlowId::new("rating").unwrap();
+    assert_eq!(
+        h.ev(Event::QueueResult(QueueResult::Continue { flow: rating })),
+        vec![play(&["intro.wav"], false)]
+    );
 }
 
 #[test]

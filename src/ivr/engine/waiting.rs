@@ -86,7 +86,10 @@ impl Call {
                 ),
                 (_, _) => (State::Webhook { node }, None),
             },
-            State::Queued => match event {
+            State::Queued { answered } => match event {
+                Event::QueueResult(QueueResult::Answered) => {
+                    (State::Queued { answered: true }, None)
+                }
                 Event::QueueResult(QueueResult::Unavailable) => (
                     State::Ended,
                     Some(Next::End(d::QUEUE_UNAVAILABLE.to_owned())),
@@ -97,7 +100,7 @@ impl Call {
                 Event::QueueResult(QueueResult::Ended { disposition }) => {
                     (State::Ended, Some(Next::End(disposition)))
                 }
-                _ => (State::Queued, None),
+                _ => (State::Queued { answered }, None),
             },
             State::Dialing { node, answered } => match (event, node_of(&node)) {
                 (Event::DialResult(DialResult::Answered), _) => (

@@ -10,14 +10,22 @@ impl Task {
         rtp: std::net::UdpSocket,
         rtcp: std::net::UdpSocket,
         config: SessionConfig,
+        queue: Option<crate::runtime::calls::QueueBridge>,
     ) {
         let (Ok(rtp), Ok(rtcp)) = (UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp)) else {
-            self.engine_event(IvrEvent::DialResult(ivr::DialResult::Failed {
-                reason: "dial.no_media".into(),
-            }));
+            // The operator's leg ends with its sockets; the SIP side reports that end.
+            if queue.is_none() {
+                self.engine_event(IvrEvent::DialResult(ivr::DialResult::Failed {
+                    reason: "dial.no_media".into(),
+                }));
+            }
             return;
         };
+        self.hold = None;
         self.stop_audio();
+        if let Some(path) = queue.as_ref().and_then(|q| q.record_to.as_ref()) {
+            self.start_recording(path);
+        }
         let mut session = MediaSession::new(
             self.t0,
             Instant::now(),
@@ -30,15 +38,41 @@ impl Task {
         session.bridge();
         self.session.bridge();
         self.other = Some(OtherLeg { session, rtp, rtcp });
-        self.engine_event(IvrEvent::DialResult(ivr::DialResult::Answered));
+        match queue {
+            Some(queue) => {
+                self.queue_bridge = Some(queue);
+                self.engine_event(IvrEvent::QueueResult(QueueResult::Answered));
+            }
+            None => self.engine_event(IvrEvent::DialResult(ivr::DialResult::Answered)),
+        }
     }
 
-    /// The operator hung up: the caller's leg sends its own media again and the flow goes on.
+    /// The operator hung up: the caller's leg sends its own media again and the flow goes on
+    /// (a queue call goes to the queue's rating flow, or ends).
     pub(super) fn unbridge(&mut self) {
-        if self.other.take().is_some() {
-            self.session.unbridge();
-            self.engine_event(IvrEvent::DialResult(ivr::DialResult::Completed));
+        if self.other.take().is_none() {
+            return;
         }
+        self.session.unbridge();
+        if self.engine.is_none() {
+            // A direct call between operators: when one hangs up, so does the other.
+            self.disposition = Some("answered.callee_hangup".into());
+            self.notify(CallNotice::Hangup {
+                leg: self.setup_leg,
+                disposition: "answered.callee_hangup".into(),
+            });
+            return;
+        }
+        let event = match self.queue_bridge.take() {
+            Some(q) => IvrEvent::QueueResult(match q.rating_flow.and_then(|f| ivr::FlowId::new(&f).ok()) {
+                Some(flow) => QueueResult::Continue { flow },
+                None => QueueResult::Ended {
+                    disposition: ivr::engine::disposition::QUEUE_COMPLETED.into(),
+                },
+            }),
+            None => IvrEvent::DialResult(ivr::DialResult::Completed),
+        };
+        self.engine_event(event);
     }
 
     /// Carries out what the operator's session produced: its packets, relays to the caller and its
@@ -64,7 +98,7 @@ impl Task {
             self.session.relay(&packet);
         }
         let mut failed = None;
-        if let Some((_, r)) = self.recorder.as_mut() {
+        if let Some(r) = self.recorder.as_mut() {
             for (at, samples) in heard {
                 if let Err(e) = r.write(Channel::Right, at, &samples) {
                     failed = Some(e.to_string());

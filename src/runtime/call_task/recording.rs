@@ -3,7 +3,77 @@
 
 use super::*;
 
+/// The call's recording: a stereo WAV that may start mid-call (a queue's `record` starts at the
+/// bridge), so positions on the call clock are shifted to the file's own start.
+pub(super) struct CallRecorder {
+    path: PathBuf,
+    inner: StereoRecorder,
+    /// The call-clock sample the file starts at.
+    origin: u64,
+}
+
+impl CallRecorder {
+    pub(super) fn open(
+        path: &std::path::Path,
+        origin: u64,
+    ) -> Result<Self, crate::media::recorder::RecorderError> {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        Ok(CallRecorder {
+            path: path.to_path_buf(),
+            inner: StereoRecorder::create(path, RECORDER_MAX_LAG)?,
+            origin,
+        })
+    }
+
+    pub(super) fn write(
+        &mut self,
+        channel: Channel,
+        at_sample: u64,
+        samples: &[i16],
+    ) -> Result<(), crate::media::recorder::RecorderError> {
+        // Audio that began before the file did loses its head, so both channels stay aligned.
+        let skip = self.origin.saturating_sub(at_sample) as usize;
+        if skip >= samples.len() {
+            return Ok(());
+        }
+        let at = at_sample.max(self.origin) - self.origin;
+        self.inner.write(channel, at, &samples[skip..])
+    }
+
+    fn advance_and_flush(&mut self, now_sample: u64) -> Result<(), crate::media::recorder::RecorderError> {
+        self.inner
+            .advance(now_sample.saturating_sub(self.origin))
+            .and_then(|()| self.inner.flush_header())
+    }
+
+    pub(super) fn finish(
+        self,
+        end_sample: u64,
+    ) -> Result<(PathBuf, RecordingInfo), crate::media::recorder::RecorderError> {
+        let info = self.inner.finish(end_sample.saturating_sub(self.origin))?;
+        Ok((self.path, info))
+    }
+}
+
 impl Task {
+    /// A queue bridged the call with `record` on: the recording starts now.
+    pub(super) fn start_recording(&mut self, path: &std::path::Path) {
+        if self.recorder.is_some() {
+            return;
+        }
+        let origin = position_at(self.t0, Instant::now());
+        match CallRecorder::open(path, origin) {
+            Ok(r) => self.recorder = Some(r),
+            Err(e) => self.notify(CallNotice::RecordingFailed {
+                leg: self.setup_leg,
+                error: e.to_string(),
+            }),
+        }
+        self.update_recording_flag();
+    }
+
     pub(super) fn start_voicemail(&mut self, request: ivr_io::RecordRequest) {
         let utc = chrono::Utc::now();
         let relative = format!(
@@ -53,8 +123,8 @@ impl Task {
 
     pub(super) fn flush_recorders(&mut self) {
         let now_position = position_at(self.t0, Instant::now());
-        if let Some((_, r)) = self.recorder.as_mut()
-            && let Err(e) = r.advance(now_position).and_then(|()| r.flush_header())
+        if let Some(r) = self.recorder.as_mut()
+            && let Err(e) = r.advance_and_flush(now_position)
         {
             self.recorder_failed(e.to_string());
         }

@@ -3,14 +3,23 @@
 
 use super::*;
 
-/// An operator's leg the flow is ringing or talking to, for a caller's call.
+/// An operator's leg the flow (`dial`) or a queue is ringing or talking to, for a caller's call.
 pub(super) struct OutboundLeg {
     pub(super) caller_leg: LegId,
+    /// The operator's extension.
+    pub(super) ext: String,
+    /// Rung by this queue (else by the flow's `dial`).
+    pub(super) queue: Option<String>,
     pub(super) port: u16,
     /// Until the answer: then they go to the caller's task.
     pub(super) sockets: Option<(std::net::UdpSocket, std::net::UdpSocket)>,
+    /// A queue ring's answered media, until the ACD says to bridge it.
+    pub(super) answered_media: Option<(std::net::UdpSocket, std::net::UdpSocket, SessionConfig)>,
     pub(super) answered: bool,
-    /// The caller's flow was already told how the dial ended (e.g. no answer in time).
+    /// The ACD counts this call as the operator's (so its end is reported once).
+    pub(super) counted: bool,
+    /// We gave up on this leg ourselves (cancelled, timed out): its end is not news for the flow
+    /// or the queue.
     pub(super) reported: bool,
 }
 
@@ -50,7 +59,7 @@ impl Calls {
     }
 
     /// Rings an operator's registered phone for a caller's flow (`dial` node). Only operators'
-    /// extensions with a live binding can be rung; external numbers need trunks (queues issue).
+    /// extensions with a live binding can be rung; external numbers need trunks.
     pub(super) fn dial(
         &mut self,
         endpoint: &mut Endpoint,
@@ -59,26 +68,41 @@ impl Calls {
         target: &str,
         timeout: Duration,
     ) {
+        match self.ring_operator(endpoint, now, caller_leg, target, None) {
+            Ok(out) => {
+                self.ring_deadlines.insert((now + timeout, out));
+            }
+            Err(reason) => self.dial_result(endpoint, now, caller_leg, reason),
+        }
+    }
+
+    /// INVITEs the operator's newest binding for the caller; the leg's fate arrives as
+    /// `outbound` / `outbound_ended`.
+    pub(super) fn ring_operator(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        caller_leg: LegId,
+        ext: &str,
+        queue: Option<&str>,
+    ) -> Result<LegId, &'static str> {
         let binding = endpoint
             .registrar()
-            .bindings(target, now)
+            .bindings(ext, now)
             .into_iter()
             .max_by_key(|b| b.expires_at)
             .cloned();
         let Some(binding) = binding else {
-            tracing::info!(caller_leg, %target, reason = "dial.not_registered", "dial refused");
-            self.dial_result(caller_leg, "dial.not_registered");
-            return;
+            tracing::info!(caller_leg, %ext, reason = "dial.not_registered", "operator not rung");
+            return Err("dial.not_registered");
         };
-        let Some((port, sockets)) = self.bind_rtp() else {
-            self.dial_result(caller_leg, "dial.no_port");
-            return;
-        };
-        let Some(active) = self.active.get(&caller_leg) else {
-            self.ports.release(port);
-            return;
+        let Some(active) = self.active.get(&caller_leg).filter(|a| !a.ended) else {
+            return Err("dial.caller_gone");
         };
         let (from_user, from_display) = (active.caller.clone(), active.caller_name.clone());
+        let Some((port, sockets)) = self.bind_rtp() else {
+            return Err("dial.no_port");
+        };
         let local_ip = self
             .config
             .public_ip
@@ -95,7 +119,7 @@ impl Calls {
                 sdp: Bytes::from(offer),
             },
         );
-        tracing::info!(caller_leg, out, %target, to = %binding.peer.addr, "dialing an operator");
+        tracing::info!(caller_leg, out, %ext, queue = ?queue, to = %binding.peer.addr, "ringing an operator");
         let _ = self.records.send(RecordOp::LegStarted {
             caller_leg,
             leg: out,
@@ -108,13 +132,17 @@ impl Calls {
             out,
             OutboundLeg {
                 caller_leg,
+                ext: ext.to_string(),
+                queue: queue.map(str::to_string),
                 port,
                 sockets: Some(sockets),
+                answered_media: None,
                 answered: false,
+                counted: false,
                 reported: false,
             },
         );
-        self.ring_deadlines.insert((now + timeout, out));
+        Ok(out)
     }
 
     /// Progress and the answer on an operator's leg.
@@ -140,7 +168,7 @@ impl Calls {
             o.reported = true;
             let caller = o.caller_leg;
             endpoint.hangup(now, out);
-            self.dial_result(caller, "dial.no_media");
+            self.dial_result(endpoint, now, caller, "dial.no_media");
             return;
         };
         o.answered = true;
@@ -150,15 +178,41 @@ impl Calls {
             at: Utc::now(),
         });
         let session = session_config(Some(&negotiated), self.config.media_timeout);
+        if o.queue.is_some() {
+            // The queue decides: bridge (the ring is live) or BYE (answered too late).
+            o.answered_media = Some((rtp, rtcp, session));
+            let ext = o.ext.clone();
+            self.acd.ring_answered(now, caller, &ext);
+            self.run_acd(endpoint, now);
+            return;
+        }
+        o.counted = true;
+        let ext = o.ext.clone();
+        self.acd.call_started(now, &ext);
+        if self.active.get(&caller).is_some_and(|a| !a.answered) {
+            // A direct call: the caller is answered now, with no flow.
+            self.answer_leg(endpoint, now, caller);
+        }
         match self.active.get(&caller).and_then(|a| a.task.as_ref()) {
             Some(task) => {
-                let _ = task.send(CallCommand::Bridge { rtp, rtcp, session });
+                let _ = task.send(CallCommand::Bridge {
+                    rtp,
+                    rtcp,
+                    session,
+                    queue: None,
+                });
             }
             None => endpoint.hangup(now, out),
         }
     }
 
-    pub(super) fn outbound_ended(&mut self, out: LegId, reason: EndReason) {
+    pub(super) fn outbound_ended(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        out: LegId,
+        reason: EndReason,
+    ) {
         let Some(o) = self.outbound.remove(&out) else {
             return;
         };
@@ -173,26 +227,63 @@ impl Calls {
             at: Utc::now(),
             status,
         });
-        if o.answered {
+        if o.counted {
+            self.acd.call_ended(now, &o.ext, o.queue.as_deref());
             if let Some(task) = self.active.get(&o.caller_leg).and_then(|a| a.task.as_ref()) {
                 let _ = task.send(CallCommand::Unbridge);
             }
-        } else if !o.reported {
+        } else if o.reported || o.answered {
+            // We cancelled it, or it answered a ring the queue had already given up on.
+        } else if o.queue.is_some() {
+            self.acd
+                .ring_failed(now, o.caller_leg, &o.ext, ring_failure(reason));
+        } else {
             let why = match reason {
                 EndReason::Rejected(486) | EndReason::Rejected(600) => "busy".to_string(),
                 EndReason::Rejected(s) => format!("rejected.{s}"),
                 _ => "no_answer".to_string(),
             };
-            self.dial_result(o.caller_leg, &why);
+            self.dial_result(endpoint, now, o.caller_leg, &why);
         }
+        self.run_acd(endpoint, now);
     }
 
-    pub(super) fn dial_result(&self, caller_leg: LegId, reason: &str) {
+    /// The ring failed: the flow hears why, or the colleague's caller of a direct call (not
+    /// answered yet) gets the matching SIP refusal.
+    pub(super) fn dial_result(
+        &self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        caller_leg: LegId,
+        reason: &str,
+    ) {
+        if let Some(active) = self.active.get(&caller_leg)
+            && !active.answered
+            && active.task.is_none()
+        {
+            match reason {
+                "busy" => endpoint.reject(now, caller_leg, 486, "Busy Here"),
+                _ => endpoint.reject(now, caller_leg, 480, "Temporarily Unavailable"),
+            }
+            return;
+        }
         let result = crate::ivr::DialResult::Failed {
             reason: reason.to_string(),
         };
         if let Some(task) = self.active.get(&caller_leg).and_then(|a| a.task.as_ref()) {
             let _ = task.send(CallCommand::DialResult(result));
         }
+    }
+}
+
+/// How a queue's ring ended, for the missed-ring count: busy and unreachable phones are not
+/// the operator's miss.
+fn ring_failure(reason: EndReason) -> crate::queue::RingFailure {
+    use crate::queue::RingFailure;
+    match reason {
+        EndReason::Rejected(486 | 600) => RingFailure::Busy,
+        EndReason::Rejected(603) => RingFailure::Rejected,
+        EndReason::Rejected(408 | 480 | 487) | EndReason::Cancelled => RingFailure::NoAnswer,
+        _ => RingFailure::Unreachable,
     }
 }

@@ -35,6 +35,17 @@ pub struct EndpointConfig {
     pub advertised: String,
     /// Secret for stateless digest nonces; nodes that share it accept each other's nonces.
     pub nonce_secret: [u8; 32],
+    /// The dialplan's external prefix: an INVITE to it plus a number must be authenticated
+    /// (toll fraud), whoever it claims to be.
+    pub external_prefix: Option<String>,
+}
+
+/// The number after `prefix` when `dialed` is an external number by the dialplan: the prefix,
+/// then 3–20 digits (a leading `+` allowed).
+pub fn external_number<'a>(prefix: &str, dialed: &'a str) -> Option<&'a str> {
+    let rest = dialed.strip_prefix(prefix)?;
+    let digits = rest.strip_prefix('+').unwrap_or(rest);
+    ((3..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())).then_some(rest)
 }
 
 /// An INVITE that starts a new call, handed to the call layer.
@@ -49,6 +60,8 @@ pub struct IncomingCall {
     pub offer: Bytes,
     pub peer: Peer,
     pub user_agent: Option<String>,
+    /// The operator who placed the call, proven by digest (`None`: an outside caller).
+    pub operator: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

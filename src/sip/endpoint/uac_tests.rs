@@ -9,6 +9,7 @@ fn endpoint() -> Endpoint {
         timers: TimerConfig::default(),
         registrar: RegistrarConfig::default(),
         advertised: "127.0.0.1:5060".into(),
+        external_prefix: Some("9".into()),
         nonce_secret: [1; 32],
     })
 }

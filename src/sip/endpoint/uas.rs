@@ -5,7 +5,7 @@ use super::*;
 use crate::sip::dialog::PendingAck;
 use crate::sip::message::Method;
 use crate::sip::message::grammar::uri_scheme;
-use crate::sip::registrar::RegisterOutcome;
+use crate::sip::registrar::{InviteAuth, RegisterOutcome};
 
 /// Methods we implement, for `Allow` (§20.5).
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE";
@@ -53,7 +53,7 @@ impl Endpoint {
             return;
         }
         match request.method {
-            Method::Invite => self.new_call(now, txn, key, request, peer),
+            Method::Invite => self.new_call(now, utc, txn, key, request, peer),
             Method::Register => self.on_register(now, utc, txn, &request, peer),
             Method::Options => self.options(now, txn, &request, peer),
             Method::Bye | Method::Info | Method::Update | Method::Prack => {
@@ -146,6 +146,7 @@ impl Endpoint {
     fn new_call(
         &mut self,
         now: Instant,
+        utc: DateTime<Utc>,
         txn: u64,
         key: TransactionKey,
         request: Request,
@@ -154,6 +155,37 @@ impl Endpoint {
         // 100 Trying at once, so the caller's Timer A stops (§17.2.1).
         self.reply(now, txn, &request, peer, 100, "Trying", None, &[]);
         let local_tag = new_tag();
+        // Operators prove who they are; external numbers are for them only (toll fraud).
+        let dialed = crate::sip::message::grammar::uri_user(&request.uri).unwrap_or_default();
+        let external = self
+            .config
+            .external_prefix
+            .as_deref()
+            .is_some_and(|prefix| external_number(prefix, dialed).is_some());
+        let claims_operator = request
+            .from
+            .user()
+            .is_some_and(|u| self.registrar.is_operator(u));
+        let operator = match self.registrar.authorize_invite(
+            now,
+            utc,
+            &request,
+            peer,
+            external || claims_operator,
+        ) {
+            InviteAuth::Anonymous => None,
+            InviteAuth::Operator(ext) => Some(ext),
+            InviteAuth::Refuse {
+                status,
+                reason,
+                extra,
+            } => {
+                let extra: Vec<(&str, &str)> =
+                    extra.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                self.reply(now, txn, &request, peer, status, reason, Some(&local_tag), &extra);
+                return;
+            }
+        };
         if !self.accepting {
             let extra = [("Retry-After", "30")];
             self.reply(
@@ -222,6 +254,7 @@ impl Endpoint {
             offer,
             peer,
             user_agent: request.headers.get("User-Agent").map(str::to_string),
+            operator,
         })));
     }
 
