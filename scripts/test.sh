@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as a new developer and CI run it: installs what the tests need when it is
-# missing (Debian packages: sip-tester for SIPp, postgresql, iproute2/util-linux for the network
-# namespace, chromium and node for the browser test) and playwright-core from npm, starts a
-# throwaway PostgreSQL, then runs fmt, clippy and every test.
+# missing (Debian packages: sip-tester for SIPp, baresip-core for the softphone, postgresql,
+# iproute2/util-linux for the network namespace, chromium and node for the browser test) and
+# playwright-core from npm, starts a throwaway PostgreSQL, then runs fmt, clippy and every test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -10,6 +10,9 @@ log() { printf '\n== %s\n' "$*" >&2; }
 
 need_packages=()
 command -v sipp >/dev/null 2>&1 || need_packages+=(sip-tester)
+# baresip as the operators' softphone (tests/softphone_e2e.rs); -core has the binary and every module
+# the tests load, without the GTK, GStreamer, FFmpeg and X11 plugins the `baresip` package pulls in.
+command -v baresip >/dev/null 2>&1 || need_packages+=(baresip-core)
 command -v espeak-ng >/dev/null 2>&1 || need_packages+=(espeak-ng)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_packages+=(postgresql)
 command -v ip >/dev/null 2>&1 || need_packages+=(iproute2)

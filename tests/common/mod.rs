@@ -1,7 +1,8 @@
 //! Test harness: starts the real `openline` binary on free ports with its own data directory, talks
-//! HTTP to it with a minimal client, and runs SIPp against it.
+//! HTTP to it with a minimal client, and runs SIPp and baresip against it.
 #![allow(dead_code)]
 
+pub mod baresip;
 pub mod phone;
 pub mod rtp;
 
