@@ -83,7 +83,10 @@ fn finished_call(server: &Server, sip_call_id: &str) -> serde_json::Value {
                 return call;
             }
         }
-        assert!(Instant::now() < deadline, "call {sip_call_id} did not finish");
+        assert!(
+            Instant::now() < deadline,
+            "call {sip_call_id} did not finish"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -147,10 +150,18 @@ fn ring_all_bridges_the_first_answer_records_stereo_and_takes_the_rating() {
     });
     let (caller_heard, _) = rtp.converse(&caller_voice, &[]);
     let (operator_heard, operator_voice) = operator.join().unwrap();
-    let (c, _) = best_correlation(&operator_heard, &caller_voice[4_000..12_000], operator_heard.len());
+    let (c, _) = best_correlation(
+        &operator_heard,
+        &caller_voice[4_000..12_000],
+        operator_heard.len(),
+    );
     assert!(c >= 0.9, "the operator hears the caller (r = {c:.3})");
     let caller_heard = assemble(&caller_heard);
-    let (c, _) = best_correlation(&caller_heard, &operator_voice[4_000..12_000], caller_heard.len());
+    let (c, _) = best_correlation(
+        &caller_heard,
+        &operator_voice[4_000..12_000],
+        caller_heard.len(),
+    );
     assert!(c >= 0.9, "the caller hears the operator (r = {c:.3})");
 
     // The operator hangs up first: the caller is taken to the rating flow and presses 4.
@@ -184,7 +195,10 @@ fn ring_all_bridges_the_first_answer_records_stereo_and_takes_the_rating() {
         if call["recordings"][0]["status"] == "complete" {
             break;
         }
-        assert!(Instant::now() < deadline, "recording {id} not complete: {call:#}");
+        assert!(
+            Instant::now() < deadline,
+            "recording {id} not complete: {call:#}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // As a manager gets it: through the API.
@@ -273,7 +287,9 @@ fn evenly_gives_the_next_caller_to_the_member_idle_longest() {
         phone.answer(&invite, op_rtp.port());
         op_rtp.converse(&[0; 800], &[]);
         bye(&sip, &call_id, &ok);
-        phone.wait_for("BYE ", Duration::from_secs(5)).expect("the operator's leg ends");
+        phone
+            .wait_for("BYE ", Duration::from_secs(5))
+            .expect("the operator's leg ends");
         finished_call(&server, &call_id);
     }
     assert_eq!(answered_by.len(), 2);
@@ -337,7 +353,13 @@ fn missed_rings_set_the_operator_away_with_the_reason_until_set_online() {
     let server = queue_server(temp.path(), config);
     let mut p101 = Phone::register(server.sip, "101", "s3cret-101");
     let (_, ops) = server.get("/api/v1/operators");
-    let op = ops.as_array().unwrap().iter().find(|o| o["extension"] == "101").unwrap().clone();
+    let op = ops
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["extension"] == "101")
+        .unwrap()
+        .clone();
     assert_eq!(op["state"], "available", "{ops:#}");
 
     let sip = UdpPeer::new(server.sip);
@@ -354,7 +376,13 @@ fn missed_rings_set_the_operator_away_with_the_reason_until_set_online() {
         rtp.converse(&[0; 160], &[]);
         p101.poll();
         let (_, ops) = server.get("/api/v1/operators");
-        let op = ops.as_array().unwrap().iter().find(|o| o["extension"] == "101").unwrap().clone();
+        let op = ops
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["extension"] == "101")
+            .unwrap()
+            .clone();
         if op["status"] == "away" {
             break op;
         }
@@ -375,14 +403,18 @@ fn missed_rings_set_the_operator_away_with_the_reason_until_set_online() {
         server.http,
         "PUT",
         "/api/v1/operators/101/status",
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
         br#"{"status":"online"}"#,
     );
     assert_eq!(put.status, 200, "{}", put.text());
     let invite = rung(&mut rtp, &mut p101, Duration::from_secs(10)).expect("rung again");
     p101.ringing(&invite);
     bye(&sip, "q-missed", &ok);
-    p101.wait_for("CANCEL ", Duration::from_secs(5)).expect("cancelled");
+    p101.wait_for("CANCEL ", Duration::from_secs(5))
+        .expect("cancelled");
     let call = finished_call(&server, "q-missed");
     assert_eq!(call["disposition"], "queue.abandoned", "{call:#}");
 }

@@ -369,7 +369,11 @@ impl Acd {
     }
 
     /// Every queue's state for the API.
-    pub fn snapshot(&self, now: Instant, call_ids: &dyn Fn(CallerId) -> String) -> Vec<QueueSnapshot> {
+    pub fn snapshot(
+        &self,
+        now: Instant,
+        call_ids: &dyn Fn(CallerId) -> String,
+    ) -> Vec<QueueSnapshot> {
         self.queues
             .iter()
             .map(|(name, q)| {
@@ -502,7 +506,11 @@ impl Acd {
             let mut any = false;
             let names: Vec<String> = self.queues.keys().cloned().collect();
             for name in names {
-                while let Some(command) = self.queues.get_mut(&name).and_then(|q| q.core.poll_command()) {
+                while let Some(command) = self
+                    .queues
+                    .get_mut(&name)
+                    .and_then(|q| q.core.poll_command())
+                {
                     any = true;
                     self.apply(now, &name, command);
                 }
@@ -561,7 +569,11 @@ impl Acd {
             }
             QueueCommand::Overflow { caller, to } => {
                 self.callers.remove(&caller);
-                let waited = self.queues[queue].core.config().max_wait.unwrap_or_default();
+                let waited = self.queues[queue]
+                    .core
+                    .config()
+                    .max_wait
+                    .unwrap_or_default();
                 let flow = match to {
                     Overflow::Queue(next) if self.queues.contains_key(&next) && next != queue => {
                         self.join(now, caller, &next);

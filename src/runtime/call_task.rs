@@ -4,8 +4,8 @@
 //! this task over channels; one task, one owner, no shared call state.
 
 mod bridge;
-mod waiting;
 mod recording;
+mod waiting;
 
 use super::ivr_io::{self, Loaded, Voicemail};
 use crate::ivr::{self, Command as IvrCommand, Event as IvrEvent, FlowSet, QueueResult};

@@ -267,7 +267,12 @@ impl Calls {
 
     /// Our side of the caller's media: the offer negotiated, an RTP port bound and the SDP
     /// answer written (sent when the call is answered). False when the call was refused.
-    fn prepare_media(&mut self, endpoint: &mut Endpoint, now: Instant, call: &IncomingCall) -> bool {
+    fn prepare_media(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        call: &IncomingCall,
+    ) -> bool {
         let negotiated = if call.offer.is_empty() {
             None
         } else {
@@ -302,7 +307,13 @@ impl Calls {
 
     /// An operator calls a colleague's extension: the colleague's phone rings, and the caller is
     /// answered only when it is answered (no flow runs).
-    fn direct_call(&mut self, endpoint: &mut Endpoint, now: Instant, call: &IncomingCall, ext: &str) {
+    fn direct_call(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        call: &IncomingCall,
+        ext: &str,
+    ) {
         if !self.prepare_media(endpoint, now, call) {
             return;
         }

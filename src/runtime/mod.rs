@@ -5,8 +5,8 @@
 //! `shutdown.drain_timeout` → the rest get BYE → listeners stop → the records writer empties its queue
 //! → the database pool closes last.
 
-pub mod background;
 pub mod acd;
+pub mod background;
 pub mod call_task;
 pub mod calls;
 pub mod events;

@@ -231,14 +231,8 @@ impl Registrar {
         let Some(aor_user) = request.to.user().map(str::to_string) else {
             return reply(404, "Not Found", Vec::new());
         };
-        let username = match self.check_digest(
-            now,
-            utc,
-            request,
-            "Authorization",
-            peer,
-            &aor_user,
-        ) {
+        let username = match self.check_digest(now, utc, request, "Authorization", peer, &aor_user)
+        {
             DigestCheck::Valid(username) => username,
             DigestCheck::Refuse {
                 status,

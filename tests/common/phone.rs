@@ -155,7 +155,10 @@ impl Phone {
             .and_then(|c| c.split('>').next())
             .unwrap()
             .to_string();
-        let branch: String = call_id.chars().filter(char::is_ascii_alphanumeric).collect();
+        let branch: String = call_id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
         let bye = format!(
             "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKbye{branch};rport\r\nMax-Forwards: 70\r\n\
              From: {to};tag=ph{}\r\nTo: {from}\r\nCall-ID: {call_id}\r\nCSeq: 10 BYE\r\nContent-Length: 0\r\n\r\n",

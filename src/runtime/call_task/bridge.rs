@@ -64,12 +64,14 @@ impl Task {
             return;
         }
         let event = match self.queue_bridge.take() {
-            Some(q) => IvrEvent::QueueResult(match q.rating_flow.and_then(|f| ivr::FlowId::new(&f).ok()) {
-                Some(flow) => QueueResult::Continue { flow },
-                None => QueueResult::Ended {
-                    disposition: ivr::engine::disposition::QUEUE_COMPLETED.into(),
+            Some(q) => IvrEvent::QueueResult(
+                match q.rating_flow.and_then(|f| ivr::FlowId::new(&f).ok()) {
+                    Some(flow) => QueueResult::Continue { flow },
+                    None => QueueResult::Ended {
+                        disposition: ivr::engine::disposition::QUEUE_COMPLETED.into(),
+                    },
                 },
-            }),
+            ),
             None => IvrEvent::DialResult(ivr::DialResult::Completed),
         };
         self.engine_event(event);

@@ -42,7 +42,10 @@ impl CallRecorder {
         self.inner.write(channel, at, &samples[skip..])
     }
 
-    fn advance_and_flush(&mut self, now_sample: u64) -> Result<(), crate::media::recorder::RecorderError> {
+    fn advance_and_flush(
+        &mut self,
+        now_sample: u64,
+    ) -> Result<(), crate::media::recorder::RecorderError> {
         self.inner
             .advance(now_sample.saturating_sub(self.origin))
             .and_then(|()| self.inner.flush_header())

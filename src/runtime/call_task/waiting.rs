@@ -83,7 +83,10 @@ mod tests {
         assert_eq!(number_prompts(20), Some(vec!["digits/20.wav".to_string()]));
         assert_eq!(
             number_prompts(47),
-            Some(vec!["digits/40.wav".to_string(), "digits/7.wav".to_string()])
+            Some(vec![
+                "digits/40.wav".to_string(),
+                "digits/7.wav".to_string()
+            ])
         );
         assert_eq!(number_prompts(90), Some(vec!["digits/90.wav".to_string()]));
         assert_eq!(number_prompts(0), None);

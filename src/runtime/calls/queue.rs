@@ -30,7 +30,13 @@ pub struct QueueBridge {
 
 impl Calls {
     /// The flow's `queue` node: the caller joins, or hears that the queue does not exist.
-    pub(super) fn enqueue(&mut self, endpoint: &mut Endpoint, now: Instant, leg: LegId, queue: &str) {
+    pub(super) fn enqueue(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        leg: LegId,
+        queue: &str,
+    ) {
         if !self.active.get(&leg).is_some_and(|a| !a.ended) {
             return; // hung up before the flow got here
         }
@@ -50,8 +56,12 @@ impl Calls {
             }
             AcdRequest::Queues(reply) => {
                 let active = &self.active;
-                let call_id =
-                    |leg: LegId| active.get(&leg).map(|a| a.call_id.clone()).unwrap_or_default();
+                let call_id = |leg: LegId| {
+                    active
+                        .get(&leg)
+                        .map(|a| a.call_id.clone())
+                        .unwrap_or_default()
+                };
                 let _ = reply.send(self.acd.snapshot(now, &call_id));
             }
             AcdRequest::Operators(reply) => {
@@ -98,7 +108,8 @@ impl Calls {
                 AcdAction::Ring { caller, ext, queue } => {
                     metrics::counter!("openline_queue_rings_total", "queue" => queue.clone())
                         .increment(1);
-                    if let Err(reason) = self.ring_operator(endpoint, now, caller, &ext, Some(&queue))
+                    if let Err(reason) =
+                        self.ring_operator(endpoint, now, caller, &ext, Some(&queue))
                     {
                         tracing::info!(caller, %ext, %reason, "queue ring failed at once");
                         self.acd.ring_failed(
@@ -210,10 +221,11 @@ impl Calls {
         queue: &str,
         waited: Duration,
     ) {
-        let out = self
-            .queue_legs(caller, ext)
-            .into_iter()
-            .find(|out| self.outbound.get(out).is_some_and(|o| o.answered_media.is_some()));
+        let out = self.queue_legs(caller, ext).into_iter().find(|out| {
+            self.outbound
+                .get(out)
+                .is_some_and(|o| o.answered_media.is_some())
+        });
         let media = out.and_then(|out| {
             let o = self.outbound.get_mut(&out)?;
             o.counted = true;

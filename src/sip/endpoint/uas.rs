@@ -180,9 +180,20 @@ impl Endpoint {
                 reason,
                 extra,
             } => {
-                let extra: Vec<(&str, &str)> =
-                    extra.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-                self.reply(now, txn, &request, peer, status, reason, Some(&local_tag), &extra);
+                let extra: Vec<(&str, &str)> = extra
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                self.reply(
+                    now,
+                    txn,
+                    &request,
+                    peer,
+                    status,
+                    reason,
+                    Some(&local_tag),
+                    &extra,
+                );
                 return;
             }
         };
