@@ -67,7 +67,7 @@ fn number_prompts(n: usize) -> Option<Vec<String>> {
     let file = |n: usize| format!("digits/{n}.wav");
     match n {
         1..=20 => Some(vec![file(n)]),
-        21..=99 if n % 10 == 0 => Some(vec![file(n)]),
+        21..=99 if n.is_multiple_of(10) => Some(vec![file(n)]),
         21..=99 => Some(vec![file(n - n % 10), file(n % 10)]),
         _ => None,
     }

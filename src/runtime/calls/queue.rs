@@ -37,7 +37,7 @@ impl Calls {
         leg: LegId,
         queue: &str,
     ) {
-        if !self.active.get(&leg).is_some_and(|a| !a.ended) {
+        if self.active.get(&leg).is_none_or(|a| a.ended) {
             return; // hung up before the flow got here
         }
         if !self.acd.join(now, leg, queue) {
