@@ -57,40 +57,6 @@ fn rung(rtp: &mut RtpPeer, phone: &mut Phone, within: Duration) -> Option<String
     None
 }
 
-/// Waits for the server's BYE to the caller and answers it.
-fn server_hangs_up(sip: &UdpPeer, rtp: &mut RtpPeer) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(Instant::now() < deadline, "the server did not hang up");
-        rtp.converse(&[0; 160], &[]);
-        if let Some(msg) = sip.recv()
-            && msg.starts_with("BYE ")
-        {
-            answer_ok(sip, &msg);
-            return;
-        }
-    }
-}
-
-/// The finished call with this SIP Call-ID on its first leg.
-fn finished_call(server: &Server, sip_call_id: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, body) = server.get("/api/v1/calls?limit=20");
-        for c in body["calls"].as_array().cloned().unwrap_or_default() {
-            let (_, call) = server.get(&format!("/api/v1/calls/{}", c["id"].as_str().unwrap()));
-            if call["legs"][0]["sip_call_id"] == sip_call_id && !call["ended_at"].is_null() {
-                return call;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "call {sip_call_id} did not finish"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 const ALL: &str = r#"
 [[queues]]
 name = "sales"
@@ -168,10 +134,10 @@ fn ring_all_bridges_the_first_answer_records_stereo_and_takes_the_rating() {
     eprintln!("T bridge checked {:?}", started.elapsed());
     p102.bye(&inv102);
     rtp.converse(&vec![0i16; 8000 * 4], &[(8000 * 2, '4', 101)]);
-    server_hangs_up(&sip, &mut rtp);
+    answer_server_bye(&sip, &mut rtp);
 
     eprintln!("T rated {:?}", started.elapsed());
-    let call = finished_call(&server, "q-all");
+    let call = server.finished_call("q-all");
     eprintln!("T finished {:?}", started.elapsed());
     assert_eq!(call["queue"], "sales", "{call:#}");
     assert_eq!(call["operator"], "102", "{call:#}");
@@ -252,7 +218,7 @@ fn in_order_rings_members_in_their_order_one_at_a_time() {
     p101.answer(&inv101, op_rtp.port());
     op_rtp.converse(&[0; 1600], &[]);
     bye(&sip, "q-order", &ok);
-    let call = finished_call(&server, "q-order");
+    let call = server.finished_call("q-order");
     assert_eq!(call["operator"], "101", "{call:#}");
     assert_eq!(call["disposition"], "queue.completed", "{call:#}");
 }
@@ -290,7 +256,7 @@ fn evenly_gives_the_next_caller_to_the_member_idle_longest() {
         phone
             .wait_for("BYE ", Duration::from_secs(5))
             .expect("the operator's leg ends");
-        finished_call(&server, &call_id);
+        server.finished_call(&call_id);
     }
     assert_eq!(answered_by.len(), 2);
     assert_ne!(
@@ -338,7 +304,7 @@ fn a_caller_who_hangs_up_while_phones_ring_cancels_every_ring_and_is_abandoned()
         );
         assert_eq!(phone.invites(), 1, "{:?}", phone.requests);
     }
-    let call = finished_call(&server, "q-abandon");
+    let call = server.finished_call("q-abandon");
     assert_eq!(call["disposition"], "queue.abandoned", "{call:#}");
     assert_eq!(call["queue"], "sales", "{call:#}");
     assert!(call["operator"].is_null(), "{call:#}");
@@ -415,6 +381,6 @@ fn missed_rings_set_the_operator_away_with_the_reason_until_set_online() {
     bye(&sip, "q-missed", &ok);
     p101.wait_for("CANCEL ", Duration::from_secs(5))
         .expect("cancelled");
-    let call = finished_call(&server, "q-missed");
+    let call = server.finished_call("q-missed");
     assert_eq!(call["disposition"], "queue.abandoned", "{call:#}");
 }

@@ -85,38 +85,6 @@ fn call_in(server: &Server, number: &str, call_id: &str) -> (UdpPeer, RtpPeer, S
     (sip, rtp, ok)
 }
 
-fn finished_call(server: &Server, sip_call_id: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, body) = server.get("/api/v1/calls?limit=20");
-        for c in body["calls"].as_array().cloned().unwrap_or_default() {
-            let (_, call) = server.get(&format!("/api/v1/calls/{}", c["id"].as_str().unwrap()));
-            if call["legs"][0]["sip_call_id"] == sip_call_id && !call["ended_at"].is_null() {
-                return call;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "call {sip_call_id} did not finish"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn expect_bye(sip: &UdpPeer, rtp: &mut RtpPeer) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        rtp.converse(&[0; 160], &[]);
-        if let Some(msg) = sip.recv()
-            && msg.starts_with("BYE ")
-        {
-            answer_ok(sip, &msg);
-            return;
-        }
-    }
-    panic!("the server did not hang up on the caller");
-}
-
 #[test]
 fn each_strategy_reaches_the_right_softphone_with_audio_recording_and_rating() {
     let temp = tempfile::tempdir().unwrap();
@@ -143,7 +111,7 @@ fn each_strategy_reaches_the_right_softphone_with_audio_recording_and_rating() {
     // 102 hangs up: the caller rates the call with 5.
     p102.hangup();
     rtp.converse(&vec![0i16; 8000 * 4], &[(8000 * 2, '5', 101)]);
-    expect_bye(&sip, &mut rtp);
+    answer_server_bye(&sip, &mut rtp);
     let heard_by_102 = read_wav(&p102.received_wav());
     let (c, _) = best_correlation(
         &heard_by_102,
@@ -151,7 +119,7 @@ fn each_strategy_reaches_the_right_softphone_with_audio_recording_and_rating() {
         heard_by_102.len(),
     );
     assert!(c >= 0.9, "102 hears the caller (r = {c:.3})");
-    let call = finished_call(&server, "sq-all");
+    let call = server.finished_call("sq-all");
     assert_eq!(call["operator"], "102", "{call:#}");
     assert_eq!(call["queue"], "all", "{call:#}");
     assert_eq!(call["rating"], 5, "{call:#}");
@@ -196,7 +164,7 @@ fn each_strategy_reaches_the_right_softphone_with_audio_recording_and_rating() {
         "the caller hears 102 after 101's turn (r = {c:.3})"
     );
     bye(&sip, "sq-order", &ok);
-    let call = finished_call(&server, "sq-order");
+    let call = server.finished_call("sq-order");
     assert_eq!(call["operator"], "102", "{call:#}");
     assert_eq!(call["disposition"], "queue.completed", "{call:#}");
 
@@ -221,6 +189,6 @@ fn each_strategy_reaches_the_right_softphone_with_audio_recording_and_rating() {
     let (c, _) = best_correlation(&caller_heard, &voice101[4_000..12_000], caller_heard.len());
     assert!(c >= 0.9, "the caller hears 101 (r = {c:.3})");
     bye(&sip, "sq-even", &ok);
-    let call = finished_call(&server, "sq-even");
+    let call = server.finished_call("sq-even");
     assert_eq!(call["operator"], "101", "{call:#}");
 }

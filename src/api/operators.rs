@@ -37,14 +37,11 @@ pub struct OperatorView {
 }
 
 impl OperatorView {
-    /// The call layer's live view wins over the stored status (the server's own changes, such
-    /// as away after missed rings, reach the database a moment later).
+    /// Adds the call layer's live view. The status stays the stored one: the database is where
+    /// every status change lands (the server's own, such as away after missed rings, a moment
+    /// after the queues act on it).
     fn with_live(mut self, live: Option<&OperatorSnapshot>) -> Self {
         if let Some(live) = live {
-            if live.status != self.status {
-                self.status = live.status.clone();
-                self.status_reason = live.status_reason.clone();
-            }
             self.state = Some(live.state.clone());
             self.registered = Some(live.registered);
             self.active_calls = Some(live.active_calls);

@@ -218,6 +218,25 @@ impl Server {
         http(self.http, "GET", path, None)
     }
 
+    /// The finished call whose first leg has this SIP Call-ID, with its legs (waits up to 30 s).
+    pub fn finished_call(&self, sip_call_id: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, body) = self.get("/api/v1/calls?limit=20");
+            for c in body["calls"].as_array().cloned().unwrap_or_default() {
+                let (_, call) = self.get(&format!("/api/v1/calls/{}", c["id"].as_str().unwrap()));
+                if call["legs"][0]["sip_call_id"] == sip_call_id && !call["ended_at"].is_null() {
+                    return call;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "call {sip_call_id} did not finish"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Polls the call list until `predicate` holds or the deadline passes.
     pub fn wait_for_calls(
         &self,
@@ -481,6 +500,21 @@ pub fn ack(peer: &UdpPeer, call_id: &str, ok: &str) {
          Call-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
     );
     peer.send(msg.as_bytes());
+}
+
+/// Waits (up to 30 s) for the server's BYE to a caller whose RTP keeps flowing, and answers it.
+pub fn answer_server_bye(sip: &UdpPeer, rtp: &mut rtp::RtpPeer) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        rtp.converse(&[0; 160], &[]);
+        if let Some(msg) = sip.recv()
+            && msg.starts_with("BYE ")
+        {
+            answer_ok(sip, &msg);
+            return;
+        }
+    }
+    panic!("the server did not hang up on the caller");
 }
 
 /// Answers a request the server sent us (e.g. its BYE) with 200, mirroring its headers.
