@@ -7,6 +7,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod queues;
+pub use queues::*;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -109,154 +112,6 @@ pub struct FileConfig {
     /// What an authenticated operator may dial beyond extensions.
     #[serde(default)]
     pub dialplan: DialplanConfig,
-}
-
-/// How a queue shares callers among its members.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum StrategyName {
-    /// The member who has waited longest since their last call.
-    #[default]
-    Evenly,
-    /// Members strictly in their `members` order.
-    InOrder,
-    /// Every available member at once; the first answer wins.
-    All,
-}
-
-/// One `[[queues]]` entry as written; [`crate::queue::QueueConfig`] is its typed core.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueueFileConfig {
-    pub name: String,
-    /// Operator extensions, in order.
-    pub members: Vec<String>,
-    #[serde(default)]
-    pub strategy: StrategyName,
-    #[serde(with = "duration_text", default = "twenty_seconds")]
-    pub ring_timeout: Duration,
-    #[serde(with = "duration_text", default = "ten_seconds")]
-    pub wrap_up: Duration,
-    /// Then `overflow`; none waits for ever.
-    #[serde(with = "optional_duration_text", default)]
-    pub max_wait: Option<Duration>,
-    /// `flow:ID`, `queue:NAME` or `hangup`.
-    #[serde(default = "hangup")]
-    pub overflow: String,
-    /// Record bridged calls (stereo: caller left, operator right).
-    #[serde(default)]
-    pub record: bool,
-    /// A consent prompt played when the caller joins (sounds dir), before any operator talks.
-    #[serde(default)]
-    pub announce_recording: Option<String>,
-    /// After the operator hangs up, the caller goes to this flow (its `rate` node).
-    #[serde(default)]
-    pub rating_flow: Option<String>,
-    /// Looped while the caller waits (sounds dir).
-    #[serde(default = "hold_wav")]
-    pub hold_music: String,
-    /// "You are number N in the queue" every `announce_every`.
-    #[serde(default)]
-    pub announce_position: bool,
-    #[serde(with = "duration_text", default = "thirty_seconds")]
-    pub announce_every: Duration,
-    /// Missed rings in a row that set an operator `away`; 0 never does.
-    #[serde(default = "three")]
-    pub missed_rings_to_away: u32,
-}
-
-fn twenty_seconds() -> Duration {
-    Duration::from_secs(20)
-}
-fn thirty_seconds() -> Duration {
-    Duration::from_secs(30)
-}
-fn hangup() -> String {
-    "hangup".into()
-}
-fn hold_wav() -> String {
-    "hold.wav".into()
-}
-fn three() -> u32 {
-    3
-}
-
-impl QueueFileConfig {
-    /// The queue core's view of this entry.
-    pub fn core(&self) -> crate::queue::QueueConfig {
-        use crate::queue::{Overflow, Strategy};
-        crate::queue::QueueConfig {
-            name: self.name.clone(),
-            members: self.members.clone(),
-            strategy: match self.strategy {
-                StrategyName::Evenly => Strategy::Evenly,
-                StrategyName::InOrder => Strategy::InOrder,
-                StrategyName::All => Strategy::All,
-            },
-            ring_timeout: self.ring_timeout,
-            wrap_up: self.wrap_up,
-            max_wait: self.max_wait,
-            overflow: parse_overflow(&self.overflow).unwrap_or(Overflow::Hangup),
-            announce_every: self.announce_position.then_some(self.announce_every),
-            missed_rings_to_away: self.missed_rings_to_away,
-        }
-    }
-}
-
-/// `flow:ID` | `queue:NAME` | `hangup`.
-pub fn parse_overflow(text: &str) -> Option<crate::queue::Overflow> {
-    use crate::queue::Overflow;
-    match text.split_once(':') {
-        Some(("flow", id)) if !id.is_empty() => Some(Overflow::Flow(id.to_string())),
-        Some(("queue", name)) if !name.is_empty() => Some(Overflow::Queue(name.to_string())),
-        None if text == "hangup" => Some(Overflow::Hangup),
-        _ => None,
-    }
-}
-
-/// A SIP peer for outbound calls. The proxy is an IP address and port: the server never resolves
-/// host names it is given (a name in a config or a message is not a place to send to).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrunkConfig {
-    pub name: String,
-    pub proxy: std::net::SocketAddr,
-    /// Digest credentials, used when the trunk answers 401/407.
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub password: Option<String>,
-    /// The caller id (From user) sent to the trunk; the operator's extension when absent.
-    #[serde(default)]
-    pub from_user: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DialplanConfig {
-    /// `prefix` + digits goes out through `trunk`, without the prefix.
-    #[serde(default)]
-    pub external: Option<ExternalRule>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExternalRule {
-    pub prefix: String,
-    pub trunk: String,
-}
-
-impl ExternalRule {
-    /// The number to send to the trunk when `dialed` is an external number by this rule:
-    /// the prefix, then 3–20 digits (a leading `+` allowed).
-    pub fn external_number<'a>(&self, dialed: &'a str) -> Option<&'a str> {
-        let rest = dialed.strip_prefix(self.prefix.as_str())?;
-        let digits = rest.strip_prefix('+').unwrap_or(rest);
-        (3..=20)
-            .contains(&digits.len())
-            .then_some(rest)
-            .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -396,7 +251,7 @@ fn one_u64() -> u64 {
 fn five_seconds() -> Duration {
     Duration::from_secs(5)
 }
-fn ten_seconds() -> Duration {
+pub(super) fn ten_seconds() -> Duration {
     Duration::from_secs(10)
 }
 fn ten_minutes() -> Duration {
@@ -647,83 +502,6 @@ impl FileConfig {
                 key: "sip",
                 reason: "need t1 > 0, t2 >= t1 and min_expires <= max_expires".into(),
             });
-        }
-        Ok(())
-    }
-}
-
-impl FileConfig {
-    /// Queues name configured operators; overflow targets, trunks and the dialplan refer to
-    /// things that exist.
-    fn validate_queues(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, reason: String| Err(ConfigError::Invalid { key, reason });
-        let mut names = std::collections::HashSet::new();
-        for q in &self.queues {
-            if let Err(e) = q.core().validate() {
-                return invalid("queues", e.to_string());
-            }
-            if !names.insert(q.name.as_str()) {
-                return invalid("queues.name", format!("queue {:?} is listed twice", q.name));
-            }
-            if let Some(m) = q
-                .members
-                .iter()
-                .find(|m| !self.operators.iter().any(|o| &o.extension == *m))
-            {
-                return invalid(
-                    "queues.members",
-                    format!(
-                        "queue {:?}: {m:?} is not an [[operators]] extension",
-                        q.name
-                    ),
-                );
-            }
-        }
-        for q in &self.queues {
-            match parse_overflow(&q.overflow) {
-                None => {
-                    return invalid(
-                        "queues.overflow",
-                        format!(
-                            "queue {:?}: {:?} is not flow:ID, queue:NAME or hangup",
-                            q.name, q.overflow
-                        ),
-                    );
-                }
-                Some(crate::queue::Overflow::Queue(to)) if !names.contains(to.as_str()) => {
-                    return invalid(
-                        "queues.overflow",
-                        format!("queue {:?} overflows into unknown queue {to:?}", q.name),
-                    );
-                }
-                _ => {}
-            }
-        }
-        let mut trunks = std::collections::HashSet::new();
-        for t in &self.trunks {
-            if !trunks.insert(t.name.as_str()) {
-                return invalid("trunks.name", format!("trunk {:?} is listed twice", t.name));
-            }
-            if t.username.is_some() != t.password.is_some() {
-                return invalid(
-                    "trunks.password",
-                    format!(
-                        "trunk {:?}: give both username and password, or neither",
-                        t.name
-                    ),
-                );
-            }
-        }
-        if let Some(rule) = &self.dialplan.external {
-            if rule.prefix.is_empty() || !rule.prefix.bytes().all(|b| b.is_ascii_digit()) {
-                return invalid("dialplan.external.prefix", "use one or more digits".into());
-            }
-            if !trunks.contains(rule.trunk.as_str()) {
-                return invalid(
-                    "dialplan.external.trunk",
-                    format!("no [[trunks]] entry named {:?}", rule.trunk),
-                );
-            }
         }
         Ok(())
     }

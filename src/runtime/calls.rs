@@ -404,23 +404,14 @@ impl Calls {
             at: Utc::now(),
         });
         let session = session_config(active.negotiated.as_ref(), self.config.media_timeout);
-        let record_to = self.config.record.then(|| {
-            let utc = Utc::now();
-            let relative = format!(
-                "recordings/{}/{}.wav",
-                utc.format("%Y/%m/%d"),
-                active.call_id
-            );
-            let id = new_call_id(utc);
-            let _ = self.records.send(RecordOp::RecordingStarted {
-                leg,
-                id: id.clone(),
-                path: relative.clone(),
-                at: utc,
-            });
-            active.recording_id = Some(id);
-            self.config.data_dir.join(relative)
-        });
+        let record_to = if self.config.record {
+            self.start_recording_row(leg)
+        } else {
+            None
+        };
+        let Some(active) = self.active.get_mut(&leg) else {
+            return;
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         active.task = Some(tx);
         let ivr = active.flow.take().map(|(flow, variables)| IvrSetup {
@@ -446,6 +437,30 @@ impl Calls {
         };
         let span = tracing::info_span!("call", call_id = %active.call_id);
         tokio::spawn(call_task::run(setup, rx, self.notices.clone()).instrument(span));
+    }
+
+    /// The call's recording row and the file its task writes (`None` if one is already being
+    /// written, or the call is gone).
+    fn start_recording_row(&mut self, leg: LegId) -> Option<PathBuf> {
+        let active = self
+            .active
+            .get_mut(&leg)
+            .filter(|a| a.recording_id.is_none())?;
+        let utc = Utc::now();
+        let relative = format!(
+            "recordings/{}/{}.wav",
+            utc.format("%Y/%m/%d"),
+            active.call_id
+        );
+        let id = new_call_id(utc);
+        let _ = self.records.send(RecordOp::RecordingStarted {
+            leg,
+            id: id.clone(),
+            path: relative.clone(),
+            at: utc,
+        });
+        active.recording_id = Some(id);
+        Some(self.config.data_dir.join(relative))
     }
 
     /// A re-INVITE offer on an answered call: hold, resume or a new address.

@@ -249,25 +249,10 @@ impl Calls {
         });
         let media = self.acd.media(queue).cloned();
         let record = media.as_ref().is_some_and(|m| m.record);
-        let record_to = match self.active.get_mut(&caller) {
-            Some(active) if record && active.recording_id.is_none() => {
-                let utc = Utc::now();
-                let relative = format!(
-                    "recordings/{}/{}.wav",
-                    utc.format("%Y/%m/%d"),
-                    active.call_id
-                );
-                let id = new_call_id(utc);
-                let _ = self.records.send(RecordOp::RecordingStarted {
-                    leg: caller,
-                    id: id.clone(),
-                    path: relative.clone(),
-                    at: utc,
-                });
-                active.recording_id = Some(id);
-                Some(self.config.data_dir.join(relative))
-            }
-            _ => None,
+        let record_to = if record {
+            self.start_recording_row(caller)
+        } else {
+            None
         };
         let bridge = QueueBridge {
             queue: queue.to_string(),
