@@ -47,8 +47,16 @@ pub struct CallsConfig {
     /// Address RTP sockets bind to (the SIP listen address, or all interfaces).
     pub rtp_bind: IpAddr,
     pub node_id: String,
-    /// The dialplan's external prefix (numbers for the trunk).
-    pub external_prefix: Option<String>,
+    /// Where authenticated operators' external numbers go (`[dialplan] external`).
+    pub external: Option<ExternalDialing>,
+}
+
+/// The dialplan's rule for external numbers: `prefix` + number goes to `trunk`, without the
+/// prefix.
+#[derive(Debug, Clone)]
+pub struct ExternalDialing {
+    pub prefix: String,
+    pub trunk: crate::config::TrunkConfig,
 }
 
 /// How SIP says a call ended, kept until its task has finished.
@@ -218,14 +226,11 @@ impl Calls {
                 self.direct_call(endpoint, now, &call, &called);
                 return;
             }
-            if self
-                .config
-                .external_prefix
-                .as_deref()
-                .is_some_and(|p| crate::sip::endpoint::external_number(p, &called).is_some())
-            {
-                tracing::warn!(%operator, %called, "external numbers through trunks are not supported yet");
-                endpoint.reject(now, call.leg, 503, "Service Unavailable");
+            let external = self.config.external.as_ref().and_then(|x| {
+                crate::sip::endpoint::external_number(&x.prefix, &called).map(str::to_string)
+            });
+            if let Some(number) = external {
+                self.trunk_call(endpoint, now, &call, operator, &number);
                 return;
             }
         }
@@ -325,6 +330,32 @@ impl Calls {
             Err(reason) => {
                 tracing::info!(%ext, %reason, "the dialed operator cannot be rung");
                 endpoint.reject(now, call.leg, 480, "Temporarily Unavailable");
+            }
+        }
+    }
+
+    /// An operator dials an external number: INVITE to the dialplan's trunk, and the operator is
+    /// answered only when the far end answers (no flow runs). Refusals from the far end reach
+    /// the operator's phone as the nearest SIP status.
+    fn trunk_call(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        call: &IncomingCall,
+        operator: &str,
+        number: &str,
+    ) {
+        if !self.prepare_media(endpoint, now, call) {
+            return;
+        }
+        match self.ring_trunk(endpoint, now, call.leg, number, Some(operator)) {
+            Ok(out) => {
+                endpoint.ring(now, call.leg);
+                self.ring_deadlines.insert((now + DIRECT_RING_TIMEOUT, out));
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, "the trunk cannot be dialed");
+                endpoint.reject(now, call.leg, 503, "Service Unavailable");
             }
         }
     }

@@ -266,12 +266,13 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             public_ip: settings.public_ip,
             rtp_bind: sip_addr.ip(),
             node_id: node_id.clone(),
-            external_prefix: settings
-                .file
-                .dialplan
-                .external
-                .as_ref()
-                .map(|rule| rule.prefix.clone()),
+            external: settings.file.dialplan.external.as_ref().and_then(|rule| {
+                let trunk = settings.file.trunks.iter().find(|t| t.name == rule.trunk)?;
+                Some(calls::ExternalDialing {
+                    prefix: rule.prefix.clone(),
+                    trunk: trunk.clone(),
+                })
+            }),
         },
         ports::PortPool::new(settings.rtp_ports),
         calls::CallsShared {

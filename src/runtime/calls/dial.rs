@@ -6,7 +6,8 @@ use super::*;
 /// An operator's leg the flow (`dial`) or a queue is ringing or talking to, for a caller's call.
 pub(super) struct OutboundLeg {
     pub(super) caller_leg: LegId,
-    /// The operator's extension.
+    /// The operator's extension: the one rung, or on a trunk leg the one who placed the call
+    /// (it counts as theirs toward `max_calls` while it is up).
     pub(super) ext: String,
     /// Rung by this queue (else by the flow's `dial`).
     pub(super) queue: Option<String>,
@@ -58,8 +59,9 @@ impl Calls {
         endpoint.answer_reinvite(now, out, Bytes::from(answer));
     }
 
-    /// Rings an operator's registered phone for a caller's flow (`dial` node). Only operators'
-    /// extensions with a live binding can be rung; external numbers need trunks.
+    /// A flow's `dial` node: an operator's extension rings their registered phone; the dialplan's
+    /// external prefix + a number goes out through its trunk (the same numbers an operator's
+    /// phone may dial).
     pub(super) fn dial(
         &mut self,
         endpoint: &mut Endpoint,
@@ -68,7 +70,16 @@ impl Calls {
         target: &str,
         timeout: Duration,
     ) {
-        match self.ring_operator(endpoint, now, caller_leg, target, None) {
+        let external = self.config.external.as_ref().and_then(|x| {
+            crate::sip::endpoint::external_number(&x.prefix, target).map(str::to_string)
+        });
+        let ringing = match external {
+            Some(number) if !self.acd.is_operator(target) => {
+                self.ring_trunk(endpoint, now, caller_leg, &number, None)
+            }
+            _ => self.ring_operator(endpoint, now, caller_leg, target, None),
+        };
+        match ringing {
             Ok(out) => {
                 self.ring_deadlines.insert((now + timeout, out));
             }
@@ -100,33 +111,100 @@ impl Calls {
             return Err("dial.caller_gone");
         };
         let (from_user, from_display) = (active.caller.clone(), active.caller_name.clone());
+        tracing::info!(caller_leg, %ext, queue = ?queue, to = %binding.peer.addr, "ringing an operator");
+        let target = crate::sip::endpoint::OutboundTarget {
+            uri: binding.contact_uri,
+            peer: binding.peer,
+            from_display,
+            from_user,
+            sdp: Bytes::new(),
+            login: None,
+        };
+        self.ring_leg(endpoint, now, caller_leg, target, ext, queue)
+    }
+
+    /// INVITEs `number` at the trunk's proxy, with the trunk's account for its challenges, for
+    /// an operator's own call (`placed_by`) or a flow's `dial`. The caller id is the trunk's
+    /// `from_user`, else the operator's extension, else the caller's number (a forward).
+    pub(super) fn ring_trunk(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        caller_leg: LegId,
+        number: &str,
+        placed_by: Option<&str>,
+    ) -> Result<LegId, &'static str> {
+        let Some(trunk) = self.config.external.as_ref().map(|x| x.trunk.clone()) else {
+            return Err("dial.no_trunk");
+        };
+        let Some(active) = self.active.get(&caller_leg).filter(|a| !a.ended) else {
+            return Err("dial.caller_gone");
+        };
+        let from_user = trunk
+            .from_user
+            .clone()
+            .or_else(|| placed_by.map(str::to_string))
+            .unwrap_or_else(|| active.caller.clone());
+        let peer = crate::sip::transport::Peer {
+            transport: crate::sip::transport::TransportKind::Udp,
+            addr: trunk.proxy,
+            conn: None,
+        };
+        let login = trunk
+            .username
+            .clone()
+            .map(|username| crate::sip::endpoint::DigestLogin {
+                username,
+                password: trunk.password.clone().unwrap_or_default(),
+            });
+        tracing::info!(caller_leg, placed_by = ?placed_by, trunk = %trunk.name, %number, "dialing out through a trunk");
+        let target = crate::sip::endpoint::OutboundTarget {
+            uri: format!("sip:{number}@{}", trunk.proxy),
+            peer,
+            from_display: None,
+            from_user,
+            sdp: Bytes::new(),
+            login,
+        };
+        self.ring_leg(
+            endpoint,
+            now,
+            caller_leg,
+            target,
+            placed_by.unwrap_or(""),
+            None,
+        )
+    }
+
+    /// Binds the leg's RTP port, writes our offer into `target` and sends the INVITE; the
+    /// leg's fate arrives as `outbound` / `outbound_ended`.
+    fn ring_leg(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        caller_leg: LegId,
+        mut target: crate::sip::endpoint::OutboundTarget,
+        ext: &str,
+        queue: Option<&str>,
+    ) -> Result<LegId, &'static str> {
         let Some((port, sockets)) = self.bind_rtp() else {
             return Err("dial.no_port");
         };
         let local_ip = self
             .config
             .public_ip
-            .unwrap_or_else(|| self.local_ip_for(binding.peer.addr.ip()));
+            .unwrap_or_else(|| self.local_ip_for(target.peer.addr.ip()));
         let session_id = Utc::now().timestamp_micros().unsigned_abs();
-        let offer = sdp::write(local_ip, port, session_id, None);
-        let out = endpoint.dial(
-            now,
-            crate::sip::endpoint::OutboundTarget {
-                uri: binding.contact_uri.clone(),
-                peer: binding.peer,
-                from_display,
-                from_user,
-                sdp: Bytes::from(offer),
-            },
-        );
-        tracing::info!(caller_leg, out, %ext, queue = ?queue, to = %binding.peer.addr, "ringing an operator");
+        target.sdp = Bytes::from(sdp::write(local_ip, port, session_id, None));
+        let (remote_uri, peer) = (target.uri.clone(), target.peer);
+        let out = endpoint.dial(now, target);
         let _ = self.records.send(RecordOp::LegStarted {
             caller_leg,
             leg: out,
             sip_call_id: endpoint.sip_call_id(out).unwrap_or_default().to_string(),
-            remote_uri: binding.contact_uri.clone(),
-            remote_addr: binding.peer.addr.to_string(),
-            transport: binding.peer.transport.as_str(),
+            remote_uri,
+            remote_addr: peer.addr.to_string(),
+            transport: peer.transport.as_str(),
         });
         self.outbound.insert(
             out,
@@ -261,10 +339,8 @@ impl Calls {
             && !active.answered
             && active.task.is_none()
         {
-            match reason {
-                "busy" => endpoint.reject(now, caller_leg, 486, "Busy Here"),
-                _ => endpoint.reject(now, caller_leg, 480, "Temporarily Unavailable"),
-            }
+            let (status, phrase) = refusal_for(reason);
+            endpoint.reject(now, caller_leg, status, phrase);
             return;
         }
         let result = crate::ivr::DialResult::Failed {
@@ -273,6 +349,25 @@ impl Calls {
         if let Some(task) = self.active.get(&caller_leg).and_then(|a| a.task.as_ref()) {
             let _ = task.send(CallCommand::DialResult(result));
         }
+    }
+}
+
+/// The SIP refusal for an operator whose own call (to a colleague or out through a trunk) failed
+/// with `reason`: the far end's status where it means the same to the phone, else 480. A trunk
+/// that still challenges after our credentials (401/407) is our configuration's fault: 503.
+fn refusal_for(reason: &str) -> (u16, &'static str) {
+    let status = reason
+        .strip_prefix("rejected.")
+        .and_then(|s| s.parse::<u16>().ok());
+    match (reason, status) {
+        ("busy", _) | (_, Some(486 | 600)) => (486, "Busy Here"),
+        (_, Some(403)) => (403, "Forbidden"),
+        (_, Some(404 | 604)) => (404, "Not Found"),
+        (_, Some(484)) => (484, "Address Incomplete"),
+        (_, Some(488 | 606)) => (488, "Not Acceptable Here"),
+        (_, Some(603)) => (603, "Decline"),
+        (_, Some(401 | 407 | 500..=599)) => (503, "Service Unavailable"),
+        _ => (480, "Temporarily Unavailable"),
     }
 }
 

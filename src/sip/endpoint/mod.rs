@@ -8,7 +8,7 @@
 mod uac;
 mod uas;
 
-pub use uac::{OutboundTarget, OutboundUpdate, REASON_COMPLETED_ELSEWHERE};
+pub use uac::{DigestLogin, OutboundTarget, OutboundUpdate, REASON_COMPLETED_ELSEWHERE};
 
 use super::dialog::{AckTimer, Leg, LegState};
 use super::message::build::{self, ResponseSpec};

@@ -17,7 +17,21 @@ pub struct OutboundTarget {
     pub from_user: String,
     /// Our SDP offer.
     pub sdp: Bytes,
+    /// Credentials for a 401/407 challenge (a trunk's account); without them a challenge ends
+    /// the leg like any other refusal.
+    pub login: Option<DigestLogin>,
 }
+
+/// A SIP account we authenticate with when a peer challenges our INVITE (RFC 3261 §22.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestLogin {
+    pub username: String,
+    pub password: String,
+}
+
+/// Answers per INVITE: one to the first challenge, more only while the peer says our nonce went
+/// stale (RFC 7616 §3.3); a second plain challenge means the credentials are wrong.
+const MAX_AUTH_ANSWERS: u8 = 3;
 
 /// The CANCEL `Reason` for the phones that lost a ring-all race (RFC 3326).
 pub const REASON_COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
@@ -57,6 +71,29 @@ pub(super) struct UacInvite {
     /// Our ACK for the 2xx, re-sent for each retransmission of it (§13.2.2.4).
     ack_2xx: Option<Bytes>,
     pub(super) scheduled: Option<Instant>,
+    /// The SDP offer and the account, for a repeated INVITE that answers a challenge.
+    sdp: Bytes,
+    login: Option<DigestLogin>,
+    auth_answers: u8,
+    /// A challenge was answered with a new INVITE: this transaction only absorbs
+    /// retransmissions of its final until it terminates, and no longer speaks for the leg.
+    superseded: bool,
+}
+
+/// The parts of an INVITE that stay the same when it is sent again with credentials.
+struct InviteParts {
+    leg: LegId,
+    peer: Peer,
+    uri: String,
+    from: String,
+    to: String,
+    call_id: String,
+    cseq: u32,
+    sdp: Bytes,
+    login: Option<DigestLogin>,
+    auth_answers: u8,
+    /// `Authorization` or `Proxy-Authorization` with its value.
+    credentials: Option<(&'static str, String)>,
 }
 
 impl UacInvite {
@@ -75,12 +112,7 @@ impl Endpoint {
         let leg_id = self.fresh_id();
         let call_id = format!("{}{}@openline", new_tag(), new_tag());
         let local_tag = new_tag();
-        let branch = format!("z9hG4bK{}", new_tag());
         let advertised = self.config.advertised.clone();
-        let via = format!(
-            "SIP/2.0/{} {advertised};branch={branch};rport",
-            to.peer.transport.via_name()
-        );
         let display = to
             .from_display
             .as_deref()
@@ -91,24 +123,7 @@ impl Endpoint {
             .map_or(advertised.as_str(), |(h, _)| h);
         let from = format!("{display}<sip:{}@{host}>;tag={local_tag}", to.from_user);
         let to_header = format!("<{}>", to.uri);
-        let contact = self.contact(to.peer);
-        let extra = [("Contact", contact.as_str()), ("Allow", uas::ALLOW)];
-        let bytes = build::request(&build::RequestSpec {
-            method: "INVITE",
-            uri: &to.uri,
-            via: &via,
-            max_forwards: 70,
-            from: &from,
-            to: &to_header,
-            call_id: &call_id,
-            cseq: 1,
-            extra: &extra,
-            body: Some(build::Body {
-                content_type: "application/sdp",
-                bytes: &to.sdp,
-            }),
-        });
-        let key = TransactionKey::client(&branch, "INVITE");
+        let key = TransactionKey::client("", "INVITE"); // replaced by send_invite
         let leg = Leg {
             id: leg_id,
             sip_call_id: call_id.clone(),
@@ -121,7 +136,7 @@ impl Endpoint {
             remote_cseq: 0,
             local_cseq: 1,
             peer: to.peer,
-            invite_key: key.clone(),
+            invite_key: key,
             invite_head: Headers::default(),
             state: LegState::Early,
             local_sdp: Some(to.sdp.clone()),
@@ -132,10 +147,63 @@ impl Endpoint {
         };
         self.legs.insert(leg_id, leg);
         self.dialogs.insert((call_id.clone(), local_tag), leg_id);
+        self.send_invite(
+            now,
+            InviteParts {
+                leg: leg_id,
+                peer: to.peer,
+                uri: to.uri,
+                from,
+                to: to_header,
+                call_id,
+                cseq: 1,
+                sdp: to.sdp,
+                login: to.login,
+                auth_answers: 0,
+                credentials: None,
+            },
+        );
+        leg_id
+    }
+
+    /// Sends an INVITE of the leg in a new client transaction (the first one, or a repeat that
+    /// answers a challenge: same dialog identifiers, the next CSeq, a new branch).
+    fn send_invite(&mut self, now: Instant, parts: InviteParts) {
+        let branch = format!("z9hG4bK{}", new_tag());
+        let via = format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            parts.peer.transport.via_name(),
+            self.config.advertised
+        );
+        let contact = self.contact(parts.peer);
+        let mut extra = vec![("Contact", contact.as_str()), ("Allow", uas::ALLOW)];
+        if let Some((name, value)) = &parts.credentials {
+            extra.push((name, value.as_str()));
+        }
+        let bytes = build::request(&build::RequestSpec {
+            method: "INVITE",
+            uri: &parts.uri,
+            via: &via,
+            max_forwards: 70,
+            from: &parts.from,
+            to: &parts.to,
+            call_id: &parts.call_id,
+            cseq: parts.cseq,
+            extra: &extra,
+            body: Some(build::Body {
+                content_type: "application/sdp",
+                bytes: &parts.sdp,
+            }),
+        });
+        let key = TransactionKey::client(&branch, "INVITE");
+        if let Some(leg) = self.legs.get_mut(&parts.leg) {
+            leg.invite_key = key.clone();
+            leg.local_cseq = parts.cseq;
+        }
         let machine = ClientInvite::new(
             now,
             self.config.timers,
-            to.peer.transport.is_reliable(),
+            parts.peer.transport.is_reliable(),
             bytes,
         );
         let id = self.fresh_id();
@@ -146,14 +214,14 @@ impl Endpoint {
                 key,
                 branch,
                 machine,
-                leg: leg_id,
-                peer: to.peer,
-                uri: to.uri,
+                leg: parts.leg,
+                peer: parts.peer,
+                uri: parts.uri,
                 via,
-                from,
-                to: to_header,
-                call_id,
-                cseq: 1,
+                from: parts.from,
+                to: parts.to,
+                call_id: parts.call_id,
+                cseq: parts.cseq,
                 provisional: false,
                 cancel_requested: false,
                 cancel_reason: None,
@@ -161,10 +229,71 @@ impl Endpoint {
                 cancel_deadline: None,
                 ack_2xx: None,
                 scheduled: None,
+                sdp: parts.sdp,
+                login: parts.login,
+                auth_answers: parts.auth_answers,
+                superseded: false,
             },
         );
         self.drain_uac(now, id);
-        leg_id
+    }
+
+    /// A 401/407 to our INVITE: answered with a new INVITE carrying credentials when we have an
+    /// account for this leg and the challenge is one we may answer. False: the leg ends.
+    fn answer_challenge(&mut self, now: Instant, id: u64, response: &Response) -> bool {
+        let Some(t) = self.uac.get(&id) else {
+            return false;
+        };
+        let Some(login) = t.login.clone() else {
+            return false;
+        };
+        let (challenge_header, credentials_header) = match response.status {
+            401 => ("WWW-Authenticate", "Authorization"),
+            407 => ("Proxy-Authenticate", "Proxy-Authorization"),
+            _ => return false,
+        };
+        // The first challenge we can answer (a server may offer SHA-256 and MD5 side by side).
+        let Some(challenge) = response
+            .headers
+            .get_all(challenge_header)
+            .find_map(|v| crate::sip::auth::Challenge::parse(v).ok())
+        else {
+            tracing::warn!(status = response.status, "a challenge we cannot answer");
+            return false;
+        };
+        if t.cancel_requested
+            || t.auth_answers >= MAX_AUTH_ANSWERS
+            || (t.auth_answers > 0 && !challenge.stale)
+        {
+            return false;
+        }
+        let answer = crate::sip::auth::authorize(
+            &challenge,
+            &login.username,
+            &login.password,
+            "INVITE",
+            &t.uri,
+            1,
+            &new_tag(),
+        );
+        let parts = InviteParts {
+            leg: t.leg,
+            peer: t.peer,
+            uri: t.uri.clone(),
+            from: t.from.clone(),
+            to: t.to.clone(),
+            call_id: t.call_id.clone(),
+            cseq: t.cseq + 1,
+            sdp: t.sdp.clone(),
+            login: Some(login),
+            auth_answers: t.auth_answers + 1,
+            credentials: Some((credentials_header, answer)),
+        };
+        if let Some(t) = self.uac.get_mut(&id) {
+            t.superseded = true;
+        }
+        self.send_invite(now, parts);
+        true
     }
 
     /// Stops ringing an outbound leg: CANCEL now if a provisional arrived, else as soon as one
@@ -196,7 +325,7 @@ impl Endpoint {
     fn uac_of(&self, leg: LegId) -> Option<u64> {
         self.uac
             .iter()
-            .find(|(_, t)| t.leg == leg && t.ack_2xx.is_none())
+            .find(|(_, t)| t.leg == leg && t.ack_2xx.is_none() && !t.superseded)
             .map(|(id, _)| *id)
     }
 
@@ -277,6 +406,7 @@ impl Endpoint {
                 }
             }
             200..=299 => self.on_2xx(now, id, response),
+            401 | 407 if self.answer_challenge(now, id, response) => {}
             _ => {
                 let cancelled = self.uac.get(&id).is_some_and(|t| t.cancel_requested);
                 if let Some(t) = self.uac.get_mut(&id) {
@@ -370,7 +500,7 @@ impl Endpoint {
             }
         }
         let (peer, leg) = (t.peer, t.leg);
-        let answered = t.ack_2xx.is_some();
+        let answered = t.ack_2xx.is_some() || t.superseded;
         let cancelled = t.cancel_requested;
         if terminated {
             let key = t.key.clone();

@@ -33,7 +33,51 @@ fn target() -> OutboundTarget {
         from_display: Some("Caller".into()),
         from_user: "5551234".into(),
         sdp: Bytes::from_static(b"v=0\r\n"),
+        login: None,
     }
+}
+
+/// A trunk's challenge to `request`: `status` 401 or 407 with its digest header.
+fn challenge(request: &str, status: u16, nonce: &str, stale: bool) -> Vec<u8> {
+    let (reason, header_name) = match status {
+        401 => ("Unauthorized", "WWW-Authenticate"),
+        _ => ("Proxy Authentication Required", "Proxy-Authenticate"),
+    };
+    let value = crate::sip::auth::Challenge {
+        realm: "carrier".into(),
+        nonce: nonce.into(),
+        opaque: Some("op1".into()),
+        algorithm: crate::sip::auth::Algorithm::Md5,
+        qop_auth: true,
+        stale,
+    }
+    .to_header_value();
+    let mut bytes = response(request, status, reason, "");
+    let at = bytes
+        .windows(16)
+        .position(|w| w == b"Content-Length: ")
+        .unwrap();
+    bytes.splice(at..at, format!("{header_name}: {value}\r\n").into_bytes());
+    bytes
+}
+
+fn trunk_target() -> OutboundTarget {
+    OutboundTarget {
+        uri: "sip:380441234567@127.0.0.1:7000".into(),
+        login: Some(DigestLogin {
+            username: "acme".into(),
+            password: "secret".into(),
+        }),
+        ..target()
+    }
+}
+
+/// The INVITE among what was sent.
+fn sent_invite(sent: &[String]) -> String {
+    sent.iter()
+        .find(|m| m.starts_with("INVITE "))
+        .unwrap_or_else(|| panic!("no INVITE in {sent:?}"))
+        .clone()
 }
 
 /// Every message sent (whole text) and every event.
@@ -364,4 +408,127 @@ fn nobody_home_times_out_with_timer_b() {
         [Event::LegEnded { leg: l, reason: EndReason::Timeout }] if l == leg
     ));
     assert_eq!((ep.leg_count(), ep.transaction_count()), (0, 0));
+}
+
+#[test]
+fn a_407_is_answered_once_with_credentials_in_the_same_dialog() {
+    let mut ep = endpoint();
+    let t0 = crate::testing::t0();
+    let leg = ep.dial(t0, trunk_target());
+    let (sent, _) = drain(&mut ep);
+    let first = sent_invite(&sent);
+    assert!(!first.contains("Authorization"), "{first}");
+
+    let (sent, events) = feed(&mut ep, t0, &challenge(&first, 407, "n1", false));
+    assert!(ended(&events).is_none(), "{events:?}");
+    assert!(first_lines(&sent).contains(&"ACK sip:380441234567@127.0.0.1:7000 SIP/2.0"));
+    let second = sent_invite(&sent);
+    assert_eq!(header(&second, "CSeq"), "2 INVITE");
+    assert_eq!(header(&second, "Call-ID"), header(&first, "Call-ID"));
+    assert_eq!(header(&second, "From"), header(&first, "From"));
+    assert_ne!(
+        header(&second, "Via"),
+        header(&first, "Via"),
+        "a new branch"
+    );
+    let creds =
+        crate::sip::auth::Credentials::parse(header(&second, "Proxy-Authorization")).unwrap();
+    assert_eq!(
+        (creds.username.as_str(), creds.realm.as_str()),
+        ("acme", "carrier")
+    );
+    assert_eq!(creds.uri, "sip:380441234567@127.0.0.1:7000");
+    assert_eq!(creds.opaque.as_deref(), Some("op1"));
+    let ha1 = crate::sip::auth::ha1(
+        crate::sip::auth::Algorithm::Md5,
+        "acme",
+        "carrier",
+        "secret",
+    );
+    let expected = crate::sip::auth::response(
+        crate::sip::auth::Algorithm::Md5,
+        &ha1,
+        "INVITE",
+        &creds.uri,
+        "n1",
+        Some((creds.nc.unwrap(), creds.cnonce.as_deref().unwrap())),
+    );
+    assert_eq!(creds.response, expected, "the digest checks out");
+
+    // A retransmission of the old challenge is absorbed (re-ACKed), not answered again.
+    let (sent, _) = feed(&mut ep, t0, &challenge(&first, 407, "n1", false));
+    assert_eq!(
+        first_lines(&sent),
+        ["ACK sip:380441234567@127.0.0.1:7000 SIP/2.0"]
+    );
+
+    // The answer: the ACK continues the new CSeq, and BYE follows it.
+    let (sent, events) = feed(&mut ep, t0, &response(&second, 200, "OK", "v=0\r\n"));
+    assert!(matches!(
+        events.as_slice(),
+        [Event::Outbound {
+            update: OutboundUpdate::Answered { .. },
+            ..
+        }]
+    ));
+    assert_eq!(header(&sent[0], "CSeq"), "2 ACK");
+    ep.hangup(t0, leg);
+    let (sent, _) = drain(&mut ep);
+    assert_eq!(header(&sent[0], "CSeq"), "3 BYE");
+}
+
+#[test]
+fn wrong_credentials_end_the_leg_at_the_second_challenge_unless_stale() {
+    let mut ep = endpoint();
+    let t0 = crate::testing::t0();
+    let leg = ep.dial(t0, trunk_target());
+    let (sent, _) = drain(&mut ep);
+    let first = sent_invite(&sent);
+    let (sent, _) = feed(&mut ep, t0, &challenge(&first, 401, "n1", false));
+    let second = sent_invite(&sent);
+    assert!(header(&second, "Authorization").starts_with("Digest "));
+
+    // The nonce went stale: answered again with the new one.
+    let (sent, events) = feed(&mut ep, t0, &challenge(&second, 401, "n2", true));
+    assert!(ended(&events).is_none());
+    let third = sent_invite(&sent);
+    assert_eq!(header(&third, "CSeq"), "3 INVITE");
+    assert!(header(&third, "Authorization").contains("nonce=\"n2\""));
+
+    // A plain challenge again: the credentials are wrong, the leg ends.
+    let (sent, events) = feed(&mut ep, t0, &challenge(&third, 401, "n3", false));
+    assert!(!sent.iter().any(|m| m.starts_with("INVITE ")), "{sent:?}");
+    assert_eq!(ended(&events), Some(EndReason::Rejected(401)));
+    assert!(!ep.legs.contains_key(&leg));
+}
+
+#[test]
+fn without_an_account_a_challenge_is_a_refusal() {
+    let mut ep = endpoint();
+    let t0 = crate::testing::t0();
+    ep.dial(t0, target());
+    let (sent, _) = drain(&mut ep);
+    let (sent, events) = feed(
+        &mut ep,
+        t0,
+        &challenge(&sent_invite(&sent), 407, "n1", false),
+    );
+    assert!(!sent.iter().any(|m| m.starts_with("INVITE ")));
+    assert_eq!(ended(&events), Some(EndReason::Rejected(407)));
+}
+
+#[test]
+fn a_cancel_while_challenged_is_not_followed_by_a_new_invite() {
+    let mut ep = endpoint();
+    let t0 = crate::testing::t0();
+    let leg = ep.dial(t0, trunk_target());
+    let (sent, _) = drain(&mut ep);
+    ep.cancel(t0, leg); // before any provisional: the CANCEL waits
+    let (sent, events) = feed(
+        &mut ep,
+        t0,
+        &challenge(&sent_invite(&sent), 407, "n1", false),
+    );
+    assert!(!sent.iter().any(|m| m.starts_with("INVITE ")));
+    assert_eq!(ended(&events), Some(EndReason::Cancelled));
 }
