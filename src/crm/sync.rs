@@ -77,13 +77,17 @@ impl SyncSettings {
     }
 }
 
-/// Queues `register` for a call (once).
+/// Queues `register` for a call (once). Internal calls (operator to colleague) are not the
+/// CRM's business: nothing is queued for them.
 pub async fn enqueue_register(
     store: &Store,
     s: &SyncSettings,
     call: &CallRecord,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    if call.direction == "internal" {
+        return Ok(());
+    }
     let raw = if call.direction == "outbound" {
         &call.callee
     } else {
@@ -111,6 +115,9 @@ pub async fn enqueue_call(
     call: &CallRecord,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    if call.direction == "internal" {
+        return Ok(());
+    }
     enqueue_register(store, s, call, now).await?;
     let finish = bitrix::finish(call, s.user_id(None), None);
     store

@@ -59,6 +59,16 @@ pub struct ExternalDialing {
     pub trunk: crate::config::TrunkConfig,
 }
 
+/// Where an incoming call goes (see [`Calls::destination`]).
+enum Destination {
+    /// A colleague's extension, rung directly.
+    Colleague,
+    /// An external number (the prefix stripped), out through the trunk for the operator.
+    External(String),
+    /// `[routes]` → a flow.
+    Routes,
+}
+
 /// How SIP says a call ended, kept until its task has finished.
 struct PendingEnd {
     at: chrono::DateTime<Utc>,
@@ -172,17 +182,31 @@ impl Calls {
         let _entered = span.enter();
         metrics::counter!("openline_calls_started_total").increment(1);
         tracing::info!(from = %call.from.uri, to = %call.request_uri, peer = %call.peer.addr, "incoming call");
+        let called = crate::sip::message::grammar::uri_user(&call.request_uri)
+            .unwrap_or("")
+            .to_string();
+        let destination = self.destination(call.operator.as_deref(), &called);
+        // The call's row says what it is to the business: an operator's call out is `outbound`
+        // to the far number (it lands on that contact's timeline), one to a colleague `internal`.
+        let (direction, callee) = match &destination {
+            Destination::Colleague => ("internal", called.clone()),
+            Destination::External(number) => ("outbound", number.clone()),
+            Destination::Routes => (
+                "inbound",
+                crate::sip::message::grammar::uri_user(&call.request_uri)
+                    .unwrap_or(&call.request_uri)
+                    .to_string(),
+            ),
+        };
         let _ = self.records.send(RecordOp::CallStarted {
             leg: call.leg,
             call: NewCall {
                 id: call_id.clone(),
                 node_id: self.config.node_id.clone(),
-                direction: "inbound".into(),
+                direction: direction.into(),
                 caller: call.from.user().unwrap_or(&call.from.uri).to_string(),
                 caller_name: call.from.display_name.clone(),
-                callee: crate::sip::message::grammar::uri_user(&call.request_uri)
-                    .unwrap_or(&call.request_uri)
-                    .to_string(),
+                callee,
                 started_at: utc,
             },
             sip_leg: NewLeg {
@@ -217,22 +241,17 @@ impl Calls {
                 ended: false,
             },
         );
-        let called = crate::sip::message::grammar::uri_user(&call.request_uri)
-            .unwrap_or("")
-            .to_string();
-        if let Some(operator) = call.operator.as_deref() {
-            tracing::info!(%operator, %called, "call from an authenticated operator");
-            if self.acd.is_operator(&called) {
+        match destination {
+            Destination::Colleague => {
                 self.direct_call(endpoint, now, &call, &called);
                 return;
             }
-            let external = self.config.external.as_ref().and_then(|x| {
-                crate::sip::endpoint::external_number(&x.prefix, &called).map(str::to_string)
-            });
-            if let Some(number) = external {
-                self.trunk_call(endpoint, now, &call, operator, &number);
+            Destination::External(number) => {
+                let operator = call.operator.clone().unwrap_or_default();
+                self.trunk_call(endpoint, now, &call, &operator, &number);
                 return;
             }
+            Destination::Routes => {}
         }
         let flow_id = match &self.config.routes {
             Some(routes) => routes
@@ -268,6 +287,25 @@ impl Calls {
         self.pending_answers
             .insert((now + self.config.answer_delay, call.leg));
         self.answer_due(endpoint, now);
+    }
+
+    /// Where a new call goes: only an authenticated operator reaches a colleague's phone or a
+    /// trunk; everyone else is routed by `[routes]` to a flow.
+    fn destination(&self, operator: Option<&str>, called: &str) -> Destination {
+        let Some(operator) = operator else {
+            return Destination::Routes;
+        };
+        tracing::info!(%operator, %called, "call from an authenticated operator");
+        if self.acd.is_operator(called) {
+            return Destination::Colleague;
+        }
+        self.config
+            .external
+            .as_ref()
+            .and_then(|x| crate::sip::endpoint::external_number(&x.prefix, called))
+            .map_or(Destination::Routes, |n| {
+                Destination::External(n.to_string())
+            })
     }
 
     /// Our side of the caller's media: the offer negotiated, an RTP port bound and the SDP

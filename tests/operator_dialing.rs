@@ -1,0 +1,377 @@
+//! Operators' own calls. An authenticated operator dialing a colleague's extension rings that
+//! phone directly. Dialing the dialplan's prefix + a number, the server sends the INVITE to the
+//! trunk's proxy, answers the trunk's digest challenge with the trunk's account, and bridges the
+//! operator to the far end; a flow's `dial` does the same. The trunk is SIPp (tests/data/
+//! trunk_uas_auth.xml), which checks the digest with its own code and echoes RTP.
+
+mod common;
+
+use common::rtp::{RtpPeer, assemble, best_correlation, test_signal};
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NUMBER: &str = "380441234567";
+
+/// Operator 101's INVITE to `to` from `peer`, with `extra` headers and CSeq `cseq`.
+fn operator_invite(
+    peer: &UdpPeer,
+    call_id: &str,
+    to: &str,
+    rtp_port: u16,
+    cseq: u32,
+    extra: &str,
+) -> String {
+    let port = peer.port();
+    let sdp = offer(rtp_port, 101);
+    format!(
+        "INVITE sip:{to}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}{cseq};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:101@127.0.0.1>;tag=op101\r\nTo: <sip:{to}@127.0.0.1>\r\n\
+         Call-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:101@127.0.0.1:{port}>\r\n{extra}\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+/// Operator 101 (password from BASE_CONFIG) calls `to` with a digest-authenticated INVITE: the
+/// first is challenged with 407, ACKed, and sent again with Proxy-Authorization. Returns the
+/// final response to that second INVITE (ACKed when it is a refusal).
+fn call_as_operator(sip: &UdpPeer, call_id: &str, to: &str, rtp_port: u16) -> Option<String> {
+    sip.send(operator_invite(sip, call_id, to, rtp_port, 1, "").as_bytes());
+    let challenged = final_response(sip, call_id, 1, Duration::from_secs(10)).expect("a challenge");
+    assert!(challenged.starts_with("SIP/2.0 407 "), "{challenged}");
+    ack_refusal(sip, call_id, to, 1, &challenged);
+    let challenge = header(&challenged, "Proxy-Authenticate")
+        .map(|v| openline::sip::auth::Challenge::parse(v).unwrap())
+        .unwrap();
+    let credentials = openline::sip::auth::authorize(
+        &challenge,
+        "101",
+        "s3cret-101",
+        "INVITE",
+        &format!("sip:{to}@127.0.0.1"),
+        1,
+        "0a4f113b",
+    );
+    let extra = format!("Proxy-Authorization: {credentials}\r\n");
+    sip.send(operator_invite(sip, call_id, to, rtp_port, 2, &extra).as_bytes());
+    let last = final_response(sip, call_id, 2, Duration::from_secs(20))?;
+    if !last.starts_with("SIP/2.0 2") {
+        ack_refusal(sip, call_id, to, 2, &last);
+    }
+    Some(last)
+}
+
+/// ACK (CSeq 2) or BYE (CSeq 3) from operator 101 in the dialog `ok` created.
+fn in_dialog(sip: &UdpPeer, call_id: &str, ok: &str, method: &str) -> String {
+    let (port, to) = (sip.port(), header(ok, "To").unwrap());
+    let cseq = if method == "ACK" { 2 } else { 3 };
+    format!(
+        "{method} sip:openline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}{method};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:101@127.0.0.1>;tag=op101\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
+         CSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// Waits for a final response to INVITE `cseq` of `call_id` (provisional ones and
+/// retransmissions of earlier finals skipped), up to `within`.
+fn final_response(peer: &UdpPeer, call_id: &str, cseq: u32, within: Duration) -> Option<String> {
+    let deadline = Instant::now() + within;
+    let want = format!("{cseq} INVITE");
+    while Instant::now() < deadline {
+        if let Some(msg) = peer.recv()
+            && msg.starts_with("SIP/2.0 ")
+            && !msg.starts_with("SIP/2.0 1")
+            && header(&msg, "Call-ID") == Some(call_id)
+            && header(&msg, "CSeq") == Some(want.as_str())
+        {
+            return Some(msg);
+        }
+    }
+    None
+}
+
+/// The ACK for a non-2xx final to INVITE `cseq` (RFC 3261 §17.1.1.3: the INVITE's branch).
+fn ack_refusal(sip: &UdpPeer, call_id: &str, to: &str, cseq: u32, refusal: &str) {
+    let port = sip.port();
+    sip.send(
+        format!(
+            "ACK sip:{to}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}{cseq};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:101@127.0.0.1>;tag=op101\r\nTo: {}\r\nCall-ID: {call_id}\r\n\
+             CSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
+            header(refusal, "To").unwrap()
+        )
+        .as_bytes(),
+    );
+}
+
+/// SIPp standing in for the carrier, logging every message it gets to `trunk_messages.log`.
+struct Trunk {
+    sipp: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Trunk {
+    fn start(dir: &std::path::Path) -> Trunk {
+        let port = free_port();
+        let media = free_media_port();
+        let log = dir.join("trunk_messages.log");
+        let sipp = Command::new("sipp")
+            .current_dir(dir)
+            .args(["-sf", data_path("trunk_uas_auth.xml").to_str().unwrap()])
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-mp", &media.to_string(), "-rtp_echo", "-m", "1"])
+            .args(["-nostdin", "-timeout", "60", "-timeout_error"])
+            .args(["-trace_msg", "-message_file"])
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp must be installed (scripts/test.sh installs Debian's sip-tester)");
+        Trunk { sipp, port, log }
+    }
+
+    fn config(&self) -> String {
+        format!(
+            "[[trunks]]\nname = \"carrier\"\nproxy = \"127.0.0.1:{}\"\n\
+             username = \"acme\"\npassword = \"trunk-pass\"\nfrom_user = \"442071234567\"\n\n\
+             [dialplan]\nexternal = {{ prefix = \"9\", trunk = \"carrier\" }}\n",
+            self.port
+        )
+    }
+
+    fn seen(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the scenario's end and checks what the trunk saw: a challenged INVITE for
+    /// NUMBER (without the prefix), then one with the right credentials.
+    fn check_finished(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.sipp.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the trunk stand-in did not finish"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let seen = self.seen();
+        assert!(
+            status.success(),
+            "the trunk's scenario failed ({status}):\n{seen}"
+        );
+        let request_line = format!("INVITE sip:{NUMBER}@127.0.0.1:{} SIP/2.0", self.port);
+        let invites: Vec<&str> = seen
+            .split("\n\n")
+            .filter(|m| m.contains(&request_line))
+            .collect();
+        assert_eq!(invites.len(), 2, "challenged once, answered once:\n{seen}");
+        assert!(!invites[0].contains("Authorization:"), "{}", invites[0]);
+        let second = invites[1];
+        assert!(
+            second.contains("Authorization: Digest username=\"acme\""),
+            "{second}"
+        );
+        assert!(second.contains("opaque=\"op42\""), "{second}");
+        assert!(second.contains("CSeq: 2 INVITE"), "{second}");
+        assert!(
+            second.contains("<sip:442071234567@"),
+            "the trunk's caller id:\n{second}"
+        );
+    }
+}
+
+/// Talks for 3 s and checks that what comes back is our own voice (SIPp echoes it).
+fn check_echo(rtp: &mut RtpPeer, who: &str) {
+    let voice = test_signal(8000, 3.0, 4.0);
+    let (heard, _) = rtp.converse(&voice, &[]);
+    let heard = assemble(&heard);
+    let (c, _) = best_correlation(&heard, &voice[4_000..16_000], heard.len());
+    assert!(
+        c >= 0.9,
+        "the {who} hears the far end's echo of their voice (r = {c:.3})"
+    );
+}
+
+#[test]
+fn an_operator_dials_out_through_the_trunk_with_digest_auth_and_talks() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut trunk = Trunk::start(temp.path());
+    let server = Server::start_in(temp.path(), &trunk.config(), &[]);
+    let sip = UdpPeer::new(server.sip);
+    let mut rtp = RtpPeer::new();
+
+    // Our own INVITE is challenged first (an operator proves who they are); then the trunk
+    // challenges the server, gets the right digest and answers: so do we.
+    let ok = call_as_operator(&sip, "trunk-out", &format!("9{NUMBER}"), rtp.port())
+        .unwrap_or_else(|| panic!("no answer; the trunk saw:\n{}", trunk.seen()));
+    assert!(ok.starts_with("SIP/2.0 200 "), "{ok}");
+    rtp.remote = Some(sdp_media_addr(&ok));
+    sip.send(in_dialog(&sip, "trunk-out", &ok, "ACK").as_bytes());
+
+    // Audio goes out through the trunk and comes back (SIPp echoes it): both directions.
+    check_echo(&mut rtp, "operator");
+
+    sip.request(&in_dialog(&sip, "trunk-out", &ok, "BYE"), "200 OK");
+
+    // The trunk's scenario ran to its end: challenge, valid credentials, answer, our BYE.
+    trunk.check_finished();
+
+    // The call is on record as the operator's outbound call to the far number, with the trunk's
+    // leg, and the unknown number became a lead with the call on its timeline.
+    let call = server.finished_call("trunk-out");
+    assert_eq!(call["direction"], "outbound", "{call:#}");
+    assert_eq!(
+        (&call["caller"], &call["callee"]),
+        (&"101".into(), &NUMBER.into()),
+        "{call:#}"
+    );
+    let id = call["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let lead = loop {
+        let (_, view) = server.get(&format!("/api/v1/calls/{id}"));
+        if let Some(lead) = view["person"]["id"].as_str() {
+            break lead.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no CRM person on the call: {view:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (_, timeline) = server.get(&format!("/api/v1/leads/{lead}/timeline"));
+    assert_eq!(timeline["entries"][0]["call_id"], id, "{timeline:#}");
+    assert_eq!(
+        timeline["entries"][0]["data"]["number"], "+380441234567",
+        "{timeline:#}"
+    );
+    let legs = call["legs"].as_array().unwrap();
+    assert_eq!(legs.len(), 2, "{call:#}");
+    assert!(
+        legs[1]["remote_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("sip:{NUMBER}@")),
+        "{call:#}"
+    );
+}
+
+#[test]
+fn a_flow_dials_an_external_number_through_the_trunk() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut trunk = Trunk::start(temp.path());
+    let flows = temp.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    std::fs::write(
+        flows.join("main.yaml"),
+        format!(
+            "id: main\nentry: out\nnodes:\n  out:\n    dial: {{ to: \"9{NUMBER}\", timeout: 20s, next: bye, on_fail: bye }}\n  bye:\n    hangup: true\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start_in(
+        temp.path(),
+        &trunk.config(),
+        &["--flows", flows.to_str().unwrap()],
+    );
+
+    // An outside caller reaches the flow (routed by [routes]), whose `dial` goes out.
+    let sip = UdpPeer::new(server.sip);
+    let mut rtp = RtpPeer::new();
+    let ok = invite_with(&sip, "flow-out", "100", &offer(rtp.port(), 101));
+    rtp.remote = Some(sdp_media_addr(&ok));
+    ack(&sip, "flow-out", &ok);
+    check_echo(&mut rtp, "caller");
+    bye(&sip, "flow-out", &ok);
+    trunk.check_finished();
+
+    let call = server.finished_call("flow-out");
+    let legs = call["legs"].as_array().unwrap();
+    assert_eq!(legs.len(), 2, "{call:#}");
+    assert!(
+        legs[1]["remote_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("sip:{NUMBER}@")),
+        "{call:#}"
+    );
+}
+
+#[test]
+fn an_operator_calls_a_colleague_directly_and_busy_comes_back_as_486() {
+    let server = Server::start("");
+    let mut colleague = common::phone::Phone::register(server.sip, "102", "s3cret-102");
+    let sip = UdpPeer::new(server.sip);
+    let mut rtp = RtpPeer::new();
+    let (sip_ref, rtp_port) = (&sip, rtp.port());
+
+    // 102 is busy: the caller hears 486, and no flow ever answered the call.
+    let busy = std::thread::scope(|s| {
+        let calling = s.spawn(move || call_as_operator(sip_ref, "colleague-busy", "102", rtp_port));
+        let invite = colleague
+            .wait_for("INVITE ", Duration::from_secs(10))
+            .expect("the colleague's phone rings");
+        assert!(
+            invite.contains("<sip:101@"),
+            "the caller's extension is shown:\n{invite}"
+        );
+        colleague.reply(&invite, "486 Busy Here", "", "");
+        colleague
+            .wait_for("ACK ", Duration::from_secs(5))
+            .expect("the 486 is ACKed");
+        calling.join().unwrap().expect("a final response")
+    });
+    assert!(busy.starts_with("SIP/2.0 486 "), "{busy}");
+
+    // 102 answers: both hear each other through the bridge.
+    let ok = std::thread::scope(|s| {
+        let calling = s.spawn(move || call_as_operator(sip_ref, "colleague-ok", "102", rtp_port));
+        let invite = colleague
+            .wait_for("INVITE ", Duration::from_secs(10))
+            .expect("the colleague's phone rings");
+        let mut colleague_rtp = RtpPeer::new();
+        colleague.answer(&invite, colleague_rtp.port());
+        colleague_rtp.remote = Some(sdp_media_addr(&invite));
+        let ok = calling.join().unwrap().expect("a final response");
+        assert!(ok.starts_with("SIP/2.0 200 "), "{ok}");
+        sip.send(in_dialog(&sip, "colleague-ok", &ok, "ACK").as_bytes());
+        rtp.remote = Some(sdp_media_addr(&ok));
+        let caller_voice = test_signal(8000, 3.0, 2.0);
+        let colleague_voice = test_signal(8000, 3.0, 7.0);
+        let theirs = s.spawn(move || {
+            let (heard, _) = colleague_rtp.converse(&colleague_voice, &[]);
+            (assemble(&heard), colleague_voice)
+        });
+        let (heard, _) = rtp.converse(&caller_voice, &[]);
+        let (colleague_heard, colleague_voice) = theirs.join().unwrap();
+        let heard = assemble(&heard);
+        let (c, _) = best_correlation(&heard, &colleague_voice[4_000..16_000], heard.len());
+        assert!(c >= 0.9, "the caller hears the colleague (r = {c:.3})");
+        let (c, _) = best_correlation(
+            &colleague_heard,
+            &caller_voice[4_000..16_000],
+            colleague_heard.len(),
+        );
+        assert!(c >= 0.9, "the colleague hears the caller (r = {c:.3})");
+        ok
+    });
+    sip.request(&in_dialog(&sip, "colleague-ok", &ok, "BYE"), "200 OK");
+    colleague
+        .wait_for("BYE ", Duration::from_secs(10))
+        .expect("the colleague's leg is hung up");
+
+    let call = server.finished_call("colleague-ok");
+    assert_eq!(call["direction"], "internal", "{call:#}");
+    assert_eq!(
+        (&call["caller"], &call["callee"]),
+        (&"101".into(), &"102".into())
+    );
+    let busy = server.finished_call("colleague-busy");
+    assert_eq!(busy["direction"], "internal", "{busy:#}");
+    assert!(busy["answered_at"].is_null(), "{busy:#}");
+}
