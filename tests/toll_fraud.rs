@@ -36,28 +36,42 @@ fn final_response(peer: &UdpPeer, request: &str) -> String {
     panic!("no final response");
 }
 
-#[test]
-fn unauthenticated_calls_to_external_numbers_never_reach_the_trunk() {
-    let temp = tempfile::tempdir().unwrap();
-    let trunk_port = free_port();
-    let trunk_log = temp.path().join("trunk_messages.log");
-    let mut trunk = Command::new("sipp")
-        .current_dir(temp.path())
-        .args([
-            "-sn",
-            "uas",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &trunk_port.to_string(),
-        ])
+/// SIPp's built-in UAS standing in for the trunk for 8 s, logging every datagram it receives.
+fn start_trunk(dir: &std::path::Path) -> (std::process::Child, u16, std::path::PathBuf) {
+    let port = free_port();
+    let log = dir.join("trunk_messages.log");
+    let trunk = Command::new("sipp")
+        .current_dir(dir)
+        .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &port.to_string()])
         .args(["-nostdin", "-timeout", "8", "-trace_msg", "-message_file"])
-        .arg(&trunk_log)
+        .arg(&log)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("sipp must be installed (scripts/test.sh installs Debian's sip-tester)");
+    (trunk, port, log)
+}
+
+/// Waits for the trunk stand-in to stop and checks it never got an INVITE.
+fn assert_no_invite(trunk: &mut std::process::Child, log: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while trunk.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "sipp did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SIPp creates its message log at start and writes every datagram it receives into it.
+    let seen = std::fs::read_to_string(log).expect("the trunk stand-in ran");
+    assert!(
+        !seen.contains("INVITE sip:"),
+        "the trunk was reached:\n{seen}"
+    );
+}
+
+#[test]
+fn unauthenticated_calls_to_external_numbers_never_reach_the_trunk() {
+    let temp = tempfile::tempdir().unwrap();
+    let (mut trunk, trunk_port, trunk_log) = start_trunk(temp.path());
     let config = format!(
         "[[trunks]]\nname = \"carrier\"\nproxy = \"127.0.0.1:{trunk_port}\"\n\n\
          [dialplan]\nexternal = {{ prefix = \"9\", trunk = \"carrier\" }}\n"
@@ -103,17 +117,44 @@ fn unauthenticated_calls_to_external_numbers_never_reach_the_trunk() {
     bye(&sip, "tf4", &ok);
 
     // The trunk stand-in ran the whole time and saw no INVITE.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while trunk.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "sipp did not stop");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // SIPp creates its message log at start and writes every datagram it receives into it.
-    let seen = std::fs::read_to_string(&trunk_log).expect("the trunk stand-in ran");
-    assert!(
-        !seen.contains("INVITE sip:"),
-        "the trunk was reached:\n{seen}"
-    );
+    assert_no_invite(&mut trunk, &trunk_log);
     let log = server.log();
     assert!(!log.contains("ringing an operator"), "{log}");
+}
+
+#[test]
+fn a_flow_dial_built_from_what_the_caller_sent_never_reaches_the_trunk() {
+    let temp = tempfile::tempdir().unwrap();
+    let (mut trunk, trunk_port, trunk_log) = start_trunk(temp.path());
+    let flows = temp.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    // "Call the caller back": the target is the caller's own From user, which they choose.
+    std::fs::write(
+        flows.join("main.yaml"),
+        "id: main\nentry: back\nnodes:\n  back:\n    dial: { to: \"${caller}\", timeout: 5s, next: done, on_fail: done }\n  done:\n    hangup: true\n",
+    )
+    .unwrap();
+    let config = format!(
+        "[[trunks]]\nname = \"carrier\"\nproxy = \"127.0.0.1:{trunk_port}\"\n\n\
+         [dialplan]\nexternal = {{ prefix = \"9\", trunk = \"carrier\" }}\n"
+    );
+    let server = Server::start_in(temp.path(), &config, &["--flows", flows.to_str().unwrap()]);
+    let sip = UdpPeer::new(server.sip);
+    let ok = final_response(&sip, &invite(&sip, "tf5", "9380441234567", "100", ""));
+    assert!(ok.starts_with("SIP/2.0 200 "), "{ok}");
+    ack(&sip, "tf5", &ok);
+    // The flow's dial is refused at once and the flow hangs up.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(msg) = sip.recv()
+            && msg.starts_with("BYE ")
+        {
+            answer_ok(&sip, &msg);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the flow did not hang up");
+    }
+    assert_no_invite(&mut trunk, &trunk_log);
+    let log = server.log();
+    assert!(log.contains("refused (toll fraud)"), "{log}");
 }

@@ -110,7 +110,7 @@ pub fn parse_overflow(text: &str) -> Option<crate::queue::Overflow> {
 
 /// A SIP peer for outbound calls. The proxy is an IP address and port: the server never resolves
 /// host names it is given (a name in a config or a message is not a place to send to).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkConfig {
     pub name: String,
@@ -123,6 +123,19 @@ pub struct TrunkConfig {
     /// The caller id (From user) sent to the trunk; the operator's extension when absent.
     #[serde(default)]
     pub from_user: Option<String>,
+}
+
+/// The password never reaches a log through `{:?}`.
+impl std::fmt::Debug for TrunkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrunkConfig")
+            .field("name", &self.name)
+            .field("proxy", &self.proxy)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("from_user", &self.from_user)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

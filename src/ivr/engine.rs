@@ -97,6 +97,10 @@ pub enum Command {
     Dial {
         target: String,
         timeout: Duration,
+        /// The target is written out in the flow file (no `${var}`): only then may it be an
+        /// external number for the trunk. A target built from variables can carry what the
+        /// caller typed or dialed, and must never place a call on the trunk (toll fraud).
+        literal: bool,
     },
     SetRating(u8),
     /// Something an admin should see in the log (a webhook error, a loop).
@@ -477,6 +481,7 @@ impl Call {
                 next: _,
                 on_fail,
             } => {
+                let literal = target.as_literal().is_some();
                 let target = target.render(&self.vars);
                 if !dial_target_ok(&target) {
                     out.push(Command::Log {
@@ -489,6 +494,7 @@ impl Call {
                 out.push(Command::Dial {
                     target,
                     timeout: *timeout,
+                    literal,
                 });
                 self.state = State::Dialing {
                     node: id,

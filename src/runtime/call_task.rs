@@ -71,6 +71,8 @@ pub enum CallNotice {
         leg: LegId,
         target: String,
         timeout: std::time::Duration,
+        /// The flow file names the number itself: it may go out through the trunk.
+        may_use_trunk: bool,
     },
     Digit {
         leg: LegId,
@@ -507,10 +509,15 @@ impl Task {
                         queue,
                     });
                 }
-                IvrCommand::Dial { target, timeout } => self.notify(CallNotice::Dial {
+                IvrCommand::Dial {
+                    target,
+                    timeout,
+                    literal,
+                } => self.notify(CallNotice::Dial {
                     leg: self.setup_leg,
                     target,
                     timeout,
+                    may_use_trunk: literal,
                 }),
                 IvrCommand::SetRating(rating) => self.notify(CallNotice::Rating {
                     leg: self.setup_leg,

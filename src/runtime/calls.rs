@@ -666,7 +666,8 @@ impl Calls {
                 leg,
                 target,
                 timeout,
-            } => self.dial(endpoint, now, leg, &target, timeout),
+                may_use_trunk,
+            } => self.dial(endpoint, now, leg, &target, timeout, may_use_trunk),
             CallNotice::Enqueue { leg, queue } => self.enqueue(endpoint, now, leg, &queue),
             CallNotice::Digit {
                 leg,

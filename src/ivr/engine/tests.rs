@@ -226,7 +226,8 @@ fn menu_retry_count_survives_on_invalid_round_trips() {
         h.key('7'),
         vec![Command::Dial {
             target: "101".into(),
-            timeout: Duration::from_secs(30)
+            timeout: Duration::from_secs(30),
+            literal: true,
         }]
     );
     assert_eq!(
@@ -259,7 +260,8 @@ fn menu_timeouts_repeat_the_prompt_and_count_as_tries() {
         h.fire(),
         vec![Command::Dial {
             target: "101".into(),
-            timeout: Duration::from_secs(30)
+            timeout: Duration::from_secs(30),
+            literal: true,
         }]
     );
     assert_eq!(
@@ -420,7 +422,8 @@ fn gather_without_prompt_or_terminator() {
         h.key('0'),
         vec![Command::Dial {
             target: "#10".into(),
-            timeout: Duration::from_secs(30)
+            timeout: Duration::from_secs(30),
+            literal: false,
         }]
     );
 }

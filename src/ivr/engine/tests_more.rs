@@ -194,7 +194,8 @@ fn dial_answered_completed_and_failed() {
         h.start(),
         vec![Command::Dial {
             target: "101".into(),
-            timeout: Duration::from_secs(20)
+            timeout: Duration::from_secs(20),
+            literal: true,
         }]
     );
     assert_eq!(h.ev(Event::DialResult(DialResult::Answered)), vec![]);

@@ -61,7 +61,8 @@ impl Calls {
 
     /// A flow's `dial` node: an operator's extension rings their registered phone; the dialplan's
     /// external prefix + a number goes out through its trunk (the same numbers an operator's
-    /// phone may dial).
+    /// phone may dial), but only when the flow file names it (`may_use_trunk`): a target built
+    /// from variables may carry the caller's digits, and the caller must never reach the trunk.
     pub(super) fn dial(
         &mut self,
         endpoint: &mut Endpoint,
@@ -69,15 +70,23 @@ impl Calls {
         caller_leg: LegId,
         target: &str,
         timeout: Duration,
+        may_use_trunk: bool,
     ) {
         let external = self.config.external.as_ref().and_then(|x| {
             crate::sip::endpoint::external_number(&x.prefix, target).map(str::to_string)
         });
         let ringing = match external {
-            Some(number) if !self.acd.is_operator(target) => {
+            _ if self.acd.is_operator(target) => {
+                self.ring_operator(endpoint, now, caller_leg, target, None)
+            }
+            Some(number) if may_use_trunk => {
                 self.ring_trunk(endpoint, now, caller_leg, &number, None)
             }
-            _ => self.ring_operator(endpoint, now, caller_leg, target, None),
+            Some(_) => {
+                tracing::warn!(caller_leg, %target, "a dial target built from variables is an external number: refused (toll fraud)");
+                Err("dial.external_not_allowed")
+            }
+            None => self.ring_operator(endpoint, now, caller_leg, target, None),
         };
         match ringing {
             Ok(out) => {
@@ -380,5 +389,34 @@ fn ring_failure(reason: EndReason) -> crate::queue::RingFailure {
         EndReason::Rejected(603) => RingFailure::Rejected,
         EndReason::Rejected(408 | 480 | 487) | EndReason::Cancelled => RingFailure::NoAnswer,
         _ => RingFailure::Unreachable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refusal_for;
+
+    #[test]
+    fn the_far_ends_refusal_reaches_the_operator_as_the_nearest_status() {
+        let table = [
+            ("busy", 486),
+            ("rejected.600", 486),
+            ("rejected.404", 404),
+            ("rejected.604", 404),
+            ("rejected.484", 484),
+            ("rejected.403", 403),
+            ("rejected.603", 603),
+            ("rejected.488", 488),
+            ("rejected.401", 503),
+            ("rejected.407", 503),
+            ("rejected.502", 503),
+            ("rejected.480", 480),
+            ("no_answer", 480),
+            ("dial.not_registered", 480),
+            ("rejected.garbage", 480),
+        ];
+        for (reason, status) in table {
+            assert_eq!(refusal_for(reason).0, status, "{reason}");
+        }
     }
 }

@@ -23,10 +23,20 @@ pub struct OutboundTarget {
 }
 
 /// A SIP account we authenticate with when a peer challenges our INVITE (RFC 3261 §22.2).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct DigestLogin {
     pub username: String,
     pub password: String,
+}
+
+/// The password never reaches a log through `{:?}`.
+impl std::fmt::Debug for DigestLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DigestLogin")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Answers per INVITE: one to the first challenge, more only while the peer says our nonce went
@@ -238,19 +248,15 @@ impl Endpoint {
         self.drain_uac(now, id);
     }
 
-    /// A 401/407 to our INVITE: answered with a new INVITE carrying credentials when we have an
-    /// account for this leg and the challenge is one we may answer. False: the leg ends.
-    fn answer_challenge(&mut self, now: Instant, id: u64, response: &Response) -> bool {
-        let Some(t) = self.uac.get(&id) else {
-            return false;
-        };
-        let Some(login) = t.login.clone() else {
-            return false;
-        };
+    /// The repeated INVITE that answers a 401/407 to transaction `id`, when we have an account
+    /// for its leg and the challenge is one we may answer; `None`: the challenge is a refusal.
+    fn challenge_answer(&self, id: u64, response: &Response) -> Option<InviteParts> {
+        let t = self.uac.get(&id)?;
+        let login = t.login.clone()?;
         let (challenge_header, credentials_header) = match response.status {
             401 => ("WWW-Authenticate", "Authorization"),
             407 => ("Proxy-Authenticate", "Proxy-Authorization"),
-            _ => return false,
+            _ => return None,
         };
         // The first challenge we can answer (a server may offer SHA-256 and MD5 side by side).
         let Some(challenge) = response
@@ -259,13 +265,13 @@ impl Endpoint {
             .find_map(|v| crate::sip::auth::Challenge::parse(v).ok())
         else {
             tracing::warn!(status = response.status, "a challenge we cannot answer");
-            return false;
+            return None;
         };
         if t.cancel_requested
             || t.auth_answers >= MAX_AUTH_ANSWERS
             || (t.auth_answers > 0 && !challenge.stale)
         {
-            return false;
+            return None;
         }
         let answer = crate::sip::auth::authorize(
             &challenge,
@@ -276,7 +282,7 @@ impl Endpoint {
             1,
             &new_tag(),
         );
-        let parts = InviteParts {
+        Some(InviteParts {
             leg: t.leg,
             peer: t.peer,
             uri: t.uri.clone(),
@@ -288,12 +294,7 @@ impl Endpoint {
             login: Some(login),
             auth_answers: t.auth_answers + 1,
             credentials: Some((credentials_header, answer)),
-        };
-        if let Some(t) = self.uac.get_mut(&id) {
-            t.superseded = true;
-        }
-        self.send_invite(now, parts);
-        true
+        })
     }
 
     /// Stops ringing an outbound leg: CANCEL now if a provisional arrived, else as soon as one
@@ -360,10 +361,15 @@ impl Endpoint {
 
     /// A response whose branch and method match one of our INVITEs.
     pub(super) fn on_invite_response(&mut self, now: Instant, id: u64, response: &Response) {
+        let status = response.status;
+        // Decided before the machine sees the final: over TCP a final ends the transaction at
+        // once (§17.1.1.2) and it is gone after `drain_uac`.
+        let retry = matches!(status, 401 | 407)
+            .then(|| self.challenge_answer(id, response))
+            .flatten();
         let Some(t) = self.uac.get_mut(&id) else {
             return;
         };
-        let status = response.status;
         let ack = (status >= 300).then(|| {
             // §17.1.1.3: the ACK for a non-2xx copies the INVITE's top Via, and takes To from
             // the response.
@@ -382,22 +388,29 @@ impl Endpoint {
             })
         });
         let pass_up = t.machine.on_response(now, status, ack);
-        let leg = t.leg;
+        let (leg, cancelled) = (t.leg, t.cancel_requested);
+        if pass_up && retry.is_some() {
+            t.superseded = true;
+        }
+        if pass_up && status >= 300 {
+            t.cancel_deadline = None;
+        }
         self.drain_uac(now, id);
         if !pass_up {
             return;
         }
         match status {
-            100 => {}
-            101..=199 => {
+            100..=199 => {
+                // §9.1: any provisional, 100 Trying included, lets a pending CANCEL go.
                 if let Some(t) = self.uac.get_mut(&id) {
                     t.provisional = true;
                 }
                 self.maybe_send_cancel(now, id);
-                if self
-                    .legs
-                    .get(&leg)
-                    .is_some_and(|l| l.state == LegState::Early)
+                if status > 100
+                    && self
+                        .legs
+                        .get(&leg)
+                        .is_some_and(|l| l.state == LegState::Early)
                 {
                     self.emit(Event::Outbound {
                         leg,
@@ -406,19 +419,17 @@ impl Endpoint {
                 }
             }
             200..=299 => self.on_2xx(now, id, response),
-            401 | 407 if self.answer_challenge(now, id, response) => {}
-            _ => {
-                let cancelled = self.uac.get(&id).is_some_and(|t| t.cancel_requested);
-                if let Some(t) = self.uac.get_mut(&id) {
-                    t.cancel_deadline = None;
+            _ => match retry {
+                Some(parts) => self.send_invite(now, parts),
+                None => {
+                    let reason = if cancelled {
+                        EndReason::Cancelled
+                    } else {
+                        EndReason::Rejected(status)
+                    };
+                    self.end_leg(leg, reason);
                 }
-                let reason = if cancelled {
-                    EndReason::Cancelled
-                } else {
-                    EndReason::Rejected(status)
-                };
-                self.end_leg(leg, reason);
-            }
+            },
         }
     }
 

@@ -421,7 +421,13 @@ fn a_407_is_answered_once_with_credentials_in_the_same_dialog() {
 
     let (sent, events) = feed(&mut ep, t0, &challenge(&first, 407, "n1", false));
     assert!(ended(&events).is_none(), "{events:?}");
-    assert!(first_lines(&sent).contains(&"ACK sip:380441234567@127.0.0.1:7000 SIP/2.0"));
+    let ack = sent
+        .iter()
+        .find(|m| m.starts_with("ACK "))
+        .expect("the 407 is ACKed");
+    assert_eq!(header(ack, "CSeq"), "1 ACK");
+    assert_eq!(header(ack, "Via"), header(&first, "Via"), "§17.1.1.3");
+    assert!(header(ack, "To").ends_with(";tag=phone1"), "{ack}");
     let second = sent_invite(&sent);
     assert_eq!(header(&second, "CSeq"), "2 INVITE");
     assert_eq!(header(&second, "Call-ID"), header(&first, "Call-ID"));
@@ -530,5 +536,100 @@ fn a_cancel_while_challenged_is_not_followed_by_a_new_invite() {
         &challenge(&sent_invite(&sent), 407, "n1", false),
     );
     assert!(!sent.iter().any(|m| m.starts_with("INVITE ")));
+    assert_eq!(ended(&events), Some(EndReason::Cancelled));
+}
+
+#[test]
+fn a_cancel_goes_after_100_trying_too() {
+    let mut ep = endpoint();
+    let t0 = crate::testing::t0();
+    let (leg, invite) = dial(&mut ep, t0);
+    let (_, events) = feed(&mut ep, t0, &response(&invite, 100, "Trying", ""));
+    assert!(
+        events.is_empty(),
+        "100 is not progress for the call layer: {events:?}"
+    );
+    ep.cancel(t0, leg);
+    let (sent, _) = drain(&mut ep);
+    assert_eq!(
+        first_lines(&sent),
+        ["CANCEL sip:101@127.0.0.1:7000 SIP/2.0"]
+    );
+}
+
+#[test]
+fn a_cancel_after_a_challenge_belongs_to_the_repeated_invite() {
+    let mut ep = endpoint();
+    let t0 = crate::testing::t0();
+    let leg = ep.dial(t0, trunk_target());
+    let (sent, _) = drain(&mut ep);
+    let (sent, _) = feed(
+        &mut ep,
+        t0,
+        &challenge(&sent_invite(&sent), 407, "n1", false),
+    );
+    let second = sent_invite(&sent);
+    let (_, events) = feed(&mut ep, t0, &response(&second, 180, "Ringing", ""));
+    assert!(matches!(
+        events.as_slice(),
+        [Event::Outbound {
+            update: OutboundUpdate::Progress(180),
+            ..
+        }]
+    ));
+    ep.cancel(t0, leg);
+    let (sent, _) = drain(&mut ep);
+    assert_eq!(
+        first_lines(&sent),
+        ["CANCEL sip:380441234567@127.0.0.1:7000 SIP/2.0"]
+    );
+    assert_eq!(header(&sent[0], "Via"), header(&second, "Via"));
+    assert_eq!(header(&sent[0], "CSeq"), "2 CANCEL");
+    let (sent, events) = feed(
+        &mut ep,
+        t0,
+        &response(&second, 487, "Request Terminated", ""),
+    );
+    assert_eq!(header(&sent[0], "CSeq"), "2 ACK");
+    assert_eq!(ended(&events), Some(EndReason::Cancelled));
+}
+
+#[test]
+fn over_tcp_a_challenge_is_answered_and_a_487_after_cancel_is_a_cancel() {
+    let tcp = Peer {
+        transport: TransportKind::Tcp,
+        ..phone()
+    };
+    let mut ep = endpoint();
+    let t0 = crate::testing::t0();
+    let leg = ep.dial(
+        t0,
+        OutboundTarget {
+            peer: tcp,
+            ..trunk_target()
+        },
+    );
+    let (sent, _) = drain(&mut ep);
+    ep.handle_packet(
+        t0,
+        utc(),
+        tcp,
+        &challenge(&sent_invite(&sent), 401, "n1", false),
+    );
+    let (sent, events) = drain(&mut ep);
+    assert!(ended(&events).is_none(), "{events:?}");
+    let second = sent_invite(&sent);
+    assert!(header(&second, "Authorization").starts_with("Digest "));
+    ep.handle_packet(t0, utc(), tcp, &response(&second, 180, "Ringing", ""));
+    ep.cancel(t0, leg);
+    let (sent, _) = drain(&mut ep);
+    assert!(first_lines(&sent).contains(&"CANCEL sip:380441234567@127.0.0.1:7000 SIP/2.0"));
+    ep.handle_packet(
+        t0,
+        utc(),
+        tcp,
+        &response(&second, 487, "Request Terminated", ""),
+    );
+    let (_, events) = drain(&mut ep);
     assert_eq!(ended(&events), Some(EndReason::Cancelled));
 }
