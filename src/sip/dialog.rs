@@ -61,6 +61,10 @@ pub struct Leg {
     pub end_reported: bool,
     /// Where the leg is in the endpoint's timer heap.
     pub scheduled: Option<Instant>,
+    /// The account a leg we dialed authenticates with (a trunk's): a challenge to our BYE is
+    /// answered once, so the far end really ends the call (and its billing).
+    pub login: Option<crate::sip::endpoint::DigestLogin>,
+    pub bye_challenge_answered: bool,
 }
 
 impl Leg {
@@ -73,6 +77,18 @@ impl Leg {
         branch: &str,
         cseq: u32,
     ) -> Bytes {
+        self.in_dialog_request_with(method, advertised, branch, cseq, &[])
+    }
+
+    /// [`Leg::in_dialog_request`] with `extra` headers (e.g. `Authorization`).
+    pub fn in_dialog_request_with(
+        &self,
+        method: &str,
+        advertised: &str,
+        branch: &str,
+        cseq: u32,
+        extra: &[(&str, &str)],
+    ) -> Bytes {
         let via = format!(
             "SIP/2.0/{} {advertised};branch={branch};rport",
             self.peer.transport.via_name()
@@ -81,6 +97,7 @@ impl Leg {
             .route_set
             .iter()
             .map(|r| ("Route", r.as_str()))
+            .chain(extra.iter().copied())
             .collect();
         super::message::build::request(&super::message::build::RequestSpec {
             method,

@@ -582,8 +582,60 @@ impl Endpoint {
             && response.status >= 200
             && let Some(leg) = leg
         {
+            if matches!(response.status, 401 | 407)
+                && response.cseq_method.as_str() == "BYE"
+                && self.answer_bye_challenge(now, leg, &response)
+            {
+                return;
+            }
             self.end_leg(leg, EndReason::LocalBye);
         }
+    }
+
+    /// A 401/407 to our BYE on a leg with an account (a trunk's): the BYE goes again with
+    /// credentials (RFC 3261 §22.3, CSeq + 1). Once: a second challenge ends the leg anyway.
+    fn answer_bye_challenge(&mut self, now: Instant, leg: LegId, response: &Response) -> bool {
+        let (challenge_header, credentials_header) = match response.status {
+            401 => ("WWW-Authenticate", "Authorization"),
+            _ => ("Proxy-Authenticate", "Proxy-Authorization"),
+        };
+        let Some(challenge) = response
+            .headers
+            .get_all(challenge_header)
+            .find_map(|v| crate::sip::auth::Challenge::parse(v).ok())
+        else {
+            return false;
+        };
+        let advertised = self.config.advertised.clone();
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return false;
+        };
+        let Some(login) = l.login.clone().filter(|_| !l.bye_challenge_answered) else {
+            return false;
+        };
+        l.bye_challenge_answered = true;
+        l.local_cseq += 1;
+        let credentials = crate::sip::auth::authorize(
+            &challenge,
+            &login.username,
+            &login.password,
+            "BYE",
+            &l.remote_target,
+            1,
+            &new_tag(),
+        );
+        let branch = format!("z9hG4bK{}", new_tag());
+        let bytes = l.in_dialog_request_with(
+            "BYE",
+            &advertised,
+            &branch,
+            l.local_cseq,
+            &[(credentials_header, credentials.as_str())],
+        );
+        let peer = l.peer;
+        let key = TransactionKey::client(&branch, "BYE");
+        self.start_client(now, key, peer, Some(leg), bytes);
+        true
     }
 
     // ---- legs ----------------------------------------------------------------------------

@@ -154,6 +154,8 @@ impl Endpoint {
             pending_reinvite: None,
             end_reported: false,
             scheduled: None,
+            login: to.login.clone(),
+            bye_challenge_answered: false,
         };
         self.legs.insert(leg_id, leg);
         self.dialogs.insert((call_id.clone(), local_tag), leg_id);

@@ -633,3 +633,35 @@ fn over_tcp_a_challenge_is_answered_and_a_487_after_cancel_is_a_cancel() {
     let (_, events) = drain(&mut ep);
     assert_eq!(ended(&events), Some(EndReason::Cancelled));
 }
+
+#[test]
+fn a_challenge_to_our_bye_is_answered_once_on_a_trunk_leg() {
+    let mut ep = endpoint();
+    let t0 = crate::testing::t0();
+    let leg = ep.dial(t0, trunk_target());
+    let (sent, _) = drain(&mut ep);
+    let invite = sent_invite(&sent);
+    feed(&mut ep, t0, &response(&invite, 200, "OK", "v=0\r\n"));
+    ep.hangup(t0, leg);
+    let (sent, _) = drain(&mut ep);
+    let bye = sent[0].clone();
+    assert_eq!(header(&bye, "CSeq"), "2 BYE");
+
+    let (sent, events) = feed(&mut ep, t0, &challenge(&bye, 407, "b1", false));
+    assert!(events.is_empty(), "the leg is not over yet: {events:?}");
+    let again = sent
+        .iter()
+        .find(|m| m.starts_with("BYE "))
+        .expect("a second BYE");
+    assert_eq!(header(again, "CSeq"), "3 BYE");
+    let creds = crate::sip::auth::Credentials::parse(header(again, "Proxy-Authorization")).unwrap();
+    assert_eq!(
+        (creds.username.as_str(), creds.uri.as_str()),
+        ("acme", "sip:101@127.0.0.1:7000;ob")
+    );
+
+    // A second challenge is not answered again: the leg ends.
+    let (sent, events) = feed(&mut ep, t0, &challenge(again, 407, "b2", false));
+    assert!(!sent.iter().any(|m| m.starts_with("BYE ")), "{sent:?}");
+    assert_eq!(ended(&events), Some(EndReason::LocalBye));
+}

@@ -251,6 +251,8 @@ impl Endpoint {
             pending_reinvite: None,
             end_reported: false,
             scheduled: None,
+            login: None,
+            bye_challenge_answered: false,
         };
         self.legs.insert(leg_id, leg);
         self.dialogs
