@@ -17,7 +17,8 @@ pub(super) struct OutboundLeg {
     /// A queue ring's answered media, until the ACD says to bridge it.
     pub(super) answered_media: Option<(std::net::UdpSocket, std::net::UdpSocket, SessionConfig)>,
     pub(super) answered: bool,
-    /// The ACD counts this call as the operator's (so its end is reported once).
+    /// The ACD counts this call as the operator's (so its end is reported once): from the
+    /// answer, or from the first ring for an operator's own call out through a trunk.
     pub(super) counted: bool,
     /// We gave up on this leg ourselves (cancelled, timed out): its end is not news for the flow
     /// or the queue.
@@ -175,14 +176,18 @@ impl Calls {
             sdp: Bytes::new(),
             login,
         };
-        self.ring_leg(
-            endpoint,
-            now,
-            caller_leg,
-            target,
-            placed_by.unwrap_or(""),
-            None,
-        )
+        let ext = placed_by.unwrap_or("");
+        let out = self.ring_leg(endpoint, now, caller_leg, target, ext, None)?;
+        if let Some(operator) = placed_by
+            && let Some(o) = self.outbound.get_mut(&out)
+        {
+            // The operator is on this call from the first ring: no queue call is offered to
+            // them meanwhile beyond their `max_calls`.
+            o.counted = true;
+            self.acd.call_started(now, operator);
+            self.run_acd(endpoint, now);
+        }
+        Ok(out)
     }
 
     /// Binds the leg's RTP port, writes our offer into `target` and sends the INVITE; the
@@ -273,9 +278,11 @@ impl Calls {
             self.run_acd(endpoint, now);
             return;
         }
-        o.counted = true;
-        let ext = o.ext.clone();
-        self.acd.call_started(now, &ext);
+        if !o.counted {
+            o.counted = true;
+            let ext = o.ext.clone();
+            self.acd.call_started(now, &ext);
+        }
         if self.active.get(&caller).is_some_and(|a| !a.answered) {
             // A direct call: the caller is answered now, with no flow.
             self.answer_leg(endpoint, now, caller);
@@ -316,6 +323,8 @@ impl Calls {
         });
         if o.counted {
             self.acd.call_ended(now, &o.ext, o.queue.as_deref());
+        }
+        if o.counted && o.answered {
             if let Some(task) = self.active.get(&o.caller_leg).and_then(|a| a.task.as_ref()) {
                 let _ = task.send(CallCommand::Unbridge);
             }
