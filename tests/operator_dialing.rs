@@ -136,7 +136,7 @@ impl Trunk {
     fn config(&self) -> String {
         format!(
             "[[trunks]]\nname = \"carrier\"\nproxy = \"127.0.0.1:{}\"\n\
-             username = \"acme\"\npassword = \"trunk-pass\"\nfrom_user = \"442071234567\"\n\n\
+             username = \"acme\"\npassword = \"trunk-pass\"\nrealm = \"carrier\"\nfrom_user = \"442071234567\"\n\n\
              [dialplan]\nexternal = {{ prefix = \"9\", trunk = \"carrier\" }}\n",
             self.port
         )

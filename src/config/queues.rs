@@ -120,6 +120,9 @@ pub struct TrunkConfig {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// The carrier's digest realm: challenges of any other realm are not answered.
+    #[serde(default)]
+    pub realm: Option<String>,
     /// The caller id (From user) sent to the trunk; the operator's extension when absent.
     #[serde(default)]
     pub from_user: Option<String>,
@@ -133,6 +136,7 @@ impl std::fmt::Debug for TrunkConfig {
             .field("proxy", &self.proxy)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("realm", &self.realm)
             .field("from_user", &self.from_user)
             .finish()
     }

@@ -166,6 +166,7 @@ impl Calls {
             .map(|username| crate::sip::endpoint::DigestLogin {
                 username,
                 password: trunk.password.clone().unwrap_or_default(),
+                realm: trunk.realm.clone(),
             });
         tracing::info!(caller_leg, placed_by = ?placed_by, trunk = %trunk.name, %number, "dialing out through a trunk");
         let target = crate::sip::endpoint::OutboundTarget {

@@ -599,18 +599,15 @@ impl Endpoint {
             401 => ("WWW-Authenticate", "Authorization"),
             _ => ("Proxy-Authenticate", "Proxy-Authorization"),
         };
-        let Some(challenge) = response
-            .headers
-            .get_all(challenge_header)
-            .find_map(|v| crate::sip::auth::Challenge::parse(v).ok())
-        else {
-            return false;
-        };
         let advertised = self.config.advertised.clone();
         let Some(l) = self.legs.get_mut(&leg) else {
             return false;
         };
         let Some(login) = l.login.clone().filter(|_| !l.bye_challenge_answered) else {
+            return false;
+        };
+        let Some(challenge) = login.pick_challenge(response.headers.get_all(challenge_header))
+        else {
             return false;
         };
         l.bye_challenge_answered = true;

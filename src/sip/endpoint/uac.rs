@@ -27,6 +27,22 @@ pub struct OutboundTarget {
 pub struct DigestLogin {
     pub username: String,
     pub password: String,
+    /// Answer only challenges of this realm (the carrier's), so a hop beyond the trunk cannot
+    /// collect a digest of our password; `None`: any realm.
+    pub realm: Option<String>,
+}
+
+impl DigestLogin {
+    /// The first challenge in `values` this account may answer and we can compute (a server
+    /// may offer SHA-256 and MD5 side by side, or several realms).
+    pub fn pick_challenge<'a>(
+        &self,
+        values: impl Iterator<Item = &'a str>,
+    ) -> Option<crate::sip::auth::Challenge> {
+        values
+            .filter_map(|v| crate::sip::auth::Challenge::parse(v).ok())
+            .find(|c| self.realm.as_ref().is_none_or(|r| *r == c.realm))
+    }
 }
 
 /// The password never reaches a log through `{:?}`.
@@ -35,6 +51,7 @@ impl std::fmt::Debug for DigestLogin {
         f.debug_struct("DigestLogin")
             .field("username", &self.username)
             .field("password", &"<redacted>")
+            .field("realm", &self.realm)
             .finish()
     }
 }
@@ -260,13 +277,12 @@ impl Endpoint {
             407 => ("Proxy-Authenticate", "Proxy-Authorization"),
             _ => return None,
         };
-        // The first challenge we can answer (a server may offer SHA-256 and MD5 side by side).
-        let Some(challenge) = response
-            .headers
-            .get_all(challenge_header)
-            .find_map(|v| crate::sip::auth::Challenge::parse(v).ok())
+        let Some(challenge) = login.pick_challenge(response.headers.get_all(challenge_header))
         else {
-            tracing::warn!(status = response.status, "a challenge we cannot answer");
+            tracing::warn!(
+                status = response.status,
+                "a challenge we cannot or may not answer"
+            );
             return None;
         };
         if t.cancel_requested

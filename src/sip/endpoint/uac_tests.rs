@@ -67,6 +67,7 @@ fn trunk_target() -> OutboundTarget {
         login: Some(DigestLogin {
             username: "acme".into(),
             password: "secret".into(),
+            realm: None,
         }),
         ..target()
     }
@@ -664,4 +665,23 @@ fn a_challenge_to_our_bye_is_answered_once_on_a_trunk_leg() {
     let (sent, events) = feed(&mut ep, t0, &challenge(again, 407, "b2", false));
     assert!(!sent.iter().any(|m| m.starts_with("BYE ")), "{sent:?}");
     assert_eq!(ended(&events), Some(EndReason::LocalBye));
+}
+
+#[test]
+fn a_challenge_from_another_realm_than_the_trunks_is_not_answered() {
+    let mut ep = endpoint();
+    let t0 = crate::testing::t0();
+    let mut target = trunk_target();
+    if let Some(login) = target.login.as_mut() {
+        login.realm = Some("the-carrier".into()); // the challenges here say "carrier"
+    }
+    ep.dial(t0, target);
+    let (sent, _) = drain(&mut ep);
+    let (sent, events) = feed(
+        &mut ep,
+        t0,
+        &challenge(&sent_invite(&sent), 401, "n1", false),
+    );
+    assert!(!sent.iter().any(|m| m.starts_with("INVITE ")), "{sent:?}");
+    assert_eq!(ended(&events), Some(EndReason::Rejected(401)));
 }
