@@ -71,6 +71,11 @@ impl Queue {
         self.waiting.iter().map(|w| (w.id, w.joined))
     }
 
+    /// How many callers are waiting.
+    pub fn waiting_count(&self) -> usize {
+        self.waiting.len()
+    }
+
     /// 1-based position of a waiting caller.
     pub fn position(&self, caller: CallerId) -> Option<usize> {
         self.waiting
