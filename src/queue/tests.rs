@@ -236,7 +236,7 @@ fn in_a_long_queue_a_freed_operator_goes_to_the_first_caller_it_may_serve() {
         cfg.wrap_up = Duration::ZERO;
         let mut t = T::with(cfg);
         let mut rings: Vec<(CallerId, String)> = Vec::new();
-        let mut note = |cmds: Vec<QueueCommand>, rings: &mut Vec<(CallerId, String)>| {
+        let note = |cmds: Vec<QueueCommand>, rings: &mut Vec<(CallerId, String)>| {
             for cmd in cmds {
                 match cmd {
                     Ring { caller, ext } => rings.push((caller, ext)),
