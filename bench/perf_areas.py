@@ -3,7 +3,7 @@
 named areas (a sample counts in every area its stack passes through, so areas overlap), then the
 functions of the server and of the kernel with the largest inclusive share.
 
-    perf script -i perf.data -F comm,ip,sym | python3 bench/perf_areas.py media|ivr
+    perf script -i perf.data -F comm,ip,sym | python3 bench/perf_areas.py media|ivr|queue
 """
 import re
 import sys
@@ -60,6 +60,11 @@ areas = [
     ("  Endpoint::handle_packet", lambda s: has(s, "Endpoint::handle_packet")),
     ("  incoming_call", lambda s: has(s, "incoming_call")),
     ("  starting a call task (calls::, bind sockets)", lambda s: has(s, "SipTask::run") and has(s, "runtime::calls::")),
+    ("  queues and operators (runtime::acd, queue::)", lambda s: has(s, "runtime::acd::") or has(s, "openline::queue::")),
+    ("    Acd::poll_timeout (per SIP loop turn, from Calls::next_wake)", lambda s: has(s, "Acd::poll_timeout")),
+    ("    queue dispatch (Queue::dispatch, policy::pick)", lambda s: has(s, "Queue::dispatch") or has(s, "policy::pick")),
+    ("    Acd::publish (gauges)", lambda s: has(s, "Acd::publish")),
+    ("  ringing an operator (Calls::ring_operator)", lambda s: has(s, "ring_operator")),
     ("UDP reader (transport, recvfrom)", lambda s: has(s, "transport::") and has(s, "recvfrom")),
     ("records writer (records::)", lambda s: not sqlx(s) and has(s, "records::")),
     ("SQLite thread (sqlx-sqlite-worker)", sqlx),

@@ -6,7 +6,8 @@
 //! * `in_order` and `evenly` ring the member the strategy names;
 //! * abandon: the caller hangs up while phones ring: each gets a CANCEL, no INVITE follows, and
 //!   the call ends `queue.abandoned` with its wait;
-//! * missed rings set an operator away, visible in the API, and away operators are not rung.
+//! * missed rings set an operator away, visible in the API, and away operators are not rung;
+//! * the gauges `openline_queue_waiting` and `openline_operators{state}` follow a queue call.
 //!
 //! baresip stands in for real softphones in `softphone_e2e.rs`.
 
@@ -383,4 +384,75 @@ fn missed_rings_set_the_operator_away_with_the_reason_until_set_online() {
         .expect("cancelled");
     let call = server.finished_call("q-missed");
     assert_eq!(call["disposition"], "queue.abandoned", "{call:#}");
+}
+
+/// Polls `GET /metrics` until every line of `want` is in it, or panics with the last scrape.
+fn wait_for_metrics(server: &Server, want: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, text) = server.text("/metrics");
+        if want.iter().all(|line| text.lines().any(|l| l == *line)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "want {want:?} in:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn gauges_show_the_waiting_caller_and_each_operator_state_through_a_queue_call() {
+    let temp = tempfile::tempdir().unwrap();
+    let config = "[[queues]]\nname = \"sales\"\nmembers = [\"101\", \"102\"]\nstrategy = \"in_order\"\nwrap_up = \"0s\"\n";
+    let server = queue_server(temp.path(), config);
+    let mut p101 = Phone::register(server.sip, "101", "s3cret-101");
+    wait_for_metrics(
+        &server,
+        &[
+            "openline_queue_waiting{queue=\"sales\"} 0",
+            "openline_operators{state=\"available\"} 1",
+            "openline_operators{state=\"unregistered\"} 1",
+            "openline_operators{state=\"ringing\"} 0",
+        ],
+    );
+
+    let sip = UdpPeer::new(server.sip);
+    let mut rtp = RtpPeer::new();
+    let ok = call_in(&sip, &mut rtp, "q-gauges");
+    let invite = rung(&mut rtp, &mut p101, Duration::from_secs(15)).expect("101 rings");
+    p101.ringing(&invite);
+    wait_for_metrics(
+        &server,
+        &[
+            "openline_queue_waiting{queue=\"sales\"} 1",
+            "openline_operators{state=\"ringing\"} 1",
+            "openline_operators{state=\"available\"} 0",
+        ],
+    );
+
+    let mut op_rtp = RtpPeer::new();
+    op_rtp.remote = Some(sdp_media_addr(&invite));
+    p101.answer(&invite, op_rtp.port());
+    wait_for_metrics(
+        &server,
+        &[
+            "openline_queue_waiting{queue=\"sales\"} 0",
+            "openline_operators{state=\"talking\"} 1",
+            "openline_operators{state=\"ringing\"} 0",
+        ],
+    );
+
+    // The caller hangs up: the operator's leg ends and (no wrap-up) they are available again.
+    bye(&sip, "q-gauges", &ok);
+    p101.wait_for("BYE ", Duration::from_secs(5))
+        .expect("the operator's leg ends");
+    wait_for_metrics(
+        &server,
+        &[
+            "openline_operators{state=\"talking\"} 0",
+            "openline_operators{state=\"available\"} 1",
+            "openline_operators{state=\"unregistered\"} 1",
+        ],
+    );
+    let call = server.finished_call("q-gauges");
+    assert_eq!(call["operator"], "101", "{call:#}");
 }

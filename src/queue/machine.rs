@@ -71,6 +71,11 @@ impl Queue {
         self.waiting.iter().map(|w| (w.id, w.joined))
     }
 
+    /// How many callers are waiting.
+    pub fn waiting_count(&self) -> usize {
+        self.waiting.len()
+    }
+
     /// 1-based position of a waiting caller.
     pub fn position(&self, caller: CallerId) -> Option<usize> {
         self.waiting
@@ -295,7 +300,7 @@ impl Queue {
         }
     }
 
-    /// Offers waiting callers, head first, to the operators still free.
+    /// Offers waiting callers, head first, to the operators still free, until none is.
     fn dispatch(&mut self, now: Instant) {
         for op in self.operators.values_mut() {
             if op.wrap_up_until.is_some_and(|t| t <= now) {
@@ -317,6 +322,13 @@ impl Queue {
                 now,
             };
             let pick = policy::pick(strategy, &offer);
+            if pick.ring.is_empty() {
+                // Nobody may be rung, and who may be does not depend on the caller: the callers
+                // behind this one would find nobody either. Stopping here keeps a dispatch with
+                // a long queue and busy operators from walking every caller × every member (it
+                // was about half of the SIP task's time with 150 waiting and 50 members).
+                break;
+            }
             if pick.new_round {
                 w.tried.clear();
             }

@@ -45,7 +45,8 @@ pub fn candidates<'a>(offer: &Offer<'a>) -> Vec<&'a OperatorState> {
 /// * `All`: every candidate.
 ///
 /// When every candidate has been tried this round, a new round starts (`new_round`), so `InOrder`
-/// wraps to the first member after the last.
+/// wraps to the first member after the last. The pick is empty only when there is no candidate,
+/// which does not depend on the caller (`tried` only orders the candidates).
 pub fn pick(strategy: Strategy, offer: &Offer<'_>) -> Pick {
     let all = candidates(offer);
     if all.is_empty() {

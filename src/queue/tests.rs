@@ -228,6 +228,50 @@ fn callers_are_offered_in_fifo_order() {
 }
 
 #[test]
+fn in_a_long_queue_a_freed_operator_goes_to_the_first_caller_it_may_serve() {
+    // `dispatch` stops at the first caller who finds nobody to ring (the callers behind would
+    // find nobody either): the freed operator must still go where FIFO and the strategy say.
+    for strategy in [Strategy::Evenly, Strategy::InOrder, Strategy::All] {
+        let mut cfg = config(strategy, &["101", "102", "103"]);
+        cfg.wrap_up = Duration::ZERO;
+        let mut t = T::with(cfg);
+        let mut rings: Vec<(CallerId, String)> = Vec::new();
+        let note = |cmds: Vec<QueueCommand>, rings: &mut Vec<(CallerId, String)>| {
+            for cmd in cmds {
+                match cmd {
+                    Ring { caller, ext } => rings.push((caller, ext)),
+                    CancelRing { caller, ext, .. } => rings.retain(|r| *r != (caller, ext.clone())),
+                    _ => {}
+                }
+            }
+        };
+        for caller in 1..=500 {
+            let cmds = t.join(0, caller);
+            note(cmds, &mut rings);
+        }
+        // Every ring is answered until all three operators talk (to callers 1, 2, 3).
+        while !rings.is_empty() {
+            let (caller, ext) = rings.remove(0);
+            let cmds = t.answer(1, caller, &ext);
+            note(cmds, &mut rings);
+        }
+        assert_eq!(t.q.position(4), Some(1), "{strategy:?}");
+        assert_eq!(t.q.waiting_count(), 497, "{strategy:?}");
+
+        t.q.call_ended(t.at(10), "102");
+        assert_eq!(t.drain(), [ring(4, "102")], "{strategy:?}");
+        t.q.call_ended(t.at(11), "101");
+        let want = match strategy {
+            // `all` tops up the ring of the head caller ...
+            Strategy::All => ring(4, "101"),
+            // ... the others ring one member per caller: the next caller without a ring.
+            Strategy::Evenly | Strategy::InOrder => ring(5, "101"),
+        };
+        assert_eq!(t.drain(), [want], "{strategy:?}");
+    }
+}
+
+#[test]
 fn wrap_up_keeps_an_operator_from_ringing_until_it_ends() {
     let mut t = T::with(config(Strategy::InOrder, &["101"]));
     assert_eq!(t.join(0, 1), [ring(1, "101")]);

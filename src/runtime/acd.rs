@@ -14,6 +14,9 @@
 //!   nothing of the first queue's wait) and the shell hears [`AcdAction::Joined`] again.
 //! * **Wrap-up** follows queue calls only (the queue's `wrap_up`); a call from a flow's `dial`
 //!   counts toward `max_calls` but has no wrap-up.
+//! * **Gauges** (`openline_queue_waiting{queue}`, `openline_operators{state}`) are set whenever the
+//!   ACD settles after an input, i.e. on ACD changes only, never per SIP message. The one change
+//!   without an input, a wrap-up running out, is a wake-up of its own in [`Acd::poll_timeout`].
 
 use crate::config::QueueFileConfig;
 use crate::queue::{
@@ -93,6 +96,66 @@ struct Operator {
 struct QueueEntry {
     core: Queue,
     media: QueueMedia,
+    /// `openline_queue_waiting{queue=…}`.
+    waiting_gauge: metrics::Gauge,
+}
+
+/// An operator's live state: what the API shows and what `openline_operators{state}` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LiveState {
+    Offline,
+    Away,
+    Ringing,
+    Talking,
+    WrapUp,
+    Available,
+    Unregistered,
+}
+
+impl LiveState {
+    /// In declaration order, so `state as usize` is a state's index here.
+    const ALL: [LiveState; 7] = [
+        LiveState::Offline,
+        LiveState::Away,
+        LiveState::Ringing,
+        LiveState::Talking,
+        LiveState::WrapUp,
+        LiveState::Available,
+        LiveState::Unregistered,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            LiveState::Offline => "offline",
+            LiveState::Away => "away",
+            LiveState::Ringing => "ringing",
+            LiveState::Talking => "talking",
+            LiveState::WrapUp => "wrap-up",
+            LiveState::Available => "available",
+            LiveState::Unregistered => "unregistered",
+        }
+    }
+
+    /// The first that holds, in this order: a status a person set to offline, ringing, on a
+    /// call, in wrap-up, away, not registered, else available.
+    fn of(op: &Operator, now: Instant) -> LiveState {
+        let s = &op.state;
+        if s.status == Presence::Offline {
+            LiveState::Offline
+        } else if op.ringing.is_some() {
+            LiveState::Ringing
+        } else if s.active_calls > 0 {
+            LiveState::Talking
+        } else if s.in_wrap_up(now) {
+            LiveState::WrapUp
+        } else if s.status == Presence::Away {
+            LiveState::Away
+        } else if !s.registered {
+            LiveState::Unregistered
+        } else {
+            LiveState::Available
+        }
+    }
 }
 
 /// One operator's live state for the API.
@@ -136,6 +199,11 @@ pub struct Acd {
     /// Waiting callers: which queue they are in.
     callers: HashMap<CallerId, String>,
     actions: std::collections::VecDeque<AcdAction>,
+    /// `openline_operators{state=…}`, in [`LiveState::ALL`] order. Handles are looked up once:
+    /// setting one is an atomic store.
+    state_gauges: [metrics::Gauge; LiveState::ALL.len()],
+    /// The next wrap-up end, when an operator's state (and the gauges) change with no input.
+    next_wrap_up_end: Option<Instant>,
 }
 
 /// An operator from the config with the status stored for them.
@@ -173,6 +241,9 @@ impl Acd {
             operators: BTreeMap::new(),
             callers: HashMap::new(),
             actions: Default::default(),
+            state_gauges: LiveState::ALL
+                .map(|state| metrics::gauge!("openline_operators", "state" => state.as_str())),
+            next_wrap_up_end: None,
         };
         for q in queues {
             match Queue::new(q.core()) {
@@ -187,6 +258,9 @@ impl Acd {
                                 record: q.record,
                                 rating_flow: q.rating_flow.clone(),
                             },
+                            waiting_gauge: metrics::gauge!(
+                                "openline_queue_waiting", "queue" => q.name.clone()
+                            ),
                         },
                     );
                 }
@@ -212,6 +286,7 @@ impl Acd {
         for ext in exts {
             acd.push(now, &ext);
         }
+        acd.publish(now);
         acd
     }
 
@@ -231,10 +306,12 @@ impl Acd {
         self.actions.pop_front()
     }
 
+    /// When to call [`Acd::handle_timeout`]: the queues' timers, and the next wrap-up end.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.queues
             .values()
             .filter_map(|q| q.core.poll_timeout())
+            .chain(self.next_wrap_up_end)
             .min()
     }
 
@@ -423,27 +500,12 @@ impl Acd {
     fn operator_snapshot(&self, now: Instant, ext: &str) -> Option<OperatorSnapshot> {
         let op = self.operators.get(ext)?;
         let s = &op.state;
-        let state = if s.status == Presence::Offline {
-            "offline"
-        } else if op.ringing.is_some() {
-            "ringing"
-        } else if s.active_calls > 0 {
-            "talking"
-        } else if s.in_wrap_up(now) {
-            "wrap-up"
-        } else if s.status == Presence::Away {
-            "away"
-        } else if !s.registered {
-            "unregistered"
-        } else {
-            "available"
-        };
         Some(OperatorSnapshot {
             extension: ext.to_string(),
             name: op.name.clone(),
             status: presence_name(s.status).to_string(),
             status_reason: op.status_reason.clone(),
-            state: state.to_string(),
+            state: LiveState::of(op, now).as_str().to_string(),
             registered: s.registered,
             active_calls: s.active_calls,
             max_calls: s.max_calls,
@@ -519,6 +581,28 @@ impl Acd {
                 break;
             }
         }
+        self.publish(now);
+    }
+
+    /// Sets the gauges from the state the last input left, and notes the next wrap-up end (an
+    /// operator becomes available then with no input, so [`Acd::poll_timeout`] wakes for it).
+    /// A walk over the operators, once per ACD input.
+    fn publish(&mut self, now: Instant) {
+        for q in self.queues.values() {
+            q.waiting_gauge.set(q.core.waiting_count() as f64);
+        }
+        let mut counts = [0u32; LiveState::ALL.len()];
+        let mut next_wrap_up_end: Option<Instant> = None;
+        for op in self.operators.values() {
+            counts[LiveState::of(op, now) as usize] += 1;
+            if let Some(until) = op.state.wrap_up_until.filter(|t| *t > now) {
+                next_wrap_up_end = Some(next_wrap_up_end.map_or(until, |t| t.min(until)));
+            }
+        }
+        for (gauge, count) in self.state_gauges.iter().zip(counts) {
+            gauge.set(f64::from(count));
+        }
+        self.next_wrap_up_end = next_wrap_up_end;
     }
 
     fn apply(&mut self, now: Instant, queue: &str, command: QueueCommand) {
@@ -603,5 +687,56 @@ impl Acd {
                 self.adopt(now, queue, &ext);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn acd(queue_toml: &str, now: Instant) -> Acd {
+        #[derive(serde::Deserialize)]
+        struct File {
+            queues: Vec<QueueFileConfig>,
+        }
+        let file: File = toml::from_str(queue_toml).unwrap();
+        let seed = OperatorSeed {
+            extension: "101".into(),
+            name: "Olena".into(),
+            max_calls: 1,
+            status: Presence::Online,
+            status_reason: None,
+        };
+        let mut acd = Acd::new(&file.queues, vec![seed], now);
+        acd.set_registered(now, "101", true);
+        acd
+    }
+
+    fn state(acd: &Acd, now: Instant) -> String {
+        acd.operators_snapshot(now)[0].state.clone()
+    }
+
+    #[test]
+    fn the_end_of_a_wrap_up_is_a_wake_up_even_with_nobody_waiting() {
+        // The operator's state (and its gauge) changes when wrap-up runs out, with no input:
+        // the ACD must ask to be woken then, or the gauge would show wrap-up until the next call.
+        let t0 = crate::testing::t0();
+        let mut acd = acd(
+            "[[queues]]\nname = \"sales\"\nmembers = [\"101\"]\nwrap_up = \"10s\"\n",
+            t0,
+        );
+        assert_eq!(acd.poll_timeout(), None);
+        acd.call_started(t0, "101");
+        assert_eq!(state(&acd, t0), "talking");
+        let ended = t0 + Duration::from_secs(5);
+        acd.call_ended(ended, "101", Some("sales"));
+        assert_eq!(state(&acd, ended), "wrap-up");
+        let until = ended + Duration::from_secs(10);
+        assert_eq!(acd.poll_timeout(), Some(until));
+
+        acd.handle_timeout(until);
+        assert_eq!(state(&acd, until), "available");
+        assert_eq!(acd.poll_timeout(), None, "no wake-up left");
     }
 }
