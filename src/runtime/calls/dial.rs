@@ -283,6 +283,7 @@ impl Calls {
             o.counted = true;
             let ext = o.ext.clone();
             self.acd.call_started(now, &ext);
+            self.run_acd(endpoint, now);
         }
         if self.active.get(&caller).is_some_and(|a| !a.answered) {
             // A direct call: the caller is answered now, with no flow.
