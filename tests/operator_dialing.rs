@@ -188,6 +188,14 @@ impl Trunk {
     }
 }
 
+/// The call has two legs, the second to the far number at the trunk.
+fn assert_trunk_leg(call: &serde_json::Value) {
+    let legs = call["legs"].as_array().unwrap();
+    assert_eq!(legs.len(), 2, "{call:#}");
+    let remote = legs[1]["remote_uri"].as_str().unwrap();
+    assert!(remote.starts_with(&format!("sip:{NUMBER}@")), "{call:#}");
+}
+
 /// Talks for 4 s and checks that what comes back is our own voice (SIPp echoes it). The window
 /// compared (2.5–3.5 s) starts after the trunk's 2 s of ringing, for a caller a flow answered.
 fn check_echo(rtp: &mut RtpPeer, who: &str) {
@@ -278,15 +286,7 @@ fn an_operator_dials_out_through_the_trunk_with_digest_auth_and_talks() {
         timeline["entries"][0]["data"]["number"], "+380441234567",
         "{timeline:#}"
     );
-    let legs = call["legs"].as_array().unwrap();
-    assert_eq!(legs.len(), 2, "{call:#}");
-    assert!(
-        legs[1]["remote_uri"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("sip:{NUMBER}@")),
-        "{call:#}"
-    );
+    assert_trunk_leg(&call);
 }
 
 #[test]
@@ -319,15 +319,7 @@ fn a_flow_dials_an_external_number_through_the_trunk() {
     trunk.check_finished();
 
     let call = server.finished_call("flow-out");
-    let legs = call["legs"].as_array().unwrap();
-    assert_eq!(legs.len(), 2, "{call:#}");
-    assert!(
-        legs[1]["remote_uri"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("sip:{NUMBER}@")),
-        "{call:#}"
-    );
+    assert_trunk_leg(&call);
 }
 
 #[test]
