@@ -5,8 +5,10 @@
 //! this module keeps only the bookkeeping the SIP side needs and talks to the tasks over channels.
 
 mod dial;
+mod own_calls;
 mod queue;
 
+pub use own_calls::ExternalDialing;
 pub use queue::{AcdRequest, QueueBridge};
 
 use super::acd::Acd;
@@ -24,6 +26,7 @@ use crate::store::{NewCall, NewLeg};
 use bytes::Bytes;
 use chrono::Utc;
 use dial::OutboundLeg;
+use own_calls::Destination;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -49,24 +52,6 @@ pub struct CallsConfig {
     pub node_id: String,
     /// Where authenticated operators' external numbers go (`[dialplan] external`).
     pub external: Option<ExternalDialing>,
-}
-
-/// The dialplan's rule for external numbers: `prefix` + number goes to `trunk`, without the
-/// prefix.
-#[derive(Debug, Clone)]
-pub struct ExternalDialing {
-    pub prefix: String,
-    pub trunk: crate::config::TrunkConfig,
-}
-
-/// Where an incoming call goes (see [`Calls::destination`]).
-enum Destination {
-    /// A colleague's extension, rung directly.
-    Colleague,
-    /// An external number (the prefix stripped), out through the trunk for the operator.
-    External(String),
-    /// `[routes]` → a flow.
-    Routes,
 }
 
 /// How SIP says a call ended, kept until its task has finished.
@@ -289,25 +274,6 @@ impl Calls {
         self.answer_due(endpoint, now);
     }
 
-    /// Where a new call goes: only an authenticated operator reaches a colleague's phone or a
-    /// trunk; everyone else is routed by `[routes]` to a flow.
-    fn destination(&self, operator: Option<&str>, called: &str) -> Destination {
-        let Some(operator) = operator else {
-            return Destination::Routes;
-        };
-        tracing::info!(%operator, %called, "call from an authenticated operator");
-        if self.acd.is_operator(called) {
-            return Destination::Colleague;
-        }
-        self.config
-            .external
-            .as_ref()
-            .and_then(|x| crate::sip::endpoint::external_number(&x.prefix, called))
-            .map_or(Destination::Routes, |n| {
-                Destination::External(n.to_string())
-            })
-    }
-
     /// Our side of the caller's media: the offer negotiated, an RTP port bound and the SDP
     /// answer written (sent when the call is answered). False when the call was refused.
     fn prepare_media(
@@ -346,56 +312,6 @@ impl Calls {
             active.answer_sdp = Some(Bytes::from(answer));
         }
         true
-    }
-
-    /// An operator calls a colleague's extension: the colleague's phone rings, and the caller is
-    /// answered only when it is answered (no flow runs).
-    fn direct_call(
-        &mut self,
-        endpoint: &mut Endpoint,
-        now: Instant,
-        call: &IncomingCall,
-        ext: &str,
-    ) {
-        if !self.prepare_media(endpoint, now, call) {
-            return;
-        }
-        match self.ring_operator(endpoint, now, call.leg, ext, None) {
-            Ok(out) => {
-                endpoint.ring(now, call.leg);
-                self.ring_deadlines.insert((now + DIRECT_RING_TIMEOUT, out));
-            }
-            Err(reason) => {
-                tracing::info!(%ext, %reason, "the dialed operator cannot be rung");
-                endpoint.reject(now, call.leg, 480, "Temporarily Unavailable");
-            }
-        }
-    }
-
-    /// An operator dials an external number: INVITE to the dialplan's trunk, and the operator is
-    /// answered only when the far end answers (no flow runs). Refusals from the far end reach
-    /// the operator's phone as the nearest SIP status.
-    fn trunk_call(
-        &mut self,
-        endpoint: &mut Endpoint,
-        now: Instant,
-        call: &IncomingCall,
-        operator: &str,
-        number: &str,
-    ) {
-        if !self.prepare_media(endpoint, now, call) {
-            return;
-        }
-        match self.ring_trunk(endpoint, now, call.leg, number, Some(operator)) {
-            Ok(out) => {
-                endpoint.ring(now, call.leg);
-                self.ring_deadlines.insert((now + DIRECT_RING_TIMEOUT, out));
-            }
-            Err(reason) => {
-                tracing::warn!(%reason, "the trunk cannot be dialed");
-                endpoint.reject(now, call.leg, 503, "Service Unavailable");
-            }
-        }
     }
 
     fn local_ip_for(&mut self, peer: IpAddr) -> IpAddr {
@@ -828,9 +744,6 @@ fn session_config(negotiated: Option<&Negotiated>, media_timeout: Duration) -> S
         },
     }
 }
-
-/// How long an operator's direct call to a colleague rings before it is given up.
-const DIRECT_RING_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Stable, dotted disposition codes stored on the call (read by people and reports).
 fn disposition(reason: EndReason, answered: bool) -> (String, Option<&'static str>, Option<i32>) {

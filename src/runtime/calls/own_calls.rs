@@ -1,0 +1,98 @@
+//! Operators' own calls: an authenticated operator's INVITE to a colleague's extension rings
+//! that phone directly, and one to the dialplan's external prefix + a number goes out through the
+//! trunk. No flow runs; the operator is answered when the far end answers.
+
+use super::*;
+
+/// The dialplan's rule for external numbers: `prefix` + number goes to `trunk`, without the
+/// prefix.
+#[derive(Debug, Clone)]
+pub struct ExternalDialing {
+    pub prefix: String,
+    pub trunk: crate::config::TrunkConfig,
+}
+
+/// How long an operator's own call (to a colleague, or out through the trunk) rings before it is
+/// given up.
+const DIRECT_RING_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where an incoming call goes (see [`Calls::destination`]).
+pub(super) enum Destination {
+    /// A colleague's extension, rung directly.
+    Colleague,
+    /// An external number (the prefix stripped), out through the trunk for the operator.
+    External(String),
+    /// `[routes]` → a flow.
+    Routes,
+}
+
+impl Calls {
+    /// Where a new call goes: only an authenticated operator reaches a colleague's phone or a
+    /// trunk; everyone else is routed by `[routes]` to a flow.
+    pub(super) fn destination(&self, operator: Option<&str>, called: &str) -> Destination {
+        let Some(operator) = operator else {
+            return Destination::Routes;
+        };
+        tracing::info!(%operator, %called, "call from an authenticated operator");
+        if self.acd.is_operator(called) {
+            return Destination::Colleague;
+        }
+        self.config
+            .external
+            .as_ref()
+            .and_then(|x| crate::sip::endpoint::external_number(&x.prefix, called))
+            .map_or(Destination::Routes, |n| {
+                Destination::External(n.to_string())
+            })
+    }
+
+    /// An operator calls a colleague's extension: the colleague's phone rings, and the caller is
+    /// answered only when it is answered (no flow runs).
+    pub(super) fn direct_call(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        call: &IncomingCall,
+        ext: &str,
+    ) {
+        if !self.prepare_media(endpoint, now, call) {
+            return;
+        }
+        match self.ring_operator(endpoint, now, call.leg, ext, None) {
+            Ok(out) => {
+                endpoint.ring(now, call.leg);
+                self.ring_deadlines.insert((now + DIRECT_RING_TIMEOUT, out));
+            }
+            Err(reason) => {
+                tracing::info!(%ext, %reason, "the dialed operator cannot be rung");
+                endpoint.reject(now, call.leg, 480, "Temporarily Unavailable");
+            }
+        }
+    }
+
+    /// An operator dials an external number: INVITE to the dialplan's trunk, and the operator is
+    /// answered only when the far end answers (no flow runs). Refusals from the far end reach
+    /// the operator's phone as the nearest SIP status.
+    pub(super) fn trunk_call(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        call: &IncomingCall,
+        operator: &str,
+        number: &str,
+    ) {
+        if !self.prepare_media(endpoint, now, call) {
+            return;
+        }
+        match self.ring_trunk(endpoint, now, call.leg, number, Some(operator)) {
+            Ok(out) => {
+                endpoint.ring(now, call.leg);
+                self.ring_deadlines.insert((now + DIRECT_RING_TIMEOUT, out));
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, "the trunk cannot be dialed");
+                endpoint.reject(now, call.leg, 503, "Service Unavailable");
+            }
+        }
+    }
+}
