@@ -157,19 +157,6 @@ pub struct ExternalRule {
     pub trunk: String,
 }
 
-impl ExternalRule {
-    /// The number to send to the trunk when `dialed` is an external number by this rule:
-    /// the prefix, then 3–20 digits (a leading `+` allowed).
-    pub fn external_number<'a>(&self, dialed: &'a str) -> Option<&'a str> {
-        let rest = dialed.strip_prefix(self.prefix.as_str())?;
-        let digits = rest.strip_prefix('+').unwrap_or(rest);
-        (3..=20)
-            .contains(&digits.len())
-            .then_some(rest)
-            .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))
-    }
-}
-
 impl FileConfig {
     /// Queues name configured operators; overflow targets, trunks and the dialplan refer to
     /// things that exist.

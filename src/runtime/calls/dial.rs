@@ -73,9 +73,11 @@ impl Calls {
         timeout: Duration,
         may_use_trunk: bool,
     ) {
-        let external = self.config.external.as_ref().and_then(|x| {
-            crate::sip::endpoint::external_number(&x.prefix, target).map(str::to_string)
-        });
+        let external = self
+            .config
+            .external
+            .as_ref()
+            .and_then(|x| x.number(target).map(str::to_string));
         let ringing = match external {
             _ if self.acd.is_operator(target) => {
                 self.ring_operator(endpoint, now, caller_leg, target, None)

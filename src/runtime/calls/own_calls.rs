@@ -12,6 +12,14 @@ pub struct ExternalDialing {
     pub trunk: crate::config::TrunkConfig,
 }
 
+impl ExternalDialing {
+    /// The number for the trunk when `dialed` is the prefix + a number (the same rule the SIP
+    /// layer challenges for, [`crate::sip::endpoint::external_number`]).
+    pub fn number<'a>(&self, dialed: &'a str) -> Option<&'a str> {
+        crate::sip::endpoint::external_number(&self.prefix, dialed)
+    }
+}
+
 /// How long an operator's own call (to a colleague, or out through the trunk) rings before it is
 /// given up.
 const DIRECT_RING_TIMEOUT: Duration = Duration::from_secs(60);
@@ -40,7 +48,7 @@ impl Calls {
         self.config
             .external
             .as_ref()
-            .and_then(|x| crate::sip::endpoint::external_number(&x.prefix, called))
+            .and_then(|x| x.number(called))
             .map_or(Destination::Routes, |n| {
                 Destination::External(n.to_string())
             })

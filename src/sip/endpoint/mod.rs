@@ -595,9 +595,9 @@ impl Endpoint {
     /// A 401/407 to our BYE on a leg with an account (a trunk's): the BYE goes again with
     /// credentials (RFC 3261 §22.3, CSeq + 1). Once: a second challenge ends the leg anyway.
     fn answer_bye_challenge(&mut self, now: Instant, leg: LegId, response: &Response) -> bool {
-        let (challenge_header, credentials_header) = match response.status {
-            401 => ("WWW-Authenticate", "Authorization"),
-            _ => ("Proxy-Authenticate", "Proxy-Authorization"),
+        let Some((challenge_header, credentials_header)) = uac::auth_headers(response.status)
+        else {
+            return false;
         };
         let advertised = self.config.advertised.clone();
         let Some(l) = self.legs.get_mut(&leg) else {

@@ -56,6 +56,15 @@ impl std::fmt::Debug for DigestLogin {
     }
 }
 
+/// The challenge header of a 401 or 407 and the header that answers it (RFC 3261 §22.2–22.3).
+pub(super) fn auth_headers(status: u16) -> Option<(&'static str, &'static str)> {
+    match status {
+        401 => Some(("WWW-Authenticate", "Authorization")),
+        407 => Some(("Proxy-Authenticate", "Proxy-Authorization")),
+        _ => None,
+    }
+}
+
 /// Answers per INVITE: one to the first challenge, more only while the peer says our nonce went
 /// stale (RFC 7616 §3.3); a second plain challenge means the credentials are wrong.
 const MAX_AUTH_ANSWERS: u8 = 3;
@@ -272,11 +281,7 @@ impl Endpoint {
     fn challenge_answer(&self, id: u64, response: &Response) -> Option<InviteParts> {
         let t = self.uac.get(&id)?;
         let login = t.login.clone()?;
-        let (challenge_header, credentials_header) = match response.status {
-            401 => ("WWW-Authenticate", "Authorization"),
-            407 => ("Proxy-Authenticate", "Proxy-Authorization"),
-            _ => return None,
-        };
+        let (challenge_header, credentials_header) = auth_headers(response.status)?;
         let Some(challenge) = login.pick_challenge(response.headers.get_all(challenge_header))
         else {
             tracing::warn!(
