@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod broadcast;
 pub mod config;
 pub mod crm;
 pub mod ivr;
