@@ -35,6 +35,8 @@ pub struct ServeArgs {
     pub sounds: PathBuf,
     pub rtp_ports: String,
     pub public_ip: Option<IpAddr>,
+    /// The wall clock starts at this instant (tests and demos of calling windows).
+    pub clock_start: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// An inclusive, even-aligned RTP port range.
@@ -71,6 +73,7 @@ pub struct Settings {
     pub sounds: PathBuf,
     pub rtp_ports: PortRange,
     pub public_ip: Option<IpAddr>,
+    pub clock_start: Option<chrono::DateTime<chrono::Utc>>,
     pub file: FileConfig,
 }
 
@@ -95,6 +98,8 @@ pub struct FileConfig {
     pub retention: RetentionConfig,
     #[serde(default)]
     pub web: WebConfig,
+    #[serde(default)]
+    pub broadcasts: BroadcastsConfig,
     #[serde(default)]
     pub operators: Vec<OperatorConfig>,
     #[serde(default)]
@@ -305,6 +310,26 @@ impl Default for WebConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BroadcastsConfig {
+    /// How long a claimed recipient stays this node's without renewal (renewed every 2 s while
+    /// the node lives): after a node dies, its recipients are taken over this long later.
+    #[serde(with = "duration_text")]
+    pub lease: Duration,
+    /// Largest message upload.
+    pub max_upload_mb: usize,
+}
+
+impl Default for BroadcastsConfig {
+    fn default() -> Self {
+        BroadcastsConfig {
+            lease: Duration::from_secs(60),
+            max_upload_mb: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorConfig {
     pub extension: String,
@@ -377,6 +402,7 @@ impl Settings {
             sounds: args.sounds,
             rtp_ports: PortRange::parse(&args.rtp_ports)?,
             public_ip: args.public_ip,
+            clock_start: args.clock_start,
             file,
         })
     }

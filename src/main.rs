@@ -66,6 +66,10 @@ struct Serve {
     /// Address written in SDP and Contact [default: the interface facing the peer]
     #[arg(long, env = "OPENLINE_PUBLIC_IP")]
     public_ip: Option<IpAddr>,
+    /// Start the wall clock that calling windows and business hours are judged by at this
+    /// RFC 3339 instant (tests and demos); it runs at real speed from there
+    #[arg(long, env = "OPENLINE_CLOCK_START")]
+    clock_start: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 fn main() -> ExitCode {
@@ -112,6 +116,7 @@ fn serve(args: Serve) -> ExitCode {
         sounds: args.sounds,
         rtp_ports: args.rtp_ports,
         public_ip: args.public_ip,
+        clock_start: args.clock_start,
     }) {
         Ok(s) => s,
         Err(e) => {

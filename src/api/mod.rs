@@ -50,6 +50,16 @@ pub struct ApiOptions {
     pub flows: Option<flows::FlowsAccess>,
     /// The live queues and operators (set by the runtime; the SIP task owns them).
     pub acd: Option<queues::AcdAccess>,
+    /// The broadcast dispatcher (set by the runtime).
+    pub broadcasts: Option<crate::runtime::broadcasts::BroadcastsHandle>,
+    /// The trunks broadcasts may name.
+    pub trunks: Vec<String>,
+    /// Calling windows are judged by this clock.
+    pub clock: crate::runtime::clock::Clock,
+    /// The sounds directory and whether text-to-speech is installed (broadcast messages).
+    pub sounds: PathBuf,
+    pub tts: bool,
+    pub max_upload_bytes: usize,
 }
 
 impl ApiOptions {
@@ -62,6 +72,20 @@ impl ApiOptions {
             secure_cookie: settings.file.web.secure_cookie,
             flows: None,
             acd: None,
+            broadcasts: None,
+            trunks: settings
+                .file
+                .trunks
+                .iter()
+                .map(|t| t.name.clone())
+                .collect(),
+            clock: settings
+                .clock_start
+                .map(crate::runtime::clock::Clock::starting_at)
+                .unwrap_or_default(),
+            sounds: settings.sounds.clone(),
+            tts: false,
+            max_upload_bytes: settings.file.broadcasts.max_upload_mb * 1024 * 1024,
         }
     }
 }

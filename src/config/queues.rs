@@ -126,6 +126,20 @@ pub struct TrunkConfig {
     /// The caller id (From user) sent to the trunk; the operator's extension when absent.
     #[serde(default)]
     pub from_user: Option<String>,
+    /// Broadcast INVITEs per second towards this trunk (all campaigns together).
+    #[serde(default = "default_max_cps")]
+    pub max_cps: f64,
+    /// Broadcast calls up at once through this trunk (all campaigns together).
+    #[serde(default = "default_max_channels")]
+    pub max_channels: usize,
+}
+
+fn default_max_cps() -> f64 {
+    10.0
+}
+
+fn default_max_channels() -> usize {
+    100
 }
 
 /// The password never reaches a log through `{:?}`.
@@ -138,6 +152,8 @@ impl std::fmt::Debug for TrunkConfig {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("realm", &self.realm)
             .field("from_user", &self.from_user)
+            .field("max_cps", &self.max_cps)
+            .field("max_channels", &self.max_channels)
             .finish()
     }
 }
@@ -208,6 +224,18 @@ impl FileConfig {
         for t in &self.trunks {
             if !trunks.insert(t.name.as_str()) {
                 return invalid("trunks.name", format!("trunk {:?} is listed twice", t.name));
+            }
+            if !(t.max_cps.is_finite() && (0.2..=1000.0).contains(&t.max_cps)) {
+                return invalid(
+                    "trunks.max_cps",
+                    format!("trunk {:?}: between 0.2 and 1000 calls per second", t.name),
+                );
+            }
+            if t.max_channels == 0 {
+                return invalid(
+                    "trunks.max_channels",
+                    format!("trunk {:?}: at least 1", t.name),
+                );
             }
             if t.username.is_some() != t.password.is_some() {
                 return invalid(

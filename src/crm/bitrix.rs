@@ -113,6 +113,8 @@ mod tests {
             queue: None,
             operator: None,
             wait_ms: None,
+            broadcast_id: None,
+            broadcast_result: None,
         }
     }
 

@@ -4,8 +4,11 @@
 //! this task over channels; one task, one owner, no shared call state.
 
 mod bridge;
+mod broadcast;
 mod recording;
 mod waiting;
+
+pub use broadcast::{BroadcastSetup, MessageState};
 
 use super::ivr_io::{self, Loaded, Voicemail};
 use crate::ivr::{self, Command as IvrCommand, Event as IvrEvent, FlowSet, QueueResult};
@@ -101,6 +104,17 @@ pub enum CallNotice {
         leg: LegId,
         disposition: String,
     },
+    /// A broadcast call's answering-machine detection decided.
+    Amd {
+        leg: LegId,
+        verdict: crate::broadcast::amd::Verdict,
+        reason: &'static str,
+    },
+    /// A broadcast call's message started, ended, or was cut short.
+    Message {
+        leg: LegId,
+        state: MessageState,
+    },
     /// A recording problem (e.g. disk full): the call goes on without it.
     RecordingFailed {
         leg: LegId,
@@ -149,6 +163,10 @@ pub struct CallSetup {
     pub prompts: Arc<PromptCache>,
     pub tts: Option<Arc<TtsCache>>,
     pub http: Option<reqwest::Client>,
+    /// A voice broadcast placed this call: detection, message, answer flow.
+    pub broadcast: Option<BroadcastSetup>,
+    /// Local times (business hours) are judged by this clock.
+    pub clock: crate::runtime::clock::Clock,
 }
 
 /// How far the recorder lets one channel lag the other before padding it with silence.
@@ -165,6 +183,8 @@ enum PlayOwner {
     HoldMusic,
     /// A queue prompt (consent, position): the hold music resumes after it.
     QueueNotice,
+    /// A broadcast's message.
+    Broadcast,
 }
 
 /// The dialed operator's leg while it is bridged to the caller.
@@ -194,6 +214,7 @@ struct Task {
     disposition: Option<String>,
     notices: mpsc::UnboundedSender<CallNotice>,
     setup: Arc<CallSetupShared>,
+    broadcast: Option<broadcast::Broadcast>,
 }
 
 /// The parts of the setup the task keeps using.
@@ -204,6 +225,7 @@ struct CallSetupShared {
     prompts: Arc<PromptCache>,
     tts: Option<Arc<TtsCache>>,
     http: Option<reqwest::Client>,
+    clock: crate::runtime::clock::Clock,
 }
 
 pub async fn run(
@@ -289,14 +311,21 @@ pub async fn run(
             prompts: setup.prompts,
             tts: setup.tts,
             http: setup.http,
+            clock: setup.clock,
         }),
+        broadcast: setup
+            .broadcast
+            .map(|b| broadcast::Broadcast::new(b, position_at(setup.t0, now))),
     };
     task.update_recording_flag();
     let first = match task.engine.as_mut() {
-        Some(engine) => engine.start(now, jiff::Timestamp::now()),
+        Some(engine) => engine.start(now, task.setup.clock.timestamp()),
         None => Vec::new(),
     };
     task.execute(first);
+    if task.broadcast.is_some() {
+        task.broadcast_start();
+    }
 
     let mut rtp_buf = vec![0u8; 2048];
     let mut rtcp_buf = vec![0u8; 2048];
@@ -315,6 +344,13 @@ pub async fn run(
         }
         if let Some(o) = &task.other {
             wake = wake.min(o.session.poll_timeout());
+        }
+        if let Some(at) = task
+            .broadcast
+            .as_ref()
+            .and_then(|b| b.poll_timeout(Instant::now()))
+        {
+            wake = wake.min(at);
         }
         tokio::select! {
             received = rtp.recv_from(&mut rtp_buf) => {
@@ -388,12 +424,22 @@ pub async fn run(
     if let Some(engine) = task.engine.as_mut()
         && !engine.is_ended()
     {
-        let commands = engine.step(Instant::now(), jiff::Timestamp::now(), IvrEvent::Hangup);
+        let commands = engine.step(
+            Instant::now(),
+            task.setup.clock.timestamp(),
+            IvrEvent::Hangup,
+        );
         for command in commands {
             if let IvrCommand::Hangup { disposition } = command {
                 task.disposition = Some(disposition);
             }
         }
+    }
+    if task.playing == Some(PlayOwner::Broadcast) {
+        task.notify(CallNotice::Message {
+            leg,
+            state: MessageState::Partial,
+        });
     }
     task.finish_voicemail(false);
     task.report_path();
@@ -437,7 +483,9 @@ impl Task {
 
     /// The session emits audio for recorders only while one listens.
     fn update_recording_flag(&mut self) {
-        let on = self.recorder.is_some() || self.voicemail.is_some();
+        let on = self.recorder.is_some()
+            || self.voicemail.is_some()
+            || self.broadcast.as_ref().is_some_and(|b| b.listening());
         self.session.set_recording(on);
     }
 
@@ -445,7 +493,7 @@ impl Task {
         let Some(engine) = self.engine.as_mut() else {
             return;
         };
-        let commands = engine.step(Instant::now(), jiff::Timestamp::now(), event);
+        let commands = engine.step(Instant::now(), self.setup.clock.timestamp(), event);
         self.execute(commands);
     }
 
@@ -456,6 +504,9 @@ impl Task {
         }
         if self.voicemail.as_ref().is_some_and(|v| v.deadline <= now) {
             self.finish_voicemail(true);
+        }
+        if self.broadcast.as_ref().is_some_and(|b| b.listening()) {
+            self.broadcast_timer(now);
         }
         if self
             .engine
@@ -623,6 +674,7 @@ impl Task {
                 }
             }
             PlayOwner::HoldMusic | PlayOwner::QueueNotice => self.play_hold_music(),
+            PlayOwner::Broadcast => self.broadcast_message_done(interrupted),
         }
     }
 
@@ -637,6 +689,9 @@ impl Task {
                 }
                 if let Some(v) = self.voicemail.as_mut() {
                     v.write(*at_sample, samples);
+                }
+                if self.broadcast.as_ref().is_some_and(|b| b.listening()) {
+                    self.broadcast_heard(*at_sample, samples);
                 }
             }
             MediaEvent::Played { at_sample, samples } => {
@@ -668,6 +723,9 @@ impl Task {
                         self.finish_voicemail(true);
                     }
                     return; // keys during a voicemail are the caller's, not the menu's
+                }
+                if self.broadcast_digit(digit) {
+                    return; // the broadcast's message or detection took it
                 }
                 if matches!(self.loading, Some((_, _, true))) {
                     // Barge-in while the prompt was still loading.

@@ -5,6 +5,7 @@
 //! this module keeps only the bookkeeping the SIP side needs and talks to the tasks over channels.
 
 mod dial;
+mod originate;
 mod own_calls;
 mod queue;
 
@@ -52,6 +53,10 @@ pub struct CallsConfig {
     pub node_id: String,
     /// Where authenticated operators' external numbers go (`[dialplan] external`).
     pub external: Option<ExternalDialing>,
+    /// Every configured trunk, by name (broadcasts name theirs).
+    pub trunks: Vec<crate::config::TrunkConfig>,
+    /// Local times (business hours in flows) are judged by this clock.
+    pub clock: super::clock::Clock,
 }
 
 /// How SIP says a call ended, kept until its task has finished.
@@ -96,6 +101,8 @@ pub struct CallsShared {
     pub http: Option<reqwest::Client>,
     /// The flows now in force; a reload swaps the snapshot, running calls keep theirs.
     pub flows: tokio::sync::watch::Receiver<Arc<FlowSet>>,
+    /// Where the outcomes of broadcast calls go (the broadcast dispatcher).
+    pub broadcast_reports: Option<mpsc::UnboundedSender<super::broadcasts::AttemptReport>>,
 }
 
 pub struct Calls {
@@ -113,6 +120,8 @@ pub struct Calls {
     ring_deadlines: BTreeSet<(Instant, LegId)>,
     /// Queues and the operator registry.
     acd: Acd,
+    /// Calls voice broadcasts placed, by their leg (also in `active`).
+    originated: HashMap<LegId, originate::Originated>,
 }
 
 impl Calls {
@@ -136,6 +145,7 @@ impl Calls {
             outbound: HashMap::new(),
             ring_deadlines: BTreeSet::new(),
             acd,
+            originated: HashMap::new(),
         }
     }
 
@@ -356,6 +366,10 @@ impl Calls {
                 break;
             }
             self.ring_deadlines.remove(&(at, out));
+            if self.is_originated(out) {
+                self.originated_ring_timeout(endpoint, now, out);
+                continue;
+            }
             if let Some(o) = self.outbound.get_mut(&out).filter(|o| !o.answered) {
                 o.reported = true;
                 let caller = o.caller_leg;
@@ -389,6 +403,19 @@ impl Calls {
             at: Utc::now(),
         });
         let session = session_config(active.negotiated.as_ref(), self.config.media_timeout);
+        self.start_task(now, leg, (rtp, rtcp, port), session, None);
+    }
+
+    /// Starts the task of an answered call on its media sockets: its flow (if any), or the
+    /// broadcast it belongs to; recorded when `calls.record` says so.
+    fn start_task(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        (rtp, rtcp, port): (std::net::UdpSocket, std::net::UdpSocket, u16),
+        session: SessionConfig,
+        broadcast: Option<call_task::BroadcastSetup>,
+    ) {
         let record_to = if self.config.record {
             self.start_recording_row(leg)
         } else {
@@ -419,6 +446,8 @@ impl Calls {
             prompts: self.shared.prompts.clone(),
             tts: self.shared.tts.clone(),
             http: self.shared.http.clone(),
+            broadcast,
+            clock: self.config.clock,
         };
         let span = tracing::info_span!("call", call_id = %active.call_id);
         tokio::spawn(call_task::run(setup, rx, self.notices.clone()).instrument(span));
@@ -512,10 +541,13 @@ impl Calls {
             }
             endpoint.hangup(now, out);
         }
+        self.originated_ended(leg, reason);
+        let originated = self.originated_disposition(leg, reason);
         let Some(active) = self.active.get_mut(&leg) else {
             return;
         };
-        let (mut disposition, hangup_by, final_status) = disposition(reason, active.answered);
+        let (mut disposition, hangup_by, final_status) =
+            originated.unwrap_or_else(|| disposition(reason, active.answered));
         if let Some(by_media) = &active.ended_by_media {
             disposition = by_media.clone();
         }
@@ -533,6 +565,7 @@ impl Calls {
                 let _ = task.send(CallCommand::Stop);
             }
             None => {
+                self.originated_closed(leg);
                 self.record_end(leg, Utc::now(), disposition, hangup_by, final_status);
                 self.release(leg);
             }
@@ -577,7 +610,9 @@ impl Calls {
 
     /// Something the media task reports.
     pub fn notice(&mut self, endpoint: &mut Endpoint, now: Instant, notice: CallNotice) {
+        self.originated_notice(&notice);
         match notice {
+            CallNotice::Amd { .. } | CallNotice::Message { .. } => {}
             CallNotice::Dial {
                 leg,
                 target,
@@ -700,6 +735,7 @@ impl Calls {
                             (None, Some(ivr)) if end.caller_left => ivr,
                             _ => end.disposition,
                         };
+                        self.originated_closed(leg);
                         self.record_end(leg, end.at, disposition, end.hangup_by, end.final_status);
                     }
                 }

@@ -14,6 +14,8 @@
 //! {"type":"queue_joined","call_id":"0190…","queue":"sales","position":1,"at":"…"}
 //! {"type":"queue_left","call_id":"0190…","queue":"sales","reason":"answered","at":"…"}
 //! {"type":"operator_status","extension":"101","status":"away","at":"…"}
+//! {"type":"broadcast_progress","broadcast_id":"0190…","state":"running","total":300,"pending":120,
+//!  "calling":30,"done":150,"in_flight":28,"outcomes":{"human":90,"busy":12},"at":"…"}
 //! ```
 
 use chrono::{DateTime, Utc};
@@ -63,6 +65,19 @@ pub enum Event {
         status: String,
         at: DateTime<Utc>,
     },
+    /// A voice broadcast's counts changed (at most every couple of seconds per campaign).
+    BroadcastProgress {
+        broadcast_id: String,
+        state: String,
+        total: i64,
+        pending: i64,
+        calling: i64,
+        done: i64,
+        in_flight: i64,
+        /// Final outcomes so far.
+        outcomes: std::collections::BTreeMap<String, i64>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl Event {
@@ -74,7 +89,7 @@ impl Event {
             | Event::CallEnded { call_id, .. }
             | Event::QueueJoined { call_id, .. }
             | Event::QueueLeft { call_id, .. } => Some(call_id),
-            Event::OperatorStatus { .. } => None,
+            Event::OperatorStatus { .. } | Event::BroadcastProgress { .. } => None,
         }
     }
 }

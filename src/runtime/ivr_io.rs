@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 pub enum PlayItems {
     Ivr(Vec<Prompt>),
     Files(Vec<String>),
+    /// A file the server placed itself (a broadcast's uploaded message under the data
+    /// directory), never a name from a flow or a request.
+    Owned(PathBuf),
 }
 
 /// Decoded audio ready to play, or why it cannot be.
@@ -41,6 +44,7 @@ pub fn load_audio(
     };
     let parts: Vec<Arc<[i16]>> = match items {
         PlayItems::Files(names) => names.iter().map(|n| file(n)).collect::<Result<_, _>>()?,
+        PlayItems::Owned(path) => vec![prompts.get(path).map_err(|e| e.to_string())?],
         PlayItems::Ivr(list) => list
             .iter()
             .map(|p| match p {

@@ -7,8 +7,10 @@
 
 pub mod acd;
 pub mod background;
+pub mod broadcasts;
 pub mod call_task;
 pub mod calls;
+pub mod clock;
 pub mod events;
 pub mod flows;
 pub mod ivr_io;
@@ -236,8 +238,17 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     transport::spawn_tcp_acceptor(tcp, input_tx.clone(), io_token.clone(), &tracker);
     drop(input_tx);
     let calls_config = &settings.file.calls;
+    let clock = settings
+        .clock_start
+        .map(clock::Clock::starting_at)
+        .unwrap_or_default();
+    if let Some(start) = settings.clock_start {
+        tracing::warn!(%start, "the wall clock for calling windows and business hours starts at a set instant");
+    }
+    let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let (notice_tx, notice_rx) = mpsc::unbounded_channel();
     let tts = text_to_speech();
+    let tts_available = tts.is_some();
     let flow_source = flows::FlowSource {
         dir: settings.flows.clone(),
         sounds: settings.sounds.clone(),
@@ -273,6 +284,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
                     trunk: trunk.clone(),
                 })
             }),
+            trunks: settings.file.trunks.clone(),
+            clock,
         },
         ports::PortPool::new(settings.rtp_ports),
         calls::CallsShared {
@@ -282,6 +295,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             tts,
             http: webhook_client,
             flows: flows_rx,
+            broadcast_reports: Some(reports_tx),
         },
         records_tx.clone(),
         notice_tx,
@@ -289,6 +303,20 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     );
     let sip_task = sip_task::SipTask::new(endpoint, udp, node_id.clone(), records_tx, calls);
     let sip_handle = tokio::spawn(sip_task.run(input_rx, command_rx, notice_rx));
+    let broadcasts_stop = CancellationToken::new();
+    let (broadcasts, broadcasts_task) = broadcasts::spawn(
+        store.clone(),
+        broadcasts::DispatcherConfig {
+            node_id: node_id.clone(),
+            lease: settings.file.broadcasts.lease,
+            trunks: settings.file.trunks.clone(),
+            clock,
+        },
+        command_tx.clone(),
+        reports_rx,
+        events.clone(),
+        broadcasts_stop.clone(),
+    );
 
     let api_state = ApiState::new(
         store.clone(),
@@ -297,6 +325,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         api::ApiOptions {
             flows: Some(flows_for_api),
             acd: Some(api::queues::AcdAccess::new(command_tx.clone())),
+            broadcasts: Some(broadcasts),
+            clock,
+            tts: tts_available,
             ..api::ApiOptions::new(&settings, events)
         },
     );
@@ -320,12 +351,15 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     }
 
     shutdown.cancelled().await;
+    broadcasts_stop.cancel();
     drain(&command_tx, settings.file.shutdown.drain_timeout).await;
     io_token.cancel();
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
     drop(command_tx);
     let _ = sip_handle.await;
+    // Every broadcast call is reported once the SIP task is gone.
+    let _ = tokio::time::timeout(Duration::from_secs(10), broadcasts_task).await;
     http_token.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), http_server).await;
     let _ = records.await;

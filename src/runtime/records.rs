@@ -44,6 +44,13 @@ pub enum RecordOp {
         leg: LegId,
         rating: u8,
     },
+    /// The voice broadcast that placed the call, and its attempt's result (JSON; null until
+    /// the call ends).
+    CallBroadcast {
+        leg: LegId,
+        broadcast_id: String,
+        result: serde_json::Value,
+    },
     /// A leg we placed for a call (an operator rung by the flow).
     LegStarted {
         caller_leg: LegId,
@@ -263,6 +270,17 @@ async fn apply(
         RecordOp::CallRating { leg, rating } => {
             if let Some((call_id, _)) = legs.get(leg) {
                 store.set_call_rating(call_id, i32::from(*rating)).await?;
+            }
+        }
+        RecordOp::CallBroadcast {
+            leg,
+            broadcast_id,
+            result,
+        } => {
+            if let Some((call_id, _)) = legs.get(leg) {
+                store
+                    .set_call_broadcast(call_id, broadcast_id, result)
+                    .await?;
             }
         }
         RecordOp::LegStarted {

@@ -29,6 +29,10 @@ pub enum SipCommand {
     Load(oneshot::Sender<(usize, usize)>),
     /// The API reads or changes the queues and operators.
     Acd(super::calls::AcdRequest),
+    /// A voice broadcast places a call.
+    Originate(Box<super::broadcasts::OriginateRequest>),
+    /// A voice broadcast was cancelled: its calls still ringing are cancelled.
+    CancelBroadcast(String),
 }
 
 pub struct SipTask {
@@ -123,6 +127,13 @@ impl SipTask {
                 let _ = reply.send((self.endpoint.leg_count(), self.endpoint.transaction_count()));
             }
             SipCommand::Acd(request) => self.calls.acd_request(&mut self.endpoint, now, request),
+            SipCommand::Originate(request) => {
+                self.calls.originate(&mut self.endpoint, now, *request)
+            }
+            SipCommand::CancelBroadcast(campaign) => {
+                self.calls
+                    .cancel_broadcast(&mut self.endpoint, now, &campaign)
+            }
         }
     }
 

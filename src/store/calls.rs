@@ -14,7 +14,7 @@ macro_rules! select_call {
         concat!(
             "SELECT id, node_id, direction, caller, caller_name, callee, started_at, answered_at, \
              ended_at, duration_ms, disposition, hangup_by, flow_id, flow_path, rating, queue, \
-             operator, wait_ms FROM calls",
+             operator, wait_ms, broadcast_id, broadcast_result FROM calls",
             $tail
         )
     };

@@ -38,6 +38,7 @@ macro_rules! on_reader {
     };
 }
 
+mod broadcasts;
 mod calls;
 mod connect;
 mod crm;
@@ -54,6 +55,10 @@ mod timeline;
 mod tokens;
 mod web;
 
+pub use broadcasts::{
+    AttemptEnd, BroadcastProgress, BroadcastRecord, ClaimedAttempt, DoNotCallRecord, NewBroadcast,
+    NewRecipient, OpenAttempt, RecipientNext, RecipientRecord,
+};
 pub use calls::DISPOSITION_CRASHED;
 pub use crm::{NewPerson, NumberMatch, PersonFilter, PersonKind, PersonRecord};
 pub use error::StoreError;

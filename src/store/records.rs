@@ -92,6 +92,12 @@ pub struct CallRecord {
     /// Time waited in the queue until bridged to `operator` or until the caller left.
     #[sqlx(default)]
     pub wait_ms: Option<i64>,
+    /// The voice broadcast that placed this call.
+    #[sqlx(default)]
+    pub broadcast_id: Option<String>,
+    /// The broadcast attempt's result, JSON: `{"attempt","outcome","digit","amd","message"}`.
+    #[sqlx(default)]
+    pub broadcast_result: Option<String>,
 }
 
 /// A SIP leg of a call as it starts.

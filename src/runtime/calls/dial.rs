@@ -248,6 +248,10 @@ impl Calls {
         out: LegId,
         update: crate::sip::endpoint::OutboundUpdate,
     ) {
+        if self.is_originated(out) {
+            self.originated_answered(endpoint, now, out, update);
+            return;
+        }
         let crate::sip::endpoint::OutboundUpdate::Answered { sdp: answer } = update else {
             return;
         };
