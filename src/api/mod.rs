@@ -4,6 +4,7 @@
 //! cookie; every error is one JSON shape with a stable dotted code (see [`ApiError`]).
 
 mod auth;
+mod broadcasts;
 mod calls;
 mod crm;
 mod error;
@@ -28,10 +29,11 @@ use crate::runtime::events::EventBus;
 use crate::store::Store;
 use axum::Json;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,8 +54,8 @@ pub struct ApiOptions {
     pub acd: Option<queues::AcdAccess>,
     /// The broadcast dispatcher (set by the runtime).
     pub broadcasts: Option<crate::runtime::broadcasts::BroadcastsHandle>,
-    /// The trunks broadcasts may name.
-    pub trunks: Vec<String>,
+    /// The trunks broadcasts may name, with their calls-per-second caps.
+    pub trunks: Vec<(String, f64)>,
     /// Calling windows are judged by this clock.
     pub clock: crate::runtime::clock::Clock,
     /// The sounds directory and whether text-to-speech is installed (broadcast messages).
@@ -77,7 +79,7 @@ impl ApiOptions {
                 .file
                 .trunks
                 .iter()
-                .map(|t| t.name.clone())
+                .map(|t| (t.name.clone(), t.max_cps))
                 .collect(),
             clock: settings
                 .clock_start
@@ -167,6 +169,31 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/events", get(events::stream))
         .route("/api/v1/flows", get(flows::list))
         .route("/api/v1/flows/{id}", get(flows::get_one).put(flows::put))
+        .route(
+            "/api/v1/broadcasts",
+            get(broadcasts::list)
+                .post(broadcasts::create)
+                .layer(DefaultBodyLimit::max(
+                    state.options().max_upload_bytes.max(1024 * 1024),
+                )),
+        )
+        .route("/api/v1/broadcasts/{id}", get(broadcasts::get_one))
+        .route(
+            "/api/v1/broadcasts/{id}/recipients",
+            get(broadcasts::recipients_of),
+        )
+        .route(
+            "/api/v1/broadcasts/{id}/{action}",
+            post(broadcasts::control),
+        )
+        .route(
+            "/api/v1/do-not-call",
+            get(broadcasts::do_not_call_list).post(broadcasts::do_not_call_add),
+        )
+        .route(
+            "/api/v1/do-not-call/{number}",
+            delete(broadcasts::do_not_call_remove),
+        )
         .fallback(|| async { ApiError::not_found("route.not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -5,7 +5,9 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{calls, crm, events, flows, operators, queues, ratings, recordings, session};
+use super::{
+    broadcasts, calls, crm, events, flows, operators, queues, ratings, recordings, session,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -43,6 +45,14 @@ use super::{calls, crm, events, flows, operators, queues, ratings, recordings, s
         flows::list,
         flows::get_one,
         flows::put,
+        broadcasts::list,
+        broadcasts::create,
+        broadcasts::get_one,
+        broadcasts::recipients_of,
+        broadcasts::control,
+        broadcasts::do_not_call_list,
+        broadcasts::do_not_call_add,
+        broadcasts::do_not_call_remove,
     ),
     modifiers(&Security),
     security(("bearer" = []), ("session" = [])),

@@ -26,6 +26,7 @@ pub mod amd;
 pub mod outcome;
 pub mod pacing;
 pub mod planner;
+pub mod recipients;
 pub mod spec;
 pub mod window;
 

@@ -38,9 +38,10 @@ pub fn new_lead(call: &CallRecord, e164: &str) -> NewPerson {
     }
 }
 
-/// The call entry for a person's timeline: a snapshot of the call as it ended. Fields of later
-/// subsystems (flow path, queue, operator, rating) are null until calls carry them; the recording
-/// link is looked up when the entry is read, since recordings are finalised after the call.
+/// The call entry for a person's timeline: a snapshot of the call as it ended, with the menu
+/// path, the queue and operator, the rating and, for a campaign's call, the campaign and what
+/// the attempt came to. The recording link is looked up when the entry is read, since
+/// recordings are finalised after the call.
 pub fn call_entry(call: &CallRecord, person_id: &str, e164: &str) -> NewTimelineEntry {
     NewTimelineEntry {
         person_id: person_id.to_owned(),
@@ -59,12 +60,22 @@ pub fn call_entry(call: &CallRecord, person_id: &str, e164: &str) -> NewTimeline
             "duration_ms": call.duration_ms,
             "disposition": call.disposition,
             "hangup_by": call.hangup_by,
-            "flow_path": null,
-            "queue": null,
-            "operator": null,
-            "rating": null,
+            "flow_id": call.flow_id,
+            "flow_path": json_column(call.flow_path.as_deref()),
+            "queue": call.queue,
+            "operator": call.operator,
+            "wait_ms": call.wait_ms,
+            "rating": call.rating,
+            "broadcast_id": call.broadcast_id,
+            "broadcast": json_column(call.broadcast_result.as_deref()),
         }),
     }
+}
+
+/// A JSON column as JSON (null when absent or unreadable).
+fn json_column(text: Option<&str>) -> serde_json::Value {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(serde_json::Value::Null)
 }
 
 #[cfg(test)]
@@ -125,5 +136,28 @@ mod tests {
         assert_eq!(entry.kind, "call");
         assert_eq!(entry.data["number"], "+380441234567");
         assert_eq!(entry.data["disposition"], "answered.caller_hangup");
+        assert!(entry.data["queue"].is_null() && entry.data["broadcast"].is_null());
+    }
+
+    #[test]
+    fn the_entry_carries_the_path_queue_operator_rating_and_campaign() {
+        let mut c = call("outbound", "openline", "+380441234567");
+        c.flow_id = Some("main".into());
+        c.flow_path = Some(r#"[{"flow":"main","node":"menu","digits":"2"}]"#.into());
+        c.queue = Some("sales".into());
+        c.operator = Some("101".into());
+        c.wait_ms = Some(4200);
+        c.rating = Some(5);
+        c.broadcast_id = Some("b1".into());
+        c.broadcast_result = Some(r#"{"attempt":2,"outcome":"human","digit":"2"}"#.into());
+        let entry = call_entry(&c, "p1", "+380441234567");
+        assert_eq!(entry.data["flow_path"][0]["node"], "menu");
+        assert_eq!(entry.data["queue"], "sales");
+        assert_eq!(entry.data["operator"], "101");
+        assert_eq!(entry.data["wait_ms"], 4200);
+        assert_eq!(entry.data["rating"], 5);
+        assert_eq!(entry.data["broadcast_id"], "b1");
+        assert_eq!(entry.data["broadcast"]["outcome"], "human");
+        assert_eq!(entry.data["broadcast"]["attempt"], 2);
     }
 }

@@ -164,13 +164,15 @@ impl Task {
                 voice: voice.clone(),
             }]),
         };
+        // A person may skip to the answer flow with a key; a machine cannot. Without a flow a
+        // key does not cut the message short (the opt-out digit stops it in broadcast_digit).
+        let barge_in = !on_machine && b.setup.answer_flow.is_some();
         self.stop_audio();
         self.notify(CallNotice::Message {
             leg: self.setup_leg,
             state: MessageState::Started,
         });
-        // A person may skip to the answer flow with a key; a machine cannot.
-        self.load(items, PlayOwner::Broadcast, !on_machine);
+        self.load(items, PlayOwner::Broadcast, barge_in);
     }
 
     /// The message ended (`interrupted`: stopped by a key or the hang-up).
@@ -211,6 +213,10 @@ impl Task {
             Phase::Detecting(_) | Phase::Message { on_machine: false } => {
                 let opt_out = b.setup.opt_out_digit == Some(digit);
                 let has_flow = b.setup.answer_flow.is_some();
+                if !has_flow && !opt_out {
+                    // No menu to go to: the message plays on (the digit is still recorded).
+                    return true;
+                }
                 let playing = self.playing == Some(PlayOwner::Broadcast)
                     || matches!(self.loading, Some((_, PlayOwner::Broadcast, _)));
                 if playing {
