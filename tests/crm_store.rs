@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::future::Future;
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
@@ -20,36 +19,11 @@ use openline::store::{
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
-/// Runs `test` on a fresh SQLite file and on a fresh PostgreSQL database (see tests/store.rs).
-async fn on_both<F, Fut>(test: F)
-where
-    F: Fn(Store, std::path::PathBuf) -> Fut,
-    Fut: Future<Output = TestResult>,
-{
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("openline.db").display());
-    let store = Store::connect(&url).await.expect("sqlite");
-    let result = test(store.clone(), dir.path().to_path_buf()).await;
-    store.close().await;
-    result.unwrap_or_else(|e| panic!("sqlite: {e}"));
-
-    let Some(url) = tokio::task::spawn_blocking(common::postgres_database)
-        .await
-        .expect("join")
-    else {
-        return;
-    };
-    let store = Store::connect(&url).await.expect("postgres");
-    let result = test(store.clone(), dir.path().to_path_buf()).await;
-    store.close().await;
-    result.unwrap_or_else(|e| panic!("postgres: {e}"));
-}
-
 macro_rules! both {
     ($($name:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn $name() {
-            crate::on_both(crate::$name).await;
+            crate::common::on_both(crate::$name).await;
         }
     )*};
 }

@@ -8,7 +8,7 @@ CREATE TABLE broadcasts (
     state       TEXT    NOT NULL,               -- draft | running | paused | cancelled | completed
     trunk       TEXT    NOT NULL,
     caller_id   TEXT,
-    concurrency INTEGER NOT NULL,
+    concurrency BIGINT  NOT NULL,
     cps         DOUBLE PRECISION    NOT NULL,
     settings    TEXT    NOT NULL,
     created_by  TEXT,
@@ -27,14 +27,14 @@ CREATE INDEX broadcasts_state ON broadcasts (state);
 CREATE TABLE broadcast_recipients (
     id              BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     broadcast_id    TEXT COLLATE "C" NOT NULL REFERENCES broadcasts (id) ON DELETE CASCADE,
-    position        INTEGER NOT NULL,           -- order given (CSV row, list index)
+    position        BIGINT  NOT NULL,           -- order given (CSV row, list index)
     raw_number      TEXT    NOT NULL,
     e164            TEXT,
     name            TEXT,
     person_id       TEXT,                       -- the CRM lead or contact
     zones           TEXT    NOT NULL,
     state           TEXT    NOT NULL,
-    attempts        INTEGER NOT NULL DEFAULT 0,
+    attempts        BIGINT  NOT NULL DEFAULT 0,
     next_attempt_at TIMESTAMPTZ,
     lease_owner     TEXT,
     lease_until     TIMESTAMPTZ,
@@ -57,7 +57,7 @@ CREATE TABLE broadcast_attempts (
     id           TEXT COLLATE "C" PRIMARY KEY, -- UUIDv7
     broadcast_id TEXT COLLATE "C" NOT NULL REFERENCES broadcasts (id) ON DELETE CASCADE,
     recipient_id BIGINT  NOT NULL REFERENCES broadcast_recipients (id) ON DELETE CASCADE,
-    attempt      INTEGER NOT NULL,              -- 1 for the first call of the recipient
+    attempt      BIGINT  NOT NULL,              -- 1 for the first call of the recipient
     node_id      TEXT    NOT NULL,
     call_id      TEXT,                          -- the calls row, once dialled
     claimed_at   TIMESTAMPTZ    NOT NULL,

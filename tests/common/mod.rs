@@ -562,6 +562,33 @@ pub fn postgres_database() -> Option<String> {
     Some(format!("{prefix}/{name}"))
 }
 
+/// Runs `test` on a fresh SQLite file and on a fresh PostgreSQL database (when one is
+/// configured, see [`postgres_database`]); a failure panics naming the backend.
+pub async fn on_both<F, Fut>(test: F)
+where
+    F: Fn(openline::store::Store, PathBuf) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
+{
+    use openline::store::Store;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("openline.db").display());
+    let store = Store::connect(&url).await.expect("sqlite");
+    let result = test(store.clone(), dir.path().to_path_buf()).await;
+    store.close().await;
+    result.unwrap_or_else(|e| panic!("sqlite: {e}"));
+
+    let Some(url) = tokio::task::spawn_blocking(postgres_database)
+        .await
+        .expect("join")
+    else {
+        return;
+    };
+    let store = Store::connect(&url).await.expect("postgres");
+    let result = test(store.clone(), dir.path().to_path_buf()).await;
+    store.close().await;
+    result.unwrap_or_else(|e| panic!("postgres: {e}"));
+}
+
 /// A whole HTTP answer: status, headers (names lower-case) and the raw body.
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
