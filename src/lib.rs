@@ -24,6 +24,7 @@
 
 pub mod api;
 pub mod broadcast;
+pub mod cli;
 pub mod config;
 pub mod crm;
 pub mod ivr;

@@ -23,6 +23,30 @@ enum Command {
     Serve(Serve),
     /// Validate IVR flow files; exit 1 with file:line:column: message on errors.
     CheckFlows(CheckFlows),
+    /// Voice broadcasts on a running server.
+    #[command(subcommand)]
+    Broadcast(Broadcast),
+}
+
+#[derive(Subcommand)]
+enum Broadcast {
+    /// A campaign's progress: counts by outcome, calls in flight, ETA.
+    Status(BroadcastStatus),
+}
+
+#[derive(clap::Args)]
+struct BroadcastStatus {
+    /// The campaign's id
+    id: String,
+    /// Follow it with a progress bar until it completes or is cancelled
+    #[arg(long)]
+    watch: bool,
+    /// The server's HTTP address
+    #[arg(long, env = "OPENLINE_API", default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// An admin's or manager's API token
+    #[arg(long, env = "OPENLINE_TOKEN", hide_env_values = true)]
+    token: String,
 }
 
 #[derive(clap::Args)]
@@ -85,6 +109,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::CheckFlows(args) => check_flows(args),
+        Command::Broadcast(Broadcast::Status(args)) => broadcast_status(args),
     }
 }
 
@@ -102,6 +127,32 @@ fn check_flows(args: CheckFlows) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+fn broadcast_status(args: BroadcastStatus) -> ExitCode {
+    let target = openline::cli::ApiTarget {
+        base: args.api,
+        token: args.token,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("openline: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(openline::cli::broadcast_status(
+        &target, &args.id, args.watch,
+    )) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("openline: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

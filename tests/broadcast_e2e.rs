@@ -318,6 +318,10 @@ fn all_recipients(server: &Server, id: &str) -> Vec<serde_json::Value> {
     }
 }
 
+fn created_id(created: &serde_json::Value) -> &str {
+    created["id"].as_str().expect("the campaign's id")
+}
+
 /// The number's class in the trunk scenario, by its last digit.
 fn expected_outcome(number: &str) -> &'static str {
     match number.chars().last() {
@@ -703,6 +707,40 @@ fn answer_digits_are_stored_and_the_opt_out_digit_keeps_the_number_out_of_later_
         .map(|(_, n, _)| n.clone())
         .collect();
     assert_eq!(new_calls, ["380441230001"]);
+
+    // The command line says the same.
+    let output = Command::new(env!("CARGO_BIN_EXE_openline"))
+        .args(["broadcast", "status", created_id(&first), "--watch"])
+        .args(["--api", &format!("http://{}", server.http)])
+        .env("OPENLINE_TOKEN", MANAGER_TOKEN)
+        .output()
+        .expect("openline broadcast status");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout.trim(),
+        "Through confirms: completed, 2/2 done · in flight 0 · human 2"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_openline"))
+        .args(["broadcast", "status", created_id(&first)])
+        .args([
+            "--api",
+            &format!("http://{}", server.http),
+            "--token",
+            "wrong",
+        ])
+        .output()
+        .expect("openline broadcast status");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     // Taking a number off the list is for admins.
     let response = send(
