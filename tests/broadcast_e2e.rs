@@ -25,6 +25,11 @@ struct Trunk {
 impl Trunk {
     /// `burst`: how many of the first INVITEs get 503; `digits`: a pcap played after answering.
     fn start(dir: &Path, burst: u32, digits: &Path) -> Trunk {
+        Self::start_with(dir, burst, digits, true)
+    }
+
+    /// `echo`: send what we play back to us (off when the pcap is the far end's speech).
+    fn start_with(dir: &Path, burst: u32, digits: &Path, echo: bool) -> Trunk {
         let port = free_port();
         let media = free_media_port();
         let log = dir.join(format!("trunk_{port}.log"));
@@ -35,7 +40,8 @@ impl Trunk {
                 data_path("sipp/broadcast_trunk.xml").to_str().unwrap(),
             ])
             .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-mp", &media.to_string(), "-rtp_echo"])
+            .args(["-mp", &media.to_string()])
+            .args(if echo { &["-rtp_echo"][..] } else { &[][..] })
             .args(["-key", "burst", &burst.to_string()])
             .args(["-key", "digits", digits.to_str().unwrap()])
             .args(["-nostdin", "-trace_logs", "-log_file"])
@@ -138,79 +144,101 @@ impl Seen {
     }
 }
 
-/// A pcap of RTP towards the caller: 200 ms of PCMU silence, then `digit` (if any) as an RFC
-/// 4733 telephone-event (payload type 101), as SIPp's play_pcap_audio replays it.
-fn digits_pcap(dir: &Path, digit: Option<char>) -> PathBuf {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&0i32.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&65535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes()); // Ethernet
-    let mut seq = 0u16;
-    let mut packet =
-        |out: &mut Vec<u8>, at_ms: u32, pt: u8, marker: bool, ts: u32, payload: &[u8]| {
-            let mut rtp = vec![0x80, pt | if marker { 0x80 } else { 0 }];
-            rtp.extend_from_slice(&seq.to_be_bytes());
-            rtp.extend_from_slice(&ts.to_be_bytes());
-            rtp.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-            rtp.extend_from_slice(payload);
-            seq = seq.wrapping_add(1);
-            let udp_len = 8 + rtp.len();
-            let ip_len = 20 + udp_len;
-            let mut frame = vec![0u8; 12];
-            frame.extend_from_slice(&[0x08, 0x00]);
-            let mut ip = vec![
-                0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1,
-            ];
-            ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
-            let sum: u32 = ip
-                .chunks(2)
-                .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-                .sum();
-            let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
-            ip[10..12].copy_from_slice(&sum.to_be_bytes());
-            frame.extend_from_slice(&ip);
-            frame.extend_from_slice(&4000u16.to_be_bytes());
-            frame.extend_from_slice(&6000u16.to_be_bytes());
-            frame.extend_from_slice(&(udp_len as u16).to_be_bytes());
-            frame.extend_from_slice(&[0, 0]);
-            frame.extend_from_slice(&rtp);
-            out.extend_from_slice(&(at_ms / 1000).to_le_bytes());
-            out.extend_from_slice(&((at_ms % 1000) * 1000).to_le_bytes());
-            out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-            out.extend_from_slice(&frame);
-        };
-    for i in 0..10u32 {
-        packet(&mut out, i * 20, 0, i == 0, i * 160, &[0xff; 160]);
+/// A pcap file of RTP packets as SIPp's play_pcap_audio replays them (Ethernet/IPv4/UDP; SIPp
+/// sends the RTP to the media address of our SDP at the packets' pace).
+struct Pcap {
+    out: Vec<u8>,
+    seq: u16,
+}
+
+impl Pcap {
+    fn new() -> Pcap {
+        let mut out = Vec::new();
+        out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        out.extend_from_slice(&2u16.to_le_bytes());
+        out.extend_from_slice(&4u16.to_le_bytes());
+        out.extend_from_slice(&0i32.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&65535u32.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes()); // Ethernet
+        Pcap { out, seq: 0 }
     }
+
+    fn packet(&mut self, at_ms: u32, pt: u8, marker: bool, ts: u32, payload: &[u8]) {
+        let mut rtp = vec![0x80, pt | if marker { 0x80 } else { 0 }];
+        rtp.extend_from_slice(&self.seq.to_be_bytes());
+        rtp.extend_from_slice(&ts.to_be_bytes());
+        rtp.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        rtp.extend_from_slice(payload);
+        self.seq = self.seq.wrapping_add(1);
+        let udp_len = 8 + rtp.len();
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1,
+        ];
+        ip[2..4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
+        let sum: u32 = ip
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum();
+        let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        let mut frame = vec![0u8; 12];
+        frame.extend_from_slice(&[0x08, 0x00]);
+        frame.extend_from_slice(&ip);
+        frame.extend_from_slice(&4000u16.to_be_bytes());
+        frame.extend_from_slice(&6000u16.to_be_bytes());
+        frame.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        frame.extend_from_slice(&[0, 0]);
+        frame.extend_from_slice(&rtp);
+        self.out.extend_from_slice(&(at_ms / 1000).to_le_bytes());
+        self.out
+            .extend_from_slice(&((at_ms % 1000) * 1000).to_le_bytes());
+        self.out
+            .extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        self.out
+            .extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        self.out.extend_from_slice(&frame);
+    }
+
+    /// 8 kHz samples as PCMU, 20 ms a packet, from `at_ms`; the time after them.
+    fn audio(&mut self, at_ms: u32, samples: &[i16]) -> u32 {
+        let mut at = at_ms;
+        for (i, chunk) in samples.chunks(160).enumerate() {
+            let mut frame = chunk.to_vec();
+            frame.resize(160, 0);
+            let ts = at_ms * 8 + i as u32 * 160;
+            self.packet(at, 0, i == 0, ts, &common::rtp::ulaw(&frame));
+            at += 20;
+        }
+        at
+    }
+
+    fn write(self, path: &Path) -> PathBuf {
+        std::fs::write(path, self.out).expect("pcap");
+        path.to_path_buf()
+    }
+}
+
+/// 200 ms of PCMU silence, then `digit` (if any) as an RFC 4733 telephone-event (payload type
+/// 101).
+fn digits_pcap(dir: &Path, digit: Option<char>) -> PathBuf {
+    let mut pcap = Pcap::new();
+    let after = pcap.audio(0, &[0; 1600]);
     if let Some(digit) = digit {
         let event = match digit {
             '0'..='9' => digit as u8 - b'0',
             '*' => 10,
             _ => 11,
         };
-        let ts = 1600;
+        let ts = after * 8;
         for k in 1..=5u32 {
-            let duration = (k * 160) as u16;
-            let d = duration.to_be_bytes();
-            packet(
-                &mut out,
-                200 + k * 20,
-                101,
-                k == 1,
-                ts,
-                &[event, 10, d[0], d[1]],
-            );
+            let d = ((k * 160) as u16).to_be_bytes();
+            pcap.packet(after + k * 20, 101, k == 1, ts, &[event, 10, d[0], d[1]]);
         }
         for k in 0..3u32 {
             let d = 960u16.to_be_bytes();
-            packet(
-                &mut out,
-                320 + k * 20,
+            pcap.packet(
+                after + 120 + k * 20,
                 101,
                 false,
                 ts,
@@ -222,9 +250,16 @@ fn digits_pcap(dir: &Path, digit: Option<char>) -> PathBuf {
         Some(d) => format!("digit_{}.pcap", if d == '#' { 'h' } else { d }),
         None => "silence.pcap".to_string(),
     };
-    let path = dir.join(name);
-    std::fs::write(&path, out).expect("pcap");
-    path
+    pcap.write(&dir.join(name))
+}
+
+/// A fixture WAV (8 kHz mono) from tests/data/amd as the far end's speech.
+fn speech_pcap(dir: &Path, fixture: &str) -> PathBuf {
+    let reader = hound::WavReader::open(data_path(&format!("amd/{fixture}"))).expect("fixture");
+    let samples: Vec<i16> = reader.into_samples::<i16>().map(|s| s.unwrap()).collect();
+    let mut pcap = Pcap::new();
+    pcap.audio(0, &samples);
+    pcap.write(&dir.join(fixture.replace(".wav", ".pcap")))
 }
 
 /// A multipart/form-data body with a JSON `campaign`, a WAV `message` and a CSV `recipients`.
@@ -857,4 +892,81 @@ fn bad_campaigns_get_clear_refusals() {
                 .is_none(),
         "refused campaigns leave no audio behind"
     );
+}
+
+#[test]
+fn answering_machines_are_told_from_people_and_get_the_message_after_their_beep() {
+    let temp = tempfile::tempdir().unwrap();
+    let greeting = speech_pcap(temp.path(), "machine_greeting_beep.wav");
+    let hello = speech_pcap(temp.path(), "human_hello.wav");
+    let machines = Trunk::start_with(temp.path(), 0, &greeting, false);
+    let people = Trunk::start_with(temp.path(), 0, &hello, false);
+    let config = format!(
+        "{}\n{}",
+        machines.config("machines", 10),
+        people.config("people", 10)
+    );
+    let mut server = Server::start_in(
+        temp.path(),
+        &config,
+        &["--clock-start", WEDNESDAY_NOON_KYIV],
+    );
+    let campaign = |trunk: &str, amd: &str| {
+        serde_json::json!({
+            "name": format!("{amd} via {trunk}"),
+            "trunk": trunk,
+            "amd": amd,
+            "retry": { "max_attempts": 1 },
+            "start": true,
+        })
+    };
+    let left = create(
+        &server,
+        &campaign("machines", "leave_message"),
+        "+380441230001\n",
+    );
+    let hung_up = create(&server, &campaign("machines", "hangup"), "+380441230002\n");
+    let person = create(
+        &server,
+        &campaign("people", "leave_message"),
+        "+380441230003\n",
+    );
+    let mut results = Vec::new();
+    for created in [&left, &hung_up, &person] {
+        let id = created_id(created);
+        wait_for_state(&server, id, "completed", Duration::from_secs(60));
+        let recipient = all_recipients(&server, id).remove(0);
+        let person_id = recipient["person_id"].as_str().unwrap();
+        let (_, timeline) = server.get(&format!("/api/v1/leads/{person_id}/timeline"));
+        let entry = timeline["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["data"]["broadcast_id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no timeline entry: {timeline:#}"));
+        let result = &entry["data"]["broadcast"];
+        results.push((
+            recipient["outcome"].as_str().unwrap().to_string(),
+            result["amd"].as_str().unwrap_or("-").to_string(),
+            result["message"].as_str().unwrap_or("-").to_string(),
+            entry["data"]["disposition"].as_str().unwrap().to_string(),
+        ));
+    }
+    let expected = [
+        (
+            "machine",
+            "machine",
+            "complete",
+            "broadcast.left_on_machine",
+        ),
+        ("machine", "machine", "none", "broadcast.machine_hangup"),
+        ("human", "human", "complete", "broadcast.delivered"),
+    ];
+    let expected: Vec<(String, String, String, String)> = expected
+        .iter()
+        .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string()))
+        .collect();
+    assert_eq!(results, expected);
+    assert_eq!(server.terminate().code(), Some(0));
 }

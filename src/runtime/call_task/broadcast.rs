@@ -17,6 +17,11 @@ use crate::broadcast::{AmdMode, Message};
 /// How far the detector is moved on by the clock when no audio arrives.
 const DETECT_TICK: Duration = Duration::from_millis(100);
 
+/// How far behind the clock the timer moves the detector: heard audio is released after the
+/// media session's playout delay (plus a late packet's margin), and the detector ignores audio
+/// older than what it has already judged, so silence must not be assumed too early.
+const TIMER_LAG: u64 = crate::media::session::PLAYOUT_DELAY + 8 * 200;
+
 /// What the call task needs to run a broadcast call.
 pub struct BroadcastSetup {
     pub message: Message,
@@ -95,7 +100,7 @@ impl Task {
 
     /// The clock moved on while detecting.
     pub(super) fn broadcast_timer(&mut self, now: Instant) {
-        let position = position_at(self.t0, now);
+        let position = position_at(self.t0, now).saturating_sub(TIMER_LAG);
         let decided = match self.broadcast.as_mut().map(|b| &mut b.phase) {
             Some(Phase::Detecting(d)) => d.advance(position),
             Some(Phase::WaitingForBeep(d)) => {
