@@ -970,3 +970,86 @@ fn answering_machines_are_told_from_people_and_get_the_message_after_their_beep(
     assert_eq!(results, expected);
     assert_eq!(server.terminate().code(), Some(0));
 }
+
+const CONFIRM_FLOW: &str = "id: confirm
+entry: menu
+nodes:
+  menu:
+    menu: { play: main-menu.wav, timeout: 5s, retries: 1, options: { \"1\": thanks, \"2\": agents }, on_fail: thanks }
+  thanks:
+    play: thanks.wav
+  agents:
+    queue: sales
+";
+
+#[test]
+fn pressing_2_in_the_answer_menu_reaches_a_queue_operator() {
+    let temp = tempfile::tempdir().unwrap();
+    let press_2 = digits_pcap(temp.path(), Some('2'));
+    let trunk = Trunk::start(temp.path(), 0, &press_2);
+    let flows = temp.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    std::fs::write(flows.join("confirm.yaml"), CONFIRM_FLOW).unwrap();
+    let config = format!(
+        "{}\n[[queues]]\nname = \"sales\"\nmembers = [\"101\"]\nstrategy = \"all\"\nring_timeout = \"15s\"\n",
+        trunk.config("carrier", 10)
+    );
+    let mut server = Server::start_in(
+        temp.path(),
+        &config,
+        &[
+            "--clock-start",
+            WEDNESDAY_NOON_KYIV,
+            "--flows",
+            flows.to_str().unwrap(),
+        ],
+    );
+    let mut phone = common::phone::Phone::register(server.sip, "101", "s3cret-101");
+    let campaign = serde_json::json!({
+        "name": "Confirm your order",
+        "answer_flow": "confirm",
+        "opt_out_digit": "9",
+        "start": true,
+    });
+    let created = create(&server, &campaign, "+380441230001\n");
+    let invite = phone
+        .wait_for("INVITE ", Duration::from_secs(30))
+        .expect("the operator's phone rings after the recipient pressed 2");
+    assert!(
+        header(&invite, "From").is_some_and(|f| f.contains("380441230001")),
+        "the operator sees who it is: {invite}"
+    );
+    phone.ringing(&invite);
+    let op_rtp = common::rtp::RtpPeer::new();
+    phone.answer(&invite, op_rtp.port());
+    std::thread::sleep(Duration::from_millis(500));
+    phone.bye(&invite);
+
+    let id = created_id(&created);
+    wait_for_state(&server, id, "completed", Duration::from_secs(30));
+    let recipient = all_recipients(&server, id).remove(0);
+    assert_eq!(recipient["outcome"], "human", "{recipient}");
+    assert_eq!(recipient["digit"], "2", "{recipient}");
+    let person = recipient["person_id"].as_str().unwrap();
+    let (_, timeline) = server.get(&format!("/api/v1/leads/{person}/timeline"));
+    let entry = &timeline["entries"][0]["data"];
+    assert_eq!(entry["queue"], "sales", "{timeline:#}");
+    assert_eq!(entry["operator"], "101", "{timeline:#}");
+    assert_eq!(entry["broadcast"]["digit"], "2", "{timeline:#}");
+    let path: Vec<&str> = entry["flow_path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(path, ["menu", "agents"], "{timeline:#}");
+    assert!(
+        !server.get("/api/v1/do-not-call").1["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["e164"] == "+380441230001"),
+        "pressing 2 is not an opt-out"
+    );
+    assert_eq!(server.terminate().code(), Some(0));
+}
