@@ -1053,3 +1053,113 @@ fn pressing_2_in_the_answer_menu_reaches_a_queue_operator() {
     );
     assert_eq!(server.terminate().code(), Some(0));
 }
+
+#[test]
+fn pause_stops_new_calls_at_once_resume_goes_on_and_cancel_ends_the_rest() {
+    let temp = tempfile::tempdir().unwrap();
+    let silence = digits_pcap(temp.path(), None);
+    let trunk = Trunk::start(temp.path(), 0, &silence);
+    let mut server = Server::start_in(
+        temp.path(),
+        &trunk.config("carrier", 10),
+        &["--clock-start", WEDNESDAY_NOON_KYIV],
+    );
+    let numbers: Vec<String> = kyiv_numbers(40)
+        .into_iter()
+        .filter(|n| expected_outcome(n) == "human")
+        .take(20)
+        .collect();
+    let csv: String = numbers.iter().map(|n| format!("{n}\n")).collect();
+    let campaign =
+        serde_json::json!({ "name": "Paced", "concurrency": 2, "cps": 2, "start": true });
+    let created = create(&server, &campaign, &csv);
+    let id = created_id(&created).to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while trunk.seen().invites.len() < 3 {
+        assert!(Instant::now() < deadline, "no calls");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let paused = post(
+        &server,
+        &format!("/api/v1/broadcasts/{id}/pause"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(paused.status, 200, "{}", paused.text());
+    assert_eq!(paused.json()["state"], "paused");
+    std::thread::sleep(Duration::from_millis(300));
+    let at_pause = trunk.seen().invites.len();
+    // Calls already up finish; no new one starts.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = server.get(&format!("/api/v1/broadcasts/{id}"));
+        if body["progress"]["calling"] == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "running calls did not finish: {body:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        trunk.seen().invites.len(),
+        at_pause,
+        "a call after the pause"
+    );
+    let again = post(
+        &server,
+        &format!("/api/v1/broadcasts/{id}/pause"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(again.status, 409, "{}", again.text());
+    assert_eq!(again.json()["error"]["code"], "broadcast.wrong_state");
+
+    let resumed = post(
+        &server,
+        &format!("/api/v1/broadcasts/{id}/resume"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(resumed.status, 200, "{}", resumed.text());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while trunk.seen().invites.len() < at_pause + 2 {
+        assert!(Instant::now() < deadline, "resume did not call anyone");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cancelled = post(
+        &server,
+        &format!("/api/v1/broadcasts/{id}/cancel"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text());
+    let done = wait_for_state(&server, &id, "cancelled", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    let at_cancel = trunk.seen().invites.len();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let recipients = loop {
+        let recipients = all_recipients(&server, &id);
+        if recipients.iter().all(|r| r["state"] == "done") {
+            break recipients;
+        }
+        assert!(Instant::now() < deadline, "{recipients:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        trunk.seen().invites.len(),
+        at_cancel,
+        "a call after the cancel"
+    );
+    let called = recipients
+        .iter()
+        .filter(|r| r["outcome"] == "human")
+        .count();
+    let cancelled = recipients
+        .iter()
+        .filter(|r| r["outcome"] == "cancelled")
+        .count();
+    assert_eq!(called, at_cancel, "{done:#}");
+    assert_eq!(called + cancelled, numbers.len(), "{recipients:#?}");
+    assert!(cancelled > 0);
+    assert_eq!(server.terminate().code(), Some(0));
+}
