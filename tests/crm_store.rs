@@ -16,6 +16,7 @@ use openline::store::{
     CallRecord, ERASED, IdempotencyState, NewCall, NewLeg, NewPerson, NewRecording, PersonFilter,
     PersonKind, Store,
 };
+use serde_json::json;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -40,6 +41,7 @@ mod on_sqlite_and_postgres {
         recordings_lifecycle,
         sessions_and_idempotency_keys,
         outbox_events,
+        a_rated_queue_call_finishes_with_its_operators_user_and_vote,
         retention_sweep,
         people_lists_filter_and_page,
     );
@@ -508,6 +510,63 @@ async fn outbox_events(store: Store, _: std::path::PathBuf) -> TestResult {
     assert_eq!(
         store.sync_external_id(&call.id).await?.as_deref(),
         Some("ext-1")
+    );
+    Ok(())
+}
+
+/// Regression (review of 832cd51): `finish` was sent for the default user without `VOTE`,
+/// ignoring the `[crm_sync] users` map and the caller's rating; the timeline entry had the queue,
+/// operator and rating as null.
+async fn a_rated_queue_call_finishes_with_its_operators_user_and_vote(
+    store: Store,
+    dir: std::path::PathBuf,
+) -> TestResult {
+    let call = ended_call(&store, "+380441234567", None).await;
+    store.set_call_queue(&call.id, "sales").await?;
+    store
+        .set_call_queue_outcome(&call.id, Some("101"), 4200)
+        .await?;
+    store.set_call_rating(&call.id, 4).await?;
+    let (call, _) = store.call(&call.id).await?.expect("the call");
+    let sync = openline::crm::sync::SyncSettings {
+        url: "http://127.0.0.1:9/rest/".into(),
+        default_user_id: 1,
+        users: [("101".to_string(), 42u64)].into(),
+        line_number: None,
+        retry_min: std::time::Duration::from_secs(1),
+        retry_max: std::time::Duration::from_secs(60),
+        give_up_after: std::time::Duration::from_secs(3600),
+        timeout: std::time::Duration::from_secs(5),
+        data_dir: dir,
+        country: DefaultCountry::parse("UA").expect("UA"),
+    };
+    let crm = CrmSettings {
+        country: DefaultCountry::parse("UA").expect("UA"),
+        sync: Some(sync),
+    };
+    link(&store, &crm, &call, true).await?;
+    let events = store.outbox_for_call(&call.id).await?;
+    let finish = events
+        .iter()
+        .find(|e| e.method == "telephony.externalcall.finish")
+        .expect("a finish event");
+    assert_eq!(finish.payload["USER_ID"], 42, "{}", finish.payload);
+    assert_eq!(finish.payload["VOTE"], 4, "{}", finish.payload);
+    let person = store
+        .match_number("+380441234567")
+        .await?
+        .expect("a lead for the caller");
+    let timeline = store.timeline(&person.person_id, None, 10).await?;
+    let data = &timeline[0].data;
+    assert_eq!(
+        (
+            &data["queue"],
+            &data["operator"],
+            &data["rating"],
+            &data["wait_ms"]
+        ),
+        (&json!("sales"), &json!("101"), &json!(4), &json!(4200)),
+        "{data}"
     );
     Ok(())
 }

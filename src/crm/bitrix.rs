@@ -32,13 +32,15 @@ pub fn register(call: &CallRecord, number: &str, user_id: u64, line: Option<&str
 }
 
 /// Bitrix24's STATUS_CODE for our disposition: 200 talked, 304 missed, 486 busy, 603 declined,
-/// 500 failed.
+/// 500 failed. Campaign calls end `busy`, `no_answer`, `rejected.N` or `failed.*` when unanswered.
 pub fn status_code(disposition: Option<&str>, answered: bool) -> u16 {
     let d = disposition.unwrap_or("");
-    if answered || d.starts_with("answered.") {
+    if answered || d.starts_with("answered.") || d.starts_with("broadcast.") {
         200
-    } else if d == "rejected.486" {
+    } else if d == "rejected.486" || d == "busy" {
         486
+    } else if d == "no_answer" {
+        304
     } else if d.starts_with("rejected.6") || d == "rejected.480" {
         603
     } else if d.starts_with("cancelled.") || d.starts_with("rejected.") {
@@ -131,6 +133,14 @@ mod tests {
         assert_eq!(f["STATUS_CODE"], 200);
         assert_eq!(f["VOTE"], 5);
         assert!(finish(&c, 7, None).get("VOTE").is_none());
+    }
+
+    #[test]
+    fn campaign_calls_have_status_codes_too() {
+        assert_eq!(status_code(Some("busy"), false), 486);
+        assert_eq!(status_code(Some("no_answer"), false), 304);
+        assert_eq!(status_code(Some("broadcast.left_on_machine"), true), 200);
+        assert_eq!(status_code(Some("failed.timeout"), false), 500);
     }
 
     #[test]

@@ -119,7 +119,9 @@ pub async fn enqueue_call(
         return Ok(());
     }
     enqueue_register(store, s, call, now).await?;
-    let finish = bitrix::finish(call, s.user_id(None), None);
+    // The operator who talked (mapped through `[crm_sync] users`) and the caller's rating.
+    let rating = call.rating.and_then(|r| u8::try_from(r).ok());
+    let finish = bitrix::finish(call, s.user_id(call.operator.as_deref()), rating);
     store
         .enqueue_outbox(
             &format!("finish:{}", call.id),
