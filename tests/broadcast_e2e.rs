@@ -342,7 +342,7 @@ fn all_recipients(server: &Server, id: &str) -> Vec<serde_json::Value> {
     let mut after = String::new();
     loop {
         let (status, page) = server.get(&format!(
-            "/api/v1/broadcasts/{id}/recipients?limit=1000{after}"
+            "/api/v1/broadcasts/{id}/recipients?limit=100{after}"
         ));
         assert_eq!(status, 200, "{page}");
         out.extend(page["items"].as_array().cloned().unwrap_or_default());

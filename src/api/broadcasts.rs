@@ -274,7 +274,8 @@ pub async fn recipients_of(
         )
         .await?;
     let full = items.len() as i64 == limit;
-    let next_after = items.last().filter(|_| full).map(|r| r.id);
+    // Pages follow the list's order (the row position), not the row id.
+    let next_after = items.last().filter(|_| full).map(|r| r.position);
     Ok(Json(RecipientPage { items, next_after }))
 }
 
