@@ -311,12 +311,12 @@ async fn post(
         .await;
     let response = match response {
         Ok(r) => r,
-        Err(e) => return Outcome::Retry(format!("request failed: {e}")),
+        Err(e) => return Outcome::Retry(format!("request failed: {}", redacted(e, &s.url))),
     };
     let status = response.status();
     let body = match response.bytes().await {
         Ok(body) => body,
-        Err(e) => return Outcome::Retry(format!("answer cut off: {e}")),
+        Err(e) => return Outcome::Retry(format!("answer cut off: {}", redacted(e, &s.url))),
     };
     let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let error = bitrix::error_of(&answer);
@@ -332,9 +332,48 @@ async fn post(
     }
 }
 
+/// An HTTP error as it may be stored in the outbox and logged: without the webhook URL, whose
+/// path carries the Bitrix24 webhook's secret (`/rest/1/SECRET/`), and with its cause.
+fn redacted(e: reqwest::Error, url: &str) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    // A cause may still quote the URL: scrub it, with and without its scheme.
+    let bare = url.split_once("://").map_or(url, |(_, rest)| rest);
+    for secret in [url, url.trim_end_matches('/'), bare, bare.trim_end_matches('/')] {
+        if secret.len() > 3 {
+            text = text.replace(secret, "<crm url>");
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (review of 832cd51): the outbox row's error quoted the webhook URL with its
+    /// secret.
+    #[tokio::test]
+    async fn delivery_errors_never_quote_the_webhook_url() {
+        let url = "http://127.0.0.1:9/rest/1/s3cr3tw3bh00k/";
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::new();
+        let e = client
+            .post(format!("{url}telephony.externalcall.register.json"))
+            .send()
+            .await
+            .expect_err("nothing listens on the discard port");
+        assert!(e.to_string().contains("s3cr3tw3bh00k"), "the raw error has it: {e}");
+        let text = redacted(e, url);
+        assert!(!text.contains("s3cr3tw3bh00k"), "{text}");
+        assert!(!text.is_empty());
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {
