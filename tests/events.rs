@@ -134,3 +134,59 @@ async fn events_need_a_token() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// Regression (review of 832cd51): `call_answered` always had `operator: null`, so an operator's
+/// stream never saw the queue calls they took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sees_the_queue_call_they_answer() {
+    let temp = tempfile::tempdir().unwrap();
+    let flows = temp.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    std::fs::write(
+        flows.join("main.yaml"),
+        "id: main\nentry: q\nnodes:\n  q:\n    queue: sales\n",
+    )
+    .unwrap();
+    let config = "[[queues]]\nname = \"sales\"\nmembers = [\"101\"]\nstrategy = \"all\"\nring_timeout = \"15s\"\n";
+    let server = Server::start_in(temp.path(), config, &["--flows", flows.to_str().unwrap()]);
+    let mut operator = connect(&server, OPERATOR_TOKEN).await;
+    let sip = server.sip;
+    let call = tokio::task::spawn_blocking(move || {
+        let mut phone = common::phone::Phone::register(sip, "101", "s3cret-101");
+        let caller = UdpPeer::new(sip);
+        let rtp = common::rtp::RtpPeer::new();
+        let ok = invite_with(&caller, "ev-queue", "100", &offer(rtp.port(), 101));
+        ack(&caller, "ev-queue", &ok);
+        let invite = phone
+            .wait_for("INVITE ", Duration::from_secs(15))
+            .expect("the operator is rung");
+        phone.ringing(&invite);
+        let op_rtp = common::rtp::RtpPeer::new();
+        phone.answer(&invite, op_rtp.port());
+        std::thread::sleep(Duration::from_millis(500));
+        bye(&caller, "ev-queue", &ok);
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while std::time::Instant::now() < deadline {
+        // Two quiet seconds are normal here (registering, ringing): keep listening.
+        let Some(event) = next(&mut operator).await else {
+            continue;
+        };
+        let done = event["type"] == "call_ended";
+        seen.push(event);
+        if done {
+            break;
+        }
+    }
+    call.await.expect("the call");
+    let types: Vec<&str> = seen.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["call_answered", "queue_left", "call_ended"],
+        "{seen:#?}"
+    );
+    assert_eq!(seen[0]["operator"], "101", "{seen:#?}");
+    assert_eq!(seen[1]["reason"], "answered", "{seen:#?}");
+    assert!(seen.iter().all(|e| e["call_id"] == seen[0]["call_id"]));
+}

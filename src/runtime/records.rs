@@ -177,8 +177,8 @@ async fn write(
     let mut attempt = 0;
     loop {
         match apply(store, legs, &op).await {
-            Ok(event) => {
-                if let Some(event) = event {
+            Ok(published) => {
+                for event in published {
                     events.publish(event);
                 }
                 break;
@@ -201,8 +201,9 @@ async fn apply(
     store: &Store,
     legs: &mut HashMap<LegId, (String, i64)>,
     op: &RecordOp,
-) -> Result<Option<Event>, StoreError> {
+) -> Result<Vec<Event>, StoreError> {
     let mut event = None;
+    let mut first = None;
     match op {
         RecordOp::CallStarted { leg, call, sip_leg } => {
             if !legs.contains_key(leg) {
@@ -374,6 +375,15 @@ async fn apply(
                 store
                     .set_call_queue_outcome(call_id, operator.as_deref(), wait_ms)
                     .await?;
+                // The operator who took the call answered it: their event stream follows it
+                // from here (they did not see it start).
+                if let Some(ext) = operator {
+                    first = Some(Event::CallAnswered {
+                        call_id: call_id.clone(),
+                        operator: Some(ext.clone()),
+                        at: Utc::now(),
+                    });
+                }
                 event = Some(Event::QueueLeft {
                     call_id: call_id.clone(),
                     queue: queue.clone(),
@@ -408,7 +418,7 @@ async fn apply(
             contact_uri,
         } => store.remove_binding(extension, contact_uri).await?,
     }
-    Ok(event)
+    Ok(first.into_iter().chain(event).collect())
 }
 
 #[cfg(test)]
