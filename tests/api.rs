@@ -10,6 +10,11 @@ fn health_and_metrics_need_no_token() {
     let (status, body) = server.request("GET", "/healthz", None);
     assert_eq!(status, 200);
     assert_eq!(body["status"], "ok");
+    assert_eq!(
+        body["checks"],
+        serde_json::json!({ "sip": true, "database": true, "records": true }),
+        "{body}"
+    );
     let peer = UdpPeer::new(server.sip);
     peer.send(options(peer.port(), "metrics").as_bytes());
     peer.expect("200 OK");
@@ -329,4 +334,46 @@ fn operators_show_why_and_since_when() {
         (&"online".into(), &serde_json::Value::Null)
     );
     assert_ne!(body["status_changed_at"], "2026-05-01T10:00:00Z");
+}
+
+/// Regression (review of 832cd51): `/healthz` said "ok" whatever happened. With its PostgreSQL
+/// database gone it answers 503 naming the database, and the node keeps answering.
+#[test]
+fn health_says_when_the_database_is_gone() {
+    let Some(url) = postgres_database() else {
+        return;
+    };
+    let temp = tempfile::tempdir().unwrap();
+    let server = Server::start_with_database(temp.path(), "", &[], Some(&url));
+    let (status, body) = server.request("GET", "/healthz", None);
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &serde_json::json!("ok")),
+        "{body}"
+    );
+    let (base, name) = url.rsplit_once('/').unwrap();
+    let admin_url = format!("{base}/postgres");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("connect");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {name} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await
+        .expect("drop the node's database");
+    });
+    let (status, body) = server.request("GET", "/healthz", None);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["checks"]["database"], false, "{body}");
+    assert_eq!(body["checks"]["sip"], true, "{body}");
+    let peer = UdpPeer::new(server.sip);
+    peer.send(options(peer.port(), "still-up").as_bytes());
+    peer.expect("200 OK");
 }

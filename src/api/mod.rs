@@ -62,6 +62,8 @@ pub struct ApiOptions {
     pub sounds: PathBuf,
     pub tts: bool,
     pub max_upload_bytes: usize,
+    /// Liveness of the SIP task and the records writer (set by the runtime).
+    pub health: Option<crate::runtime::health::Health>,
 }
 
 impl ApiOptions {
@@ -88,6 +90,7 @@ impl ApiOptions {
             sounds: settings.sounds.clone(),
             tts: false,
             max_upload_bytes: settings.file.broadcasts.max_upload_mb * 1024 * 1024,
+            health: None,
         }
     }
 }
@@ -206,10 +209,27 @@ pub fn router(state: ApiState) -> Router {
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "system", security(),
-    responses((status = 200, description = "The node is up")))]
+    responses((status = 200, description = "SIP, the database and the records writer work"),
+              (status = 503, description = "One of them does not; `checks` says which")))]
 async fn healthz(State(state): State<ApiState>) -> Response {
-    let body = serde_json::json!({ "status": "ok", "node": state.inner.node_id });
-    (StatusCode::OK, Json(body)).into_response()
+    let (sip, records) = match &state.options().health {
+        Some(h) => (h.sip_running(), h.records_running()),
+        // An API without a runtime (tests of the router alone) has no tasks to watch.
+        None => (true, true),
+    };
+    let database = state.store().ping().await;
+    let ok = sip && records && database;
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "unavailable" },
+        "node": state.inner.node_id,
+        "checks": { "sip": sip, "database": database, "records": records },
+    });
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "system", security(),

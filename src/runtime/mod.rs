@@ -13,6 +13,7 @@ pub mod calls;
 pub mod clock;
 pub mod events;
 pub mod flows;
+pub mod health;
 pub mod ivr_io;
 pub mod ports;
 pub mod records;
@@ -81,6 +82,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("metrics: {0}")]
     Metrics(String),
+    #[error("the SIP task stopped unexpectedly (see the log); the node stopped with it")]
+    SipTaskDied,
 }
 
 /// Runs the server until SIGINT/SIGTERM, then shuts down gracefully.
@@ -230,7 +233,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let (records_tx, records_rx) = mpsc::unbounded_channel();
     let events = events::EventBus::new();
     let background = background::Background::spawn(&store, &settings, &events);
-    let records = tokio::spawn(records::run(store.clone(), records_rx, events.clone()));
+    let health = health::Health::default();
+    let records = health.spawn_records(records::run(store.clone(), records_rx, events.clone()));
     let (input_tx, input_rx) = mpsc::channel(16_384);
     let (command_tx, command_rx) = mpsc::channel(64);
     let udp = Arc::new(udp);
@@ -302,7 +306,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         acd,
     );
     let sip_task = sip_task::SipTask::new(endpoint, udp, node_id.clone(), records_tx, calls);
-    let sip_handle = tokio::spawn(sip_task.run(input_rx, command_rx, notice_rx));
+    let mut sip_handle = health.spawn_sip(sip_task.run(input_rx, command_rx, notice_rx));
     let broadcasts_stop = CancellationToken::new();
     let (broadcasts, broadcasts_task) = broadcasts::spawn(
         store.clone(),
@@ -328,6 +332,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             broadcasts: Some(broadcasts),
             clock,
             tts: tts_available,
+            health: Some(health.clone()),
             ..api::ApiOptions::new(&settings, events)
         },
     );
@@ -350,14 +355,25 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         let _ = stdout.flush();
     }
 
-    shutdown.cancelled().await;
+    let woken = health::wait(&shutdown, &mut sip_handle).await;
+    let sip_died = match woken {
+        health::Woken::Shutdown => false,
+        health::Woken::SipDied(reason) => {
+            let reason = reason.unwrap_or_else(|| "it returned".into());
+            tracing::error!(%reason, "the SIP task ended; stopping the node");
+            shutdown.cancel();
+            true
+        }
+    };
     broadcasts_stop.cancel();
     drain(&command_tx, settings.file.shutdown.drain_timeout).await;
     io_token.cancel();
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
     drop(command_tx);
-    let _ = sip_handle.await;
+    if !sip_died {
+        let _ = sip_handle.await;
+    }
     // Every broadcast call is reported once the SIP task is gone.
     let _ = tokio::time::timeout(Duration::from_secs(10), broadcasts_task).await;
     http_token.cancel();
@@ -365,6 +381,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let _ = records.await;
     background.stop().await;
     store.close().await;
+    if sip_died {
+        return Err(ServeError::SipTaskDied);
+    }
     tracing::info!("shutdown complete");
     Ok(())
 }

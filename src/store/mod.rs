@@ -114,6 +114,11 @@ impl Store {
         }
     }
 
+    /// Whether the database answers a trivial query on the connection writes use (health).
+    pub async fn ping(&self) -> bool {
+        on_writer!(self, pool => sqlx::query("SELECT 1").execute(pool).await.is_ok())
+    }
+
     /// Closes every pool, waiting for connections in use to be returned. Part of shutdown; the
     /// store must not be used afterwards (queries then fail with `StoreError::Query`).
     pub async fn close(&self) {
