@@ -296,3 +296,38 @@ fn no_media_from_the_caller_ends_the_call_after_the_media_timeout() {
         calls[0]
     );
 }
+
+/// Regression (review of 832cd51): an unauthenticated INVITE was answered and its prompt sent
+/// every 20 ms to whatever its SDP named, before any ACK — one forged INVITE made us flood any
+/// address. Now nothing leaves before the ACK (or a packet from the caller); after it, the
+/// prompt plays.
+#[test]
+fn no_media_leaves_toward_an_address_that_never_acked() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = media_server(temp.path());
+    let victim = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    victim
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let victim_port = victim.local_addr().unwrap().port();
+    let sip = UdpPeer::new(server.sip);
+    let ok = invite_with(&sip, "amp-1", "100", &offer(victim_port, 101));
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    let mut buf = [0u8; 2048];
+    let quiet_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < quiet_until {
+        if let Ok((n, from)) = victim.recv_from(&mut buf) {
+            panic!("{n} bytes of media from {from} before any ACK");
+        }
+    }
+    ack(&sip, "amp-1", &ok);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut packets = 0;
+    while Instant::now() < deadline && packets < 10 {
+        if victim.recv_from(&mut buf).is_ok() {
+            packets += 1;
+        }
+    }
+    assert_eq!(packets, 10, "after the ACK the prompt plays");
+    bye(&sip, "amp-1", &ok);
+}

@@ -121,6 +121,9 @@ const MAX_TIMESTAMP_JUMP: i64 = 8000 * 10;
 #[derive(Debug, Clone, Default)]
 pub struct Incoming {
     latched: Option<SocketAddr>,
+    /// When not empty, the only addresses the first packet may come from (the SDP address, the
+    /// signalling source for NAT): a stranger cannot hijack the stream by sending first.
+    allowed: Vec<std::net::IpAddr>,
     ssrc: Option<u32>,
     /// (peer timestamp, call-clock position) of the reference packet of the current SSRC.
     base: Option<(u32, u64)>,
@@ -195,6 +198,11 @@ impl Incoming {
         self.latched
     }
 
+    /// Latch only to a packet from one of `ips` (none given: to the first source).
+    pub fn allow_only(&mut self, ips: Vec<std::net::IpAddr>) {
+        self.allowed = ips;
+    }
+
     /// The peer's current SSRC.
     pub fn ssrc(&self) -> Option<u32> {
         self.ssrc
@@ -221,6 +229,10 @@ impl Incoming {
                 return Err(Refused::WrongSource);
             }
             Some(_) => {}
+            None if !self.allowed.is_empty() && !self.allowed.contains(&from.ip()) => {
+                self.refused += 1;
+                return Err(Refused::WrongSource);
+            }
             None => self.latched = Some(from),
         }
         let mut buf = datagram;
@@ -279,6 +291,26 @@ mod tests {
         assert_eq!(pb.header.timestamp - pa.header.timestamp, 160);
         assert_eq!(pa.header.ssrc, 0x1234_5678);
         assert_eq!(pa.payload.len(), 160);
+    }
+
+    /// Regression (review of 832cd51): the first packet from anyone latched the stream.
+    #[test]
+    fn latches_only_to_an_allowed_address() {
+        let mut sender = Outgoing::new(7, 0, 5000);
+        let mut rx = Incoming::default();
+        rx.allow_only(vec![
+            "10.0.0.1".parse().unwrap(),
+            "192.0.2.7".parse().unwrap(),
+        ]);
+        let first = sender.packet(0, 0, &[0; 160]);
+        assert_eq!(
+            rx.on_datagram(800, addr("10.0.0.66:4000"), &first),
+            Err(Refused::WrongSource)
+        );
+        assert_eq!(rx.latched(), None, "a stranger does not latch it");
+        // NAT: the phone's packets come from its public (signalling) address, another port.
+        assert!(rx.on_datagram(960, addr("192.0.2.7:31000"), &first).is_ok());
+        assert_eq!(rx.latched(), Some(addr("192.0.2.7:31000")));
     }
 
     #[test]

@@ -130,6 +130,8 @@ struct EventPacket {
 
 pub struct MediaSession {
     config: SessionConfig,
+    /// The peer has shown it wants this stream (ACK or a packet); nothing is sent before.
+    confirmed: bool,
     t0: Instant,
     pacer: Pacer,
     out: Outgoing,
@@ -187,6 +189,7 @@ impl MediaSession {
             next_report: now + rtcp::INTERVAL,
             ntp_t0: 0,
             outputs: VecDeque::new(),
+            confirmed: true,
             frame: Vec::with_capacity(160),
             encoded: Vec::with_capacity(160),
             config,
@@ -322,7 +325,38 @@ impl MediaSession {
     }
 
     fn destination(&self) -> Option<SocketAddr> {
+        if !self.confirmed {
+            return None;
+        }
         self.incoming.latched().or(self.config.remote)
+    }
+
+    /// An answered INVITE's media: nothing is sent until the caller's ACK ([`Self::confirm`])
+    /// or its first packet shows the address really asked for it, so a forged INVITE cannot
+    /// point our stream at someone else (RFC 3261 §13.3.1.4 gives the ACK 32 s to arrive).
+    pub fn hold_until_confirmed(&mut self) {
+        self.confirmed = false;
+    }
+
+    /// The peer confirmed the session (its ACK).
+    pub fn confirm(&mut self) {
+        self.confirmed = true;
+    }
+
+    /// The first packet latches only if it comes from the SDP address or `signalling` (the
+    /// address the SIP messages come from: a phone behind NAT sends from there).
+    pub fn allow_sources(&mut self, signalling: Option<std::net::IpAddr>) {
+        let ips: Vec<std::net::IpAddr> = self
+            .config
+            .remote
+            .map(|a| a.ip())
+            .into_iter()
+            .chain(signalling)
+            .filter(|ip| !ip.is_unspecified())
+            .collect();
+        if !ips.is_empty() {
+            self.incoming.allow_only(ips);
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -414,6 +448,7 @@ impl MediaSession {
         let Ok(packet) = self.incoming.on_datagram(now_position, from, datagram) else {
             return;
         };
+        self.confirmed = true; // it sends to us from an address we accept: it wants the stream
         self.last_activity = now;
         self.timed_out = false;
         if Some(packet.payload_type) == self.config.event_pt {

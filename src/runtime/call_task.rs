@@ -31,6 +31,8 @@ use tokio::task::JoinHandle;
 /// Requests from the SIP task to a call.
 #[derive(Debug)]
 pub enum CallCommand {
+    /// The ACK for our 2xx arrived: media may flow.
+    Confirmed,
     /// A re-INVITE changed the session (hold, resume, new address).
     Renegotiate(SessionConfig),
     SendDigit(char),
@@ -167,6 +169,11 @@ pub struct CallSetup {
     pub broadcast: Option<BroadcastSetup>,
     /// Local times (business hours) are judged by this clock.
     pub clock: crate::runtime::clock::Clock,
+    /// We answered an INVITE: send no media before its ACK (or the caller's first packet).
+    pub awaiting_ack: bool,
+    /// Where the leg's SIP messages come from; with the SDP address, the only sources whose
+    /// first packet may latch the stream.
+    pub signalling_ip: Option<std::net::IpAddr>,
 }
 
 /// How far the recorder lets one channel lag the other before padding it with silence.
@@ -259,6 +266,10 @@ pub async fn run(
         rand::random(),
         rand::random(),
     );
+    session.allow_sources(setup.signalling_ip);
+    if setup.awaiting_ack {
+        session.hold_until_confirmed();
+    }
     let since_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
@@ -365,6 +376,7 @@ pub async fn run(
                 }
             }
             command = commands.recv() => match command {
+                Some(CallCommand::Confirmed) => task.session.confirm(),
                 Some(CallCommand::Renegotiate(config)) => task.session.renegotiate(Instant::now(), config),
                 Some(CallCommand::SendDigit(digit)) => task.session.send_digit(Instant::now(), digit),
                 Some(CallCommand::DialResult(result)) => task.engine_event(IvrEvent::DialResult(result)),

@@ -92,6 +92,8 @@ struct ActiveCall {
     ended_by_media: Option<String>,
     /// SIP says the call is over; waiting for the media task to finish.
     ended: bool,
+    /// Where the leg's SIP messages come from (the caller's source, the trunk's proxy).
+    peer_ip: Option<std::net::IpAddr>,
 }
 
 /// What the call layer shares with every call task.
@@ -234,6 +236,7 @@ impl Calls {
                 recording_id: None,
                 ended_by_media: None,
                 ended: false,
+                peer_ip: Some(call.peer.addr.ip()),
             },
         );
         match destination {
@@ -403,7 +406,7 @@ impl Calls {
             at: Utc::now(),
         });
         let session = session_config(active.negotiated.as_ref(), self.config.media_timeout);
-        self.start_task(now, leg, (rtp, rtcp, port), session, None);
+        self.start_task(now, leg, (rtp, rtcp, port), session, None, true);
     }
 
     /// Starts the task of an answered call on its media sockets: its flow (if any), or the
@@ -415,6 +418,7 @@ impl Calls {
         (rtp, rtcp, port): (std::net::UdpSocket, std::net::UdpSocket, u16),
         session: SessionConfig,
         broadcast: Option<call_task::BroadcastSetup>,
+        awaiting_ack: bool,
     ) {
         let record_to = if self.config.record {
             self.start_recording_row(leg)
@@ -448,6 +452,8 @@ impl Calls {
             http: self.shared.http.clone(),
             broadcast,
             clock: self.config.clock,
+            awaiting_ack,
+            signalling_ip: active.peer_ip,
         };
         let span = tracing::info_span!("call", call_id = %active.call_id);
         tokio::spawn(call_task::run(setup, rx, self.notices.clone()).instrument(span));
@@ -743,6 +749,13 @@ impl Calls {
                 self.ports.release(port);
                 let _ = self.records.send(RecordOp::Forget { leg });
             }
+        }
+    }
+
+    /// The ACK for our 2xx on `leg` arrived: its media may flow.
+    pub fn leg_confirmed(&mut self, leg: LegId) {
+        if let Some(task) = self.active.get(&leg).and_then(|a| a.task.as_ref()) {
+            let _ = task.send(CallCommand::Confirmed);
         }
     }
 

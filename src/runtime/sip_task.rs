@@ -182,7 +182,7 @@ impl SipTask {
                 self.calls
                     .incoming(&mut self.endpoint, Instant::now().into_std(), *call)
             }
-            Event::LegConfirmed { .. } => {}
+            Event::LegConfirmed { leg } => self.calls.leg_confirmed(leg),
             Event::Outbound { leg, update } => {
                 self.calls
                     .outbound(&mut self.endpoint, Instant::now().into_std(), leg, update)

@@ -62,6 +62,7 @@ impl Calls {
             .or_else(|| trunk.from_user.clone())
             .unwrap_or_else(|| "openline".to_string());
         let uri = format!("sip:{}@{}", request.number, trunk.proxy);
+        let trunk_ip = trunk.proxy.ip();
         let peer = crate::sip::transport::Peer {
             transport: crate::sip::transport::TransportKind::Udp,
             addr: trunk.proxy,
@@ -135,6 +136,7 @@ impl Calls {
                 recording_id: None,
                 ended_by_media: None,
                 ended: false,
+                peer_ip: Some(trunk_ip),
             },
         );
         self.ring_deadlines.insert((now + request.max_ring, leg));
@@ -252,7 +254,8 @@ impl Calls {
             answer_flow,
             opt_out_digit: plan.opt_out_digit,
         };
-        self.start_task(now, leg, (rtp, rtcp, port), session, Some(setup));
+        // We are the caller: the callee's 200 is its consent, our ACK is on its way.
+        self.start_task(now, leg, (rtp, rtcp, port), session, Some(setup), false);
     }
 
     /// What the call task reported about a broadcast call (detection, message, keys).
