@@ -110,6 +110,21 @@ fn unauthenticated_calls_to_external_numbers_never_reach_the_trunk() {
     let refused = final_response(&sip, &invite(&sip, "tf3", "102", "100", ""));
     assert!(refused.starts_with("SIP/2.0 407 "), "{refused}");
 
+    // Regression (review of 832cd51): a missing extension got 200 where an existing one got
+    // 407, which told a scanner which extensions exist. Both are challenged alike now.
+    let missing = final_response(&sip, &invite(&sip, "tf3m", "199", "100", ""));
+    let status = |m: &str| m.lines().next().unwrap_or("").to_string();
+    assert_eq!(status(&missing), status(&refused), "{missing}");
+    let header_names = |m: &str| -> Vec<String> {
+        m.lines()
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .filter_map(|l| l.split(':').next())
+            .map(str::to_ascii_lowercase)
+            .collect()
+    };
+    assert_eq!(header_names(&missing), header_names(&refused));
+
     // An outside caller to an ordinary number still reaches the flow.
     let ok = final_response(&sip, &invite(&sip, "tf4", "caller", "100", ""));
     assert!(ok.starts_with("SIP/2.0 200 "), "{ok}");

@@ -373,6 +373,27 @@ impl Registrar {
         self.operators.contains_key(user)
     }
 
+    /// `user` has the shape of an extension here (digits, as long as the configured ones),
+    /// whether or not one exists. INVITEs from such a user are challenged either way, so an
+    /// unauthenticated caller cannot tell existing extensions from missing ones.
+    pub fn looks_like_extension(&self, user: &str) -> bool {
+        let lengths = self.operators.keys().map(String::len);
+        let (Some(shortest), Some(longest)) = (lengths.clone().min(), lengths.max()) else {
+            return false;
+        };
+        let all_digits = self
+            .operators
+            .keys()
+            .all(|ext| ext.bytes().all(|b| b.is_ascii_digit()));
+        if all_digits {
+            (shortest..=longest).contains(&user.len()) && user.bytes().all(|b| b.is_ascii_digit())
+        } else {
+            // Named extensions ("olena"): every From user might be one; only known ones are
+            // challenged (they cannot be enumerated by shape).
+            self.is_operator(user)
+        }
+    }
+
     fn update_bindings(
         &mut self,
         now: Instant,

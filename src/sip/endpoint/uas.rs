@@ -165,7 +165,7 @@ impl Endpoint {
         let claims_operator = request
             .from
             .user()
-            .is_some_and(|u| self.registrar.is_operator(u));
+            .is_some_and(|u| self.registrar.looks_like_extension(u));
         let operator = match self.registrar.authorize_invite(
             now,
             utc,
