@@ -345,7 +345,12 @@ fn redacted(e: reqwest::Error, url: &str) -> String {
     }
     // A cause may still quote the URL: scrub it, with and without its scheme.
     let bare = url.split_once("://").map_or(url, |(_, rest)| rest);
-    for secret in [url, url.trim_end_matches('/'), bare, bare.trim_end_matches('/')] {
+    for secret in [
+        url,
+        url.trim_end_matches('/'),
+        bare,
+        bare.trim_end_matches('/'),
+    ] {
         if secret.len() > 3 {
             text = text.replace(secret, "<crm url>");
         }
@@ -369,7 +374,10 @@ mod tests {
             .send()
             .await
             .expect_err("nothing listens on the discard port");
-        assert!(e.to_string().contains("s3cr3tw3bh00k"), "the raw error has it: {e}");
+        assert!(
+            e.to_string().contains("s3cr3tw3bh00k"),
+            "the raw error has it: {e}"
+        );
         let text = redacted(e, url);
         assert!(!text.contains("s3cr3tw3bh00k"), "{text}");
         assert!(!text.is_empty());

@@ -49,7 +49,10 @@ mod tests {
     use super::*;
 
     fn pool(low: u16, high: u16, seed: u64) -> PortPool {
-        PortPool::with_rng(PortRange { low, high }, rand::rngs::StdRng::seed_from_u64(seed))
+        PortPool::with_rng(
+            PortRange { low, high },
+            rand::rngs::StdRng::seed_from_u64(seed),
+        )
     }
 
     #[test]
