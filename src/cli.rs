@@ -86,7 +86,10 @@ pub fn progress_line(campaign: &Value) -> String {
     let progress = &campaign["progress"];
     let mut parts = vec![format!(
         "in flight {}",
-        progress["calling"].as_i64().unwrap_or(0)
+        progress["in_flight"]
+            .as_i64()
+            .or_else(|| progress["calling"].as_i64())
+            .unwrap_or(0)
     )];
     if let Some(outcomes) = progress["outcomes"].as_object() {
         parts.extend(
@@ -123,7 +126,7 @@ mod tests {
             "name": "Order ready",
             "state": "running",
             "eta_secs": 250,
-            "progress": { "total": 300, "done": 40, "calling": 3,
+            "progress": { "total": 300, "done": 40, "calling": 9, "in_flight": 3,
                           "outcomes": { "busy": 2, "human": 12 } },
         });
         assert_eq!(

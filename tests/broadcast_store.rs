@@ -362,10 +362,19 @@ async fn progress_cancel_and_state_changes(store: Store, _: PathBuf) -> TestResu
             .await?
     );
     assert_eq!(store.cancel_pending_recipients(&id, t0()).await?, 3);
+    // Regression (bench/broadcast_rate.sh): a claim given back after the cancel made its
+    // recipient pending again, for ever.
+    let released = AttemptEnd {
+        call_id: None, // never dialled
+        ..end(&claimed[1], "released", t0())
+    };
+    store
+        .finish_attempt(&released, &RecipientNext::Requeue { at: t0() }, None)
+        .await?;
     let p = store.broadcast_progress(&id, t0()).await?;
-    assert_eq!((p.total, p.pending, p.calling, p.done), (6, 0, 1, 5));
+    assert_eq!((p.total, p.pending, p.calling, p.done), (6, 0, 0, 6));
     assert_eq!(p.outcomes.get("human"), Some(&1));
-    assert_eq!(p.outcomes.get("cancelled"), Some(&3));
+    assert_eq!(p.outcomes.get("cancelled"), Some(&4));
     assert_eq!(p.outcomes.get("invalid_number"), Some(&1));
     assert_eq!(p.digits.get("1"), Some(&1));
     assert_eq!(p.attempts, 1);

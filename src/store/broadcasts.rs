@@ -148,7 +148,10 @@ pub enum RecipientNext {
 pub struct BroadcastProgress {
     pub total: i64,
     pub pending: i64,
+    /// Claimed by a node: being called, or about to be (claims run ahead of the pace).
     pub calling: i64,
+    /// Calls placed and not over yet (the INVITE has gone).
+    pub in_flight: i64,
     pub done: i64,
     /// Final outcomes of the recipients done.
     pub outcomes: BTreeMap<String, i64>,
@@ -428,10 +431,20 @@ impl Store {
                 tx.commit().await?;
                 return Ok::<bool, sqlx::Error>(false);
             }
+            // A recipient of a cancelled campaign is never due again: a retry or a claim given
+            // back after the cancel ends it instead (with the attempt's outcome, or `cancelled`).
             sqlx::query(
-                "UPDATE broadcast_recipients SET state = $2, next_attempt_at = $3, \
+                "UPDATE broadcast_recipients SET \
+                     state = CASE WHEN $2 = 'pending' AND EXISTS (SELECT 1 FROM broadcasts b \
+                         WHERE b.id = broadcast_recipients.broadcast_id AND b.state = 'cancelled') \
+                         THEN 'done' ELSE $2 END, \
+                     next_attempt_at = CASE WHEN EXISTS (SELECT 1 FROM broadcasts b \
+                         WHERE b.id = broadcast_recipients.broadcast_id AND b.state = 'cancelled') \
+                         THEN NULL ELSE $3 END, \
                      lease_owner = NULL, lease_until = NULL, attempts = attempts - $4, \
-                     outcome = CASE WHEN $5 THEN outcome ELSE $6 END, \
+                     outcome = CASE WHEN $5 AND EXISTS (SELECT 1 FROM broadcasts b \
+                         WHERE b.id = broadcast_recipients.broadcast_id AND b.state = 'cancelled') \
+                         THEN 'cancelled' WHEN $5 THEN outcome ELSE $6 END, \
                      sip_status = CASE WHEN $5 THEN sip_status ELSE $7 END, \
                      digit = COALESCE($8, digit), updated_at = $9 \
                  WHERE id = $1",
@@ -558,7 +571,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<BroadcastProgress, StoreError> {
         let recent = now - chrono::Duration::minutes(5);
-        let (states, outcomes, digits, attempts, recent, next_due) =
+        let (states, outcomes, digits, attempts, recent, next_due, in_flight) =
             on_reader!(self, pool => async {
             let states = sqlx::query_as::<_, (String, i64)>(
                 "SELECT state, COUNT(*) FROM broadcast_recipients WHERE broadcast_id = $1 \
@@ -604,7 +617,14 @@ impl Store {
             .bind(broadcast_id)
             .fetch_one(pool)
             .await?;
-            Ok::<_, sqlx::Error>((states, outcomes, digits, attempts, recent, next_due))
+            let in_flight = sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM broadcast_attempts WHERE broadcast_id = $1 \
+                 AND ended_at IS NULL AND call_id IS NOT NULL",
+            )
+            .bind(broadcast_id)
+            .fetch_one(pool)
+            .await?;
+            Ok::<_, sqlx::Error>((states, outcomes, digits, attempts, recent, next_due, in_flight))
         }
         .await)
             .map_err(query_err("broadcast_progress"))?;
@@ -618,6 +638,7 @@ impl Store {
             total: states.iter().map(|(_, n)| n).sum(),
             pending: count("pending"),
             calling: count("calling"),
+            in_flight,
             done: count("done"),
             outcomes: outcomes.into_iter().collect(),
             attempts,

@@ -283,7 +283,7 @@ function rememberCampaign(c) {
   const before = state.campaigns.get(c.id);
   const s = {
     id: c.id, name: c.name, state: c.state, total: p.total || 0, pending: p.pending || 0,
-    calling: p.calling || 0, done: p.done || 0, in_flight: p.calling || 0, outcomes: p.outcomes || {},
+    calling: p.calling || 0, done: p.done || 0, in_flight: p.in_flight ?? p.calling ?? 0, outcomes: p.outcomes || {},
     eta_secs: c.eta_secs === undefined ? null : c.eta_secs, pace: before ? before.pace : [],
   };
   state.campaigns.set(c.id, s);
