@@ -1,5 +1,5 @@
 //! The RFC 4475 torture messages against the running server: every message from
-//! `../shared/testdata/rfc4475/dat/` is sent from its own socket and must get the reaction the RFC
+//! `tests/data/rfc4475/dat/` is sent from its own socket and must get the reaction the RFC
 //! describes for it (valid requests parsed and answered, invalid ones 400 or the specific code the
 //! RFC names, responses dropped). Afterwards the server must still answer OPTIONS and complete a
 //! call. The parse-level reactions alone are unit-tested in `src/sip/message/tests.rs`.
@@ -340,7 +340,7 @@ fn assert_only_loopback() {
 
 /// (name without .dat, bytes) of every file in the shared directory; each must be in `TABLE`.
 fn torture_files() -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/rfc4475/dat");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/rfc4475/dat");
     let mut files = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("dir entry").path();

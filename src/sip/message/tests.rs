@@ -5,7 +5,7 @@ use super::*;
 
 fn torture(name: &str) -> Vec<u8> {
     let path = format!(
-        "{}/../shared/testdata/rfc4475/dat/{name}.dat",
+        "{}/tests/data/rfc4475/dat/{name}.dat",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
