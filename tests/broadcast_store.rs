@@ -238,6 +238,19 @@ async fn finishing_moves_the_recipient_on_once(store: Store, _: PathBuf) -> Test
     );
     assert!(store.is_do_not_call(&opted.e164).await?);
     assert!(!store.is_do_not_call(&human.e164).await?);
+    // A late report of an opt-out on an attempt a repair closed first still lists the number.
+    assert!(
+        !store
+            .finish_attempt(
+                &end(human, "opted_out", t0()),
+                &RecipientNext::Done {
+                    outcome: "opted_out".into()
+                },
+                Some((&human.e164, &id)),
+            )
+            .await?
+    );
+    assert!(store.is_do_not_call(&human.e164).await?);
 
     // The busy one is due again at `later` (not before), as attempt 2; the congested one now.
     let again = store
@@ -275,7 +288,24 @@ async fn crash_repair_finds_open_attempts_and_expired_leases(
     let b = store
         .claim_recipients(&id, "node-b", t0(), 3, lease)
         .await?;
-    store.attempt_dialled(&a[0].attempt_id, "call-a0").await?;
+    assert!(
+        store
+            .attempt_dialled(&a[0].attempt_id, "call-a0", "node-a", t0())
+            .await?
+    );
+    // Regression (review): the INVITE went even when the claim was no longer ours.
+    assert!(
+        !store
+            .attempt_dialled(&a[1].attempt_id, "call-a1", "node-b", t0())
+            .await?,
+        "another node's claim"
+    );
+    assert!(
+        !store
+            .attempt_dialled(&a[1].attempt_id, "call-a1", "node-a", lease)
+            .await?,
+        "a lease that ran out"
+    );
 
     let mine = store.open_attempts(Some("node-a"), t0(), 100).await?;
     assert_eq!(mine.len(), 3);
@@ -349,6 +379,12 @@ async fn progress_cancel_and_state_changes(store: Store, _: PathBuf) -> TestResu
         store
             .set_broadcast_state(&id, &["running"], "paused", t0())
             .await?
+    );
+    assert!(
+        !store
+            .attempt_dialled(&claimed[1].attempt_id, "call-x", "node-a", t0())
+            .await?,
+        "a campaign paused (on any node) dials no more"
     );
     assert!(
         !store

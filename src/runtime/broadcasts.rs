@@ -366,6 +366,26 @@ impl Dispatcher {
                 .ended(Instant::now(), &campaign, TrunkResponse::NotSent);
             return;
         };
+        // The window may have closed while the claim waited for a free channel or its slot.
+        let now = Utc::now();
+        let zones = loaded.settings.zones_for(&attempt.zones);
+        if !loaded
+            .settings
+            .window
+            .is_open(&zones, to_timestamp(self.config.clock.at(now)))
+        {
+            let next = match self.next_in_window(&loaded.settings, &attempt.zones, now) {
+                Some(at) => RecipientNext::Requeue { at },
+                None => RecipientNext::Done {
+                    outcome: "failed".into(),
+                },
+            };
+            self.finish(&attempt_end(&attempt, now, "outside_window"), &next, None)
+                .await;
+            self.planner
+                .ended(Instant::now(), &campaign, TrunkResponse::NotSent);
+            return;
+        }
         let call_id = uuid::Uuid::now_v7().to_string();
         let request = OriginateRequest {
             campaign: campaign.clone(),
@@ -379,13 +399,22 @@ impl Dispatcher {
             max_ring: loaded.settings.max_ring,
             plan: loaded.plan.clone(),
         };
-        // Written before the INVITE goes: a crash from here on counts this attempt.
-        if let Err(e) = self
+        // Written before the INVITE goes: a crash from here on counts this attempt. Refused
+        // when the claim is no longer ours (a lease that ran out while this node could not
+        // reach the database, the campaign paused or cancelled elsewhere): then no INVITE.
+        let dialled = self
             .store
-            .attempt_dialled(&attempt.attempt_id, &call_id)
-            .await
-        {
-            tracing::warn!(error = %e, "cannot mark the attempt dialled; giving it back");
+            .attempt_dialled(&attempt.attempt_id, &call_id, &self.config.node_id, now)
+            .await;
+        if !matches!(dialled, Ok(true)) {
+            match dialled {
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot mark the attempt dialled; giving it back")
+                }
+                _ => {
+                    tracing::info!(number = %attempt.e164, "the claim is no longer ours or the campaign stopped; not dialled")
+                }
+            }
             self.give_back(&attempt, "released", Utc::now()).await;
             self.planner
                 .ended(Instant::now(), &campaign, TrunkResponse::NotSent);

@@ -391,8 +391,8 @@ impl Store {
     }
 
     /// Closes an attempt and moves its recipient on, in one transaction; `opt_out` also puts
-    /// the number on the do-not-call list. False (and nothing changed) when the attempt was
-    /// closed already.
+    /// the number on the do-not-call list. False when the attempt was closed already: then only
+    /// the opt-out is written.
     pub async fn finish_attempt(
         &self,
         end: &AttemptEnd,
@@ -427,6 +427,20 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            // The person asked not to be called: kept even when the attempt was closed already
+            // (a repair got there first), so no later campaign calls them.
+            if let Some((e164, broadcast_id)) = opt_out {
+                sqlx::query(
+                    "INSERT INTO do_not_call (e164, reason, broadcast_id, call_id, added_at) \
+                     VALUES ($1, 'opt_out', $2, $3, $4) ON CONFLICT (e164) DO NOTHING",
+                )
+                .bind(e164)
+                .bind(broadcast_id)
+                .bind(&end.call_id)
+                .bind(end.ended_at)
+                .execute(&mut *tx)
+                .await?;
+            }
             if closed == 0 {
                 tx.commit().await?;
                 return Ok::<bool, sqlx::Error>(false);
@@ -460,18 +474,6 @@ impl Store {
             .bind(end.ended_at)
             .execute(&mut *tx)
             .await?;
-            if let Some((e164, broadcast_id)) = opt_out {
-                sqlx::query(
-                    "INSERT INTO do_not_call (e164, reason, broadcast_id, call_id, added_at) \
-                     VALUES ($1, 'opt_out', $2, $3, $4) ON CONFLICT (e164) DO NOTHING",
-                )
-                .bind(e164)
-                .bind(broadcast_id)
-                .bind(&end.call_id)
-                .bind(end.ended_at)
-                .execute(&mut *tx)
-                .await?;
-            }
             tx.commit().await?;
             Ok(true)
         }
@@ -482,16 +484,32 @@ impl Store {
 
     /// The attempt's INVITE is about to go, for call `call_id`: written before it is sent, so a
     /// crash repair knows which claims may have rung someone (they count) and which cannot have
-    /// (they are given back).
-    pub async fn attempt_dialled(&self, attempt_id: &str, call_id: &str) -> Result<(), StoreError> {
+    /// (they are given back). Only while the claim is still `node`'s — open, its lease not run
+    /// out (no other node has taken the recipient over) — and the campaign still runs (paused
+    /// or cancelled on another node); false means: do not dial.
+    pub async fn attempt_dialled(
+        &self,
+        attempt_id: &str,
+        call_id: &str,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         on_writer!(self, pool => sqlx::query(
-            "UPDATE broadcast_attempts SET call_id = $2 WHERE id = $1",
+            "UPDATE broadcast_attempts SET call_id = $2 \
+             WHERE id = $1 AND ended_at IS NULL \
+               AND EXISTS (SELECT 1 FROM broadcast_recipients r \
+                   WHERE r.id = broadcast_attempts.recipient_id AND r.state = 'calling' \
+                     AND r.lease_owner = $3 AND r.lease_until > $4) \
+               AND EXISTS (SELECT 1 FROM broadcasts b \
+                   WHERE b.id = broadcast_attempts.broadcast_id AND b.state = 'running')",
         )
         .bind(attempt_id)
         .bind(call_id)
+        .bind(node)
+        .bind(now)
         .execute(pool)
         .await
-        .map(|_| ()))
+        .map(|d| d.rows_affected() == 1))
         .map_err(query_err("attempt_dialled"))
     }
 
