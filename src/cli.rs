@@ -58,7 +58,19 @@ pub async fn broadcast_status(target: &ApiTarget, id: &str, watch: bool) -> Resu
             bar.set_position(done(&campaign));
             bar.set_message(progress_line(&campaign));
             tokio::time::sleep(Duration::from_secs(1)).await;
-            campaign = fetch().await?;
+            // A restart or a moment of trouble does not end the watch; a minute of it does.
+            let mut failures = 0;
+            campaign = loop {
+                match fetch().await {
+                    Ok(c) => break c,
+                    Err(e) if failures < 60 => {
+                        failures += 1;
+                        bar.set_message(format!("retrying: {e}"));
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
         }
         bar.finish_and_clear();
     }

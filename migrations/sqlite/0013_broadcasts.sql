@@ -86,7 +86,7 @@ CREATE TABLE do_not_call (
 );
 
 -- A call placed by a campaign: its id, and the attempt's result as JSON
--- ({"attempt", "outcome", "digit", "amd", "message"}), for the call view and the timeline.
+-- ({"attempt", "answered", "amd", "amd_reason", "message", "digit", "opted_out", "sip"}), for the call view and the timeline.
 ALTER TABLE calls ADD COLUMN broadcast_id TEXT;
 ALTER TABLE calls ADD COLUMN broadcast_result TEXT;
 CREATE INDEX calls_broadcast ON calls (broadcast_id, id) WHERE broadcast_id IS NOT NULL;

@@ -463,6 +463,11 @@ async fn create_campaign(
                     "message: text-to-speech is not installed on this node; upload audio",
                 ));
             }
+            if let Some(v) = &voice
+                && let Err(e) = crate::media::tts::check_voice_name("espeak-ng", v)
+            {
+                return Err(invalid(&format!("message.voice: {e}")));
+            }
             Message::Text { text, voice }
         }
         (Some(MessageBody::Sound { file }), None) => {
@@ -512,7 +517,10 @@ async fn create_campaign(
             return Err(e);
         }
     };
-    let checked = recipients::check(listed, options.country);
+    let country = options.country;
+    let checked = tokio::task::spawn_blocking(move || recipients::check(listed, country))
+        .await
+        .map_err(|_| invalid("recipients: the list could not be checked"))?;
     // Stored times are real; the injected clock only judges calling windows.
     let now = Utc::now();
     let (rows, leads_created) = match stored_recipients(state, &checked, now).await {
@@ -574,10 +582,10 @@ async fn list_recipients(
             ));
         }
         (None, None) => return Err(invalid("recipients: missing")),
-        (None, Some(csv)) => recipients::read_csv(&csv).map_err(list_error)?,
-        (Some(RecipientsBody::Csv(text)), None) => {
-            recipients::read_csv(text.as_bytes()).map_err(list_error)?
-        }
+        (None, Some(csv)) => read_csv_off_runtime(csv).await?.map_err(list_error)?,
+        (Some(RecipientsBody::Csv(text)), None) => read_csv_off_runtime(Bytes::from(text))
+            .await?
+            .map_err(list_error)?,
         (Some(RecipientsBody::Numbers(numbers)), None) => numbers
             .into_iter()
             .enumerate()
@@ -648,6 +656,15 @@ async fn list_recipients(
         return Err(list_error(recipients::ListError::TooLong));
     }
     Ok(listed)
+}
+
+/// Parsing a long CSV is CPU work: off the async workers, so SIP and RTP never wait on it.
+async fn read_csv_off_runtime(
+    csv: Bytes,
+) -> Result<Result<Vec<Listed>, recipients::ListError>, ApiError> {
+    tokio::task::spawn_blocking(move || recipients::read_csv(&csv))
+        .await
+        .map_err(|_| invalid("recipients: the list could not be read"))
 }
 
 fn person_row(row: usize, person: crate::store::PersonRecord) -> Listed {

@@ -156,6 +156,9 @@ pub enum MessageState {
     Complete,
     /// Stopped early: a key, a hang-up.
     Partial,
+    /// It could not be played on this node (the file is missing, text-to-speech failed): the
+    /// person heard nothing, so the attempt is a failure and the `failed` rule retries it.
+    Failed,
 }
 
 impl MessageState {
@@ -163,6 +166,7 @@ impl MessageState {
         match self {
             MessageState::Started | MessageState::Partial => "partial",
             MessageState::Complete => "complete",
+            MessageState::Failed => "failed",
         }
     }
 }
@@ -282,11 +286,13 @@ pub fn judge(
         AttemptResult::Answered {
             amd: verdict,
             opted_out,
-            ..
+            message,
         } => {
             let machine = matches!(verdict, Some((super::amd::Verdict::Machine, _)));
             let (outcome, next) = if *opted_out {
                 (Outcome::OptedOut, Next::Done(Outcome::OptedOut))
+            } else if *message == Some(MessageState::Failed) {
+                (Outcome::Failed, after(Outcome::Failed))
             } else if machine && amd == super::spec::AmdMode::Hangup {
                 (Outcome::Machine, after(Outcome::Machine))
             } else if machine {
@@ -412,6 +418,21 @@ mod tests {
             1,
         );
         assert_eq!(v.next, Next::Done(Outcome::Machine), "the message was left");
+        // Regression (review): a message that could not be played counted as delivered.
+        let unplayable = AttemptResult::Answered {
+            amd: None,
+            message: Some(MessageState::Failed),
+            opted_out: false,
+        };
+        let failed_rules = RetryRules {
+            failed: Some(Duration::from_secs(300)),
+            ..rules.clone()
+        };
+        let v = judge(&unplayable, AmdMode::Off, &failed_rules, 1);
+        assert_eq!(
+            (v.code, v.next),
+            ("failed", Next::Retry(Duration::from_secs(300)))
+        );
         let v = judge(
             &answered(Some(Amd::Human), true),
             AmdMode::Hangup,

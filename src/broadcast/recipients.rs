@@ -87,6 +87,9 @@ pub fn read_csv(data: &[u8]) -> Result<Vec<Listed>, ListError> {
         .from_reader(data);
     let mut columns = Columns::default();
     let mut rows = Vec::new();
+    // Line numbers from byte offsets, counted once as the reader moves on (not from the start
+    // for every record: a long file would take quadratic time).
+    let (mut counted_to, mut lines_before) = (0usize, 0usize);
     for (index, record) in reader.records().enumerate() {
         let record = record.map_err(|e| ListError::Csv {
             line: e.position().map(|p| p.line()).unwrap_or(0),
@@ -98,7 +101,12 @@ pub fn read_csv(data: &[u8]) -> Result<Vec<Listed>, ListError> {
             while start < data.len() && matches!(data[start], b'\r' | b'\n') {
                 start += 1; // a record's position is where the blank lines before it begin
             }
-            data[..start].iter().filter(|&&b| b == b'\n').count() + 1
+            lines_before += data[counted_to..start.max(counted_to)]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            counted_to = counted_to.max(start);
+            lines_before + 1
         });
         if index == 0
             && let Some(header) = Columns::from_header(&record)

@@ -149,7 +149,12 @@ mod tests {
         c.wait_ms = Some(4200);
         c.rating = Some(5);
         c.broadcast_id = Some("b1".into());
-        c.broadcast_result = Some(r#"{"attempt":2,"outcome":"human","digit":"2"}"#.into());
+        let result = crate::broadcast::AttemptResult::Answered {
+            amd: None,
+            message: Some(crate::broadcast::MessageState::Complete),
+            opted_out: false,
+        };
+        c.broadcast_result = Some(result.summary(2, Some('2')).to_string());
         let entry = call_entry(&c, "p1", "+380441234567");
         assert_eq!(entry.data["flow_path"][0]["node"], "menu");
         assert_eq!(entry.data["queue"], "sales");
@@ -157,7 +162,8 @@ mod tests {
         assert_eq!(entry.data["wait_ms"], 4200);
         assert_eq!(entry.data["rating"], 5);
         assert_eq!(entry.data["broadcast_id"], "b1");
-        assert_eq!(entry.data["broadcast"]["outcome"], "human");
+        assert_eq!(entry.data["broadcast"]["message"], "complete");
+        assert_eq!(entry.data["broadcast"]["digit"], "2");
         assert_eq!(entry.data["broadcast"]["attempt"], 2);
     }
 }

@@ -663,8 +663,12 @@ impl Task {
                 self.session.play(samples, barge_in);
             }
             Ok(Ok(_)) if owner == PlayOwner::HoldMusic => self.hold_music_failed("it is empty"),
+            Ok(Ok(_)) if owner == PlayOwner::Broadcast => self.broadcast_message_failed("empty"),
             Ok(Ok(_)) => self.playback_done(owner, false),
             Ok(Err(error)) if owner == PlayOwner::HoldMusic => self.hold_music_failed(&error),
+            Ok(Err(error)) if owner == PlayOwner::Broadcast => {
+                self.broadcast_message_failed(&error)
+            }
             Ok(Err(error)) => {
                 tracing::warn!(%error, "prompt cannot be played");
                 self.playback_done(owner, false);

@@ -95,7 +95,7 @@ pub struct CallRecord {
     /// The voice broadcast that placed this call.
     #[sqlx(default)]
     pub broadcast_id: Option<String>,
-    /// The broadcast attempt's result, JSON: `{"attempt","outcome","digit","amd","message"}`.
+    /// The broadcast attempt's result, JSON: `{"attempt","answered","amd","amd_reason","message","digit","opted_out","sip"}` (the recipient's outcome is on the broadcast_recipients row).
     #[sqlx(default)]
     pub broadcast_result: Option<String>,
 }

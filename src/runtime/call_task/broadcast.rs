@@ -180,6 +180,17 @@ impl Task {
         self.load(items, PlayOwner::Broadcast, barge_in);
     }
 
+    /// The message cannot be played here: the person would hear silence, so the call ends as
+    /// a failure (retried by the campaign's `failed` rule) instead of counting as delivered.
+    pub(super) fn broadcast_message_failed(&mut self, error: &str) {
+        tracing::error!(%error, "the broadcast's message cannot be played");
+        self.notify(CallNotice::Message {
+            leg: self.setup_leg,
+            state: MessageState::Failed,
+        });
+        self.broadcast_hangup("failed.message_unplayable");
+    }
+
     /// The message ended (`interrupted`: stopped by a key or the hang-up).
     pub(super) fn broadcast_message_done(&mut self, interrupted: bool) {
         let state = if interrupted {
