@@ -17,6 +17,11 @@ const CHUNK_FRAMES: usize = 2048;
 /// Highest source rate accepted; beyond this a file is almost certainly not a prompt.
 pub(super) const MAX_RATE: u32 = 768_000;
 
+/// The longest audio decoded (one hour at 8 kHz, ~58 MB): a small, highly compressed file (a
+/// FLAC of silence, a broadcast upload) must not decode into gigabytes of memory.
+pub(crate) const MAX_SECONDS: usize = 3600;
+const MAX_OUT: usize = MAX_SECONDS * RATE as usize;
+
 /// Why the resampling stage failed. Only reachable on a bad source rate or a rubato bug.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ResampleFailure {
@@ -30,6 +35,8 @@ pub(crate) enum ResampleFailure {
     Process(#[from] rubato::ResampleError),
     #[error("resampler: buffer size mismatch")]
     Buffer,
+    #[error("longer than {MAX_SECONDS} s")]
+    TooLong,
 }
 
 /// Takes interleaved f32 frames (full scale ±1.0) at the source rate and channel count and produces
@@ -83,6 +90,9 @@ impl Pipeline {
                 Stage::Pass => self.out.push(quantise(mono)),
                 Stage::Resample(down) => down.push(mono, &mut self.out)?,
             }
+        }
+        if self.out.len() > MAX_OUT {
+            return Err(ResampleFailure::TooLong);
         }
         Ok(())
     }
@@ -217,5 +227,25 @@ impl Downsampler {
             usize::try_from(self.produced - expected).map_err(|_| ResampleFailure::Buffer)?;
         out.truncate(out.len().saturating_sub(surplus));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (review): decoding had no bound, so a small upload that decodes to hours of
+    /// audio (silence compresses to almost nothing) could take gigabytes of memory.
+    #[test]
+    fn decoding_stops_past_an_hour_of_audio() {
+        let mut pipe = Pipeline::new(RATE, 1).expect("8 kHz mono");
+        let second = vec![0.0f32; RATE as usize];
+        for _ in 0..MAX_SECONDS {
+            pipe.push_interleaved(&second).expect("within the bound");
+        }
+        assert!(matches!(
+            pipe.push_interleaved(&second),
+            Err(ResampleFailure::TooLong)
+        ));
     }
 }
