@@ -428,3 +428,81 @@ async fn progress_cancel_and_state_changes(store: Store, _: PathBuf) -> TestResu
     );
     Ok(())
 }
+
+/// Regression (review): a claim the dispatcher no longer tracked (its result could not be
+/// written) had its lease renewed every 2 s for ever, so no node repaired it and the campaign
+/// could never complete. The running dispatcher now gives such claims back itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dispatcher_repairs_claims_nobody_holds() {
+    use openline::runtime::broadcasts::{DispatcherConfig, spawn};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("openline.db").display());
+    let store = Store::connect(&url).await.expect("store");
+    let id = campaign(&store, 2).await.expect("campaign");
+    assert!(
+        store
+            .set_broadcast_state(&id, &["running"], "paused", t0())
+            .await
+            .unwrap()
+    );
+    let (sip_tx, _sip_rx) = tokio::sync::mpsc::channel(8);
+    let (_reports_tx, reports_rx) = tokio::sync::mpsc::unbounded_channel();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let config = DispatcherConfig {
+        node_id: "node-a".into(),
+        lease: std::time::Duration::from_secs(60),
+        trunks: Vec::new(),
+        clock: openline::runtime::clock::Clock::default(),
+    };
+    let (_handle, task) = spawn(
+        store.clone(),
+        config,
+        sip_tx,
+        reports_rx,
+        openline::runtime::events::EventBus::new(),
+        shutdown.clone(),
+    );
+    // After the dispatcher started: a claim in its name that it never made.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let now = Utc::now();
+    let orphan = store
+        .claim_recipients(
+            &id,
+            "node-a",
+            now + Duration::days(1),
+            1,
+            now + Duration::seconds(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(orphan.len(), 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let open = store
+            .open_attempts(Some("node-a"), Utc::now(), 10)
+            .await
+            .unwrap();
+        if open.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still open: {open:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let rows = store
+        .broadcast_recipients(&id, None, None, None, 10)
+        .await
+        .unwrap();
+    let r = rows
+        .iter()
+        .find(|r| r.id == orphan[0].recipient_id)
+        .unwrap();
+    assert_eq!(
+        (r.state.as_str(), r.attempts),
+        ("pending", 0),
+        "given back uncounted"
+    );
+    shutdown.cancel();
+    drop(_reports_tx);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    store.close().await;
+}

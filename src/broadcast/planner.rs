@@ -268,6 +268,18 @@ impl<A> Planner<A> {
         next
     }
 
+    /// Every claimed attempt the planner holds: waiting for its slot, or in an action not yet
+    /// taken (the dispatcher uses it to find claims nobody tracks any more).
+    pub fn held(&self) -> impl Iterator<Item = &A> + '_ {
+        let waiting = self.campaigns.values().flat_map(|run| run.ready.iter());
+        let in_actions = self.actions.iter().flat_map(|action| match action {
+            Action::Dial { attempt, .. } => std::slice::from_ref(attempt).iter(),
+            Action::Release { attempts, .. } => attempts.iter(),
+            Action::Claim { .. } => [].iter(),
+        });
+        waiting.chain(in_actions)
+    }
+
     pub fn poll_action(&mut self) -> Option<Action<A>> {
         self.actions.pop_front()
     }

@@ -455,6 +455,19 @@ impl Dispatcher {
             None => self.load_settings(&flight.campaign).await,
         };
         let Some(settings) = settings else {
+            // The campaign's settings are gone or unreadable: end the recipient rather than
+            // leave it claimed, and free the call's slot.
+            tracing::warn!(broadcast = %flight.campaign, "a report for a campaign without readable settings");
+            let end = AttemptEnd {
+                call_id: report.dialled.then(|| report.call_id.clone()),
+                ..attempt_end(&flight.claimed, now, "failed")
+            };
+            let next = RecipientNext::Done {
+                outcome: "failed".into(),
+            };
+            self.finish(&end, &next, None).await;
+            self.planner
+                .ended(Instant::now(), &flight.campaign, TrunkResponse::Took);
             return;
         };
         let attempts = u32::try_from(flight.claimed.attempt).unwrap_or(u32::MAX);
@@ -525,12 +538,15 @@ impl Dispatcher {
     /// Writes an attempt's end; storage errors are retried a few times, then logged with the
     /// attempt (the lease expires and the repair settles it).
     async fn finish(&self, end: &AttemptEnd, next: &RecipientNext, opt_out: Option<(&str, &str)>) {
-        for attempt in 0..5u32 {
+        // About a minute of retries (a database failover): the result is what keeps a person
+        // from being called again, so it is worth waiting for.
+        for attempt in 0..16u32 {
             match self.store.finish_attempt(end, next, opt_out).await {
                 Ok(_) => return,
                 Err(e) => {
                     tracing::warn!(error = %e, attempt, "writing a broadcast attempt failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    tokio::time::sleep(Duration::from_millis((100u64 << attempt.min(6)).min(5000)))
+                        .await;
                 }
             }
         }
@@ -692,6 +708,37 @@ impl Dispatcher {
             tracing::warn!(error = %e, "cannot renew broadcast leases");
         }
         self.repair(None).await;
+        self.repair_orphans().await;
+    }
+
+    /// Closes this node's open attempts that neither a call nor the planner holds (a result
+    /// that could not be written): the renewal above keeps their leases alive, so no other node
+    /// would ever repair them and the campaign would never complete.
+    async fn repair_orphans(&mut self) {
+        let open = match self
+            .store
+            .open_attempts(Some(&self.config.node_id), Utc::now(), 10_000)
+            .await
+        {
+            Ok(open) => open,
+            Err(_) => return,
+        };
+        let held: HashSet<&str> = self
+            .in_flight
+            .keys()
+            .map(String::as_str)
+            .chain(self.planner.held().map(|a| a.attempt_id.as_str()))
+            .collect();
+        let orphans: Vec<_> = open
+            .into_iter()
+            .filter(|a| !held.contains(a.attempt_id.as_str()))
+            .collect();
+        for attempt in orphans {
+            tracing::warn!(attempt = %attempt.attempt_id, "repairing a broadcast attempt nobody holds");
+            let rules = self.load_settings(&attempt.broadcast_id).await;
+            self.repair_one(&attempt, rules.as_ref()).await;
+            self.dirty.insert(attempt.broadcast_id.clone());
+        }
     }
 
     /// Closes open attempts of `node` (our own crash) or, with `None`, of expired leases.
