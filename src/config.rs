@@ -195,6 +195,12 @@ pub struct CallsConfig {
     pub media_timeout: Duration,
     /// Memory for decoded prompts shared by all calls.
     pub prompt_cache_mb: usize,
+    /// Calls up at once on this node; a new INVITE beyond it gets 503 (0: only
+    /// the RTP port range bounds it).
+    pub max_calls: usize,
+    /// Calls up at once from one source IP address; beyond it 486 (0: no limit). Authenticated
+    /// operators and trunks' proxies are not limited by it (an office NAT, a carrier).
+    pub max_calls_per_source: usize,
 }
 
 impl Default for CallsConfig {
@@ -204,6 +210,8 @@ impl Default for CallsConfig {
             record: false,
             media_timeout: Duration::from_secs(60),
             prompt_cache_mb: 64,
+            max_calls: 0,
+            max_calls_per_source: 0,
         }
     }
 }

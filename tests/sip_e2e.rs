@@ -300,3 +300,66 @@ fn call_held_then_bye_from_caller_is_recorded() {
     assert_eq!(status, 200);
     assert_eq!(call["legs"][0]["sip_call_id"], "held-1");
 }
+
+/// Regression (review of 832cd51): nothing capped calls per source or in total. Over
+/// `max_calls_per_source` one source gets 486, over `max_calls` everyone gets 503, each counted
+/// in `openline_calls_refused_total`; a hung-up call frees its place.
+#[test]
+fn calls_are_capped_per_source_and_in_total() {
+    let server = Server::start("[calls]\nmax_calls = 3\nmax_calls_per_source = 2\n");
+    let sdp = || offer(free_media_port(), 101);
+    let a = UdpPeer::from_ip(server.sip, "127.0.0.1");
+    let a1 = invite_with(&a, "cap-a1", "100", &sdp());
+    ack(&a, "cap-a1", &a1);
+    let a2 = invite_with(&a, "cap-a2", "100", &sdp());
+    ack(&a, "cap-a2", &a2);
+    let busy = invite_expect(&a, "cap-a3", "100", &sdp(), "486");
+    assert!(busy.starts_with("SIP/2.0 486 Busy Here"), "{busy}");
+    ack_refusal(&a, "cap-a3", &busy);
+    let b = UdpPeer::from_ip(server.sip, "127.0.0.2");
+    let b1 = invite_with(&b, "cap-b1", "100", &sdp());
+    ack(&b, "cap-b1", &b1);
+    let c = UdpPeer::from_ip(server.sip, "127.0.0.3");
+    let full = invite_expect(&c, "cap-c1", "100", &sdp(), "503");
+    assert!(full.starts_with("SIP/2.0 503 "), "{full}");
+    ack_refusal(&c, "cap-c1", &full);
+    let (_, metrics) = server.text("/metrics");
+    for reason in ["source_limit", "node_full"] {
+        let line = format!("openline_calls_refused_total{{reason=\"{reason}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
+    bye(&a, "cap-a1", &a1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let again = loop {
+        let id = format!("cap-a4-{}", deadline.elapsed().as_millis());
+        let mut reply = invite_expect(&a, &id, "100", &sdp(), "SIP/2.0 ");
+        while reply.starts_with("SIP/2.0 1") {
+            reply = a.expect("SIP/2.0 "); // past 100 Trying to the final answer
+        }
+        if reply.starts_with("SIP/2.0 200") {
+            break (id, reply);
+        }
+        assert!(reply.starts_with("SIP/2.0 486"), "{reply}");
+        ack_refusal(&a, &id, &reply);
+        assert!(std::time::Instant::now() < deadline, "{reply}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    ack(&a, &again.0, &again.1);
+    bye(&a, &again.0, &again.1);
+    bye(&a, "cap-a2", &a2);
+    bye(&b, "cap-b1", &b1);
+}
+
+/// The ACK for a final error response to INVITE `call_id` from `peer` (stops its retransmissions).
+fn ack_refusal(peer: &UdpPeer, call_id: &str, refusal: &str) {
+    let port = peer.port();
+    let to = header(refusal, "To").unwrap_or("<sip:100@127.0.0.1>");
+    peer.send(
+        format!(
+            "ACK sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}i;rport\r\n\
+             Max-Forwards: 70\r\nFrom: \"Test\" <sip:caller@127.0.0.1>;tag=uac{call_id}\r\nTo: {to}\r\n\
+             Call-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+}

@@ -57,6 +57,9 @@ pub struct CallsConfig {
     pub trunks: Vec<crate::config::TrunkConfig>,
     /// Local times (business hours in flows) are judged by this clock.
     pub clock: super::clock::Clock,
+    /// `calls.max_calls` and `calls.max_calls_per_source` (0: none).
+    pub max_calls: usize,
+    pub max_calls_per_source: usize,
 }
 
 /// How SIP says a call ended, kept until its task has finished.
@@ -177,6 +180,12 @@ impl Calls {
         let call_id = new_call_id(utc);
         let span = tracing::info_span!("call", call_id = %call_id, sip_call_id = %call.sip_call_id);
         let _entered = span.enter();
+        if let Some((reason, status, text)) = self.admission(&call) {
+            metrics::counter!("openline_calls_refused_total", "reason" => reason).increment(1);
+            tracing::warn!(reason, peer = %call.peer.addr, "incoming call refused");
+            endpoint.reject(now, call.leg, status, text);
+            return;
+        }
         metrics::counter!("openline_calls_started_total").increment(1);
         tracing::info!(from = %call.from.uri, to = %call.request_uri, peer = %call.peer.addr, "incoming call");
         let called = crate::sip::message::grammar::uri_user(&call.request_uri)
@@ -750,6 +759,29 @@ impl Calls {
                 let _ = self.records.send(RecordOp::Forget { leg });
             }
         }
+    }
+
+    /// Whether a new INVITE may become a call: `Some((metric reason, status, reason phrase))`
+    /// when the node is full (503) or its source has too many calls up already (486). Refused
+    /// before anything is recorded or allocated, so a flood costs one response each.
+    fn admission(&self, call: &IncomingCall) -> Option<(&'static str, u16, &'static str)> {
+        if self.config.max_calls > 0 && self.active.len() >= self.config.max_calls {
+            return Some(("node_full", 503, "Service Unavailable"));
+        }
+        let source = call.peer.addr.ip();
+        let exempt =
+            call.operator.is_some() || self.config.trunks.iter().any(|t| t.proxy.ip() == source);
+        if self.config.max_calls_per_source > 0 && !exempt {
+            let from_source = self
+                .active
+                .values()
+                .filter(|a| a.peer_ip == Some(source))
+                .count();
+            if from_source >= self.config.max_calls_per_source {
+                return Some(("source_limit", 486, "Busy Here"));
+            }
+        }
+        None
     }
 
     /// The ACK for our 2xx on `leg` arrived: its media may flow.

@@ -290,6 +290,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             }),
             trunks: settings.file.trunks.clone(),
             clock,
+            max_calls: calls_config.max_calls,
+            max_calls_per_source: calls_config.max_calls_per_source,
         },
         ports::PortPool::new(settings.rtp_ports),
         calls::CallsShared {

@@ -368,6 +368,15 @@ impl UdpPeer {
         UdpPeer { socket, server }
     }
 
+    /// A peer sending from another loopback address (127.0.0.2, …): another source to the server.
+    pub fn from_ip(server: SocketAddr, ip: &str) -> UdpPeer {
+        let socket = UdpSocket::bind((ip, 0)).expect("bind");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        UdpPeer { socket, server }
+    }
+
     pub fn port(&self) -> u16 {
         self.socket.local_addr().expect("addr").port()
     }
@@ -466,6 +475,11 @@ pub fn invite(peer: &UdpPeer, call_id: &str, user: &str) -> String {
 }
 
 pub fn invite_with(peer: &UdpPeer, call_id: &str, user: &str, sdp: &str) -> String {
+    invite_expect(peer, call_id, user, sdp, "200 OK")
+}
+
+/// An INVITE from `peer`; the first response whose status line contains `status`.
+pub fn invite_expect(peer: &UdpPeer, call_id: &str, user: &str, sdp: &str, status: &str) -> String {
     let port = peer.port();
     let msg = format!(
         "INVITE sip:{user}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}i;rport\r\n\
@@ -475,7 +489,7 @@ pub fn invite_with(peer: &UdpPeer, call_id: &str, user: &str, sdp: &str) -> Stri
         sdp.len()
     );
     peer.send(msg.as_bytes());
-    peer.expect("200 OK")
+    peer.expect(status)
 }
 
 /// BYE from the caller in the dialog the 200 created; waits for its 200.
