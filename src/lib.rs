@@ -1,6 +1,6 @@
 //! Openline: a voice contact-center server.
 //!
-//! Architecture: pure protocol and business cores inside a thin IO shell (see ../shared/STYLE.md).
+//! Architecture: pure protocol and business cores inside a thin IO shell (the team style guide, STYLE.md).
 //!
 //! ```text
 //!   UDP/TCP sockets ──► runtime::transport ──► runtime::sip_task ──► sip::endpoint (sans-IO)

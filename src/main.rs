@@ -135,25 +135,13 @@ fn broadcast_status(args: BroadcastStatus) -> ExitCode {
         base: args.api,
         token: args.token,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("openline: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(openline::cli::broadcast_status(
-        &target, &args.id, args.watch,
-    )) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("openline: {e}");
-            ExitCode::FAILURE
-        }
-    }
+        .build();
+    run_to_end(
+        runtime,
+        openline::cli::broadcast_status(&target, &args.id, args.watch),
+    )
 }
 
 fn serve(args: Serve) -> ExitCode {
@@ -175,17 +163,25 @@ fn serve(args: Serve) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()
-    {
+        .build();
+    run_to_end(runtime, openline::runtime::serve(settings))
+}
+
+/// Runs `work` on `runtime` to its end: exit 0, or 1 with the error on stderr.
+fn run_to_end<E: std::fmt::Display>(
+    runtime: std::io::Result<tokio::runtime::Runtime>,
+    work: impl std::future::Future<Output = Result<(), E>>,
+) -> ExitCode {
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("openline: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(openline::runtime::serve(settings)) {
+    match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("openline: {e}");

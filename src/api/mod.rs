@@ -7,6 +7,7 @@ mod auth;
 mod broadcasts;
 mod calls;
 mod crm;
+mod do_not_call;
 mod error;
 mod events;
 pub mod flows;
@@ -175,7 +176,7 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/broadcasts",
             get(broadcasts::list)
-                .post(broadcasts::create)
+                .post(broadcasts::creation::create)
                 .layer(DefaultBodyLimit::max(
                     state.options().max_upload_bytes.max(1024 * 1024),
                 )),
@@ -191,12 +192,9 @@ pub fn router(state: ApiState) -> Router {
         )
         .route(
             "/api/v1/do-not-call",
-            get(broadcasts::do_not_call_list).post(broadcasts::do_not_call_add),
+            get(do_not_call::list).post(do_not_call::add),
         )
-        .route(
-            "/api/v1/do-not-call/{number}",
-            delete(broadcasts::do_not_call_remove),
-        )
+        .route("/api/v1/do-not-call/{number}", delete(do_not_call::remove))
         .fallback(|| async { ApiError::not_found("route.not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -6,7 +6,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    broadcasts, calls, crm, events, flows, operators, queues, ratings, recordings, session,
+    broadcasts, calls, crm, do_not_call, events, flows, operators, queues, ratings, recordings,
+    session,
 };
 
 #[derive(OpenApi)]
@@ -46,13 +47,13 @@ use super::{
         flows::get_one,
         flows::put,
         broadcasts::list,
-        broadcasts::create,
+        broadcasts::creation::create,
         broadcasts::get_one,
         broadcasts::recipients_of,
         broadcasts::control,
-        broadcasts::do_not_call_list,
-        broadcasts::do_not_call_add,
-        broadcasts::do_not_call_remove,
+        do_not_call::list,
+        do_not_call::add,
+        do_not_call::remove,
     ),
     modifiers(&Security),
     security(("bearer" = []), ("session" = [])),

@@ -4,7 +4,9 @@
 //! Each answered call gets a task of its own (`call_task`) that owns its sockets, media and recorder;
 //! this module keeps only the bookkeeping the SIP side needs and talks to the tasks over channels.
 
+mod admission;
 mod dial;
+mod media;
 mod originate;
 mod own_calls;
 mod queue;
@@ -27,6 +29,8 @@ use crate::store::{NewCall, NewLeg};
 use bytes::Bytes;
 use chrono::Utc;
 use dial::OutboundLeg;
+pub use media::local_ip_towards;
+use media::session_config;
 use own_calls::Destination;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -97,6 +101,36 @@ struct ActiveCall {
     ended: bool,
     /// Where the leg's SIP messages come from (the caller's source, the trunk's proxy).
     peer_ip: Option<std::net::IpAddr>,
+}
+
+impl ActiveCall {
+    /// A call that has just begun: no media, no task, not answered.
+    fn new(
+        call_id: String,
+        caller: String,
+        caller_name: Option<String>,
+        sip_call_id: String,
+        peer_ip: std::net::IpAddr,
+    ) -> ActiveCall {
+        ActiveCall {
+            call_id,
+            caller,
+            caller_name,
+            sip_call_id,
+            port: None,
+            sockets: None,
+            negotiated: None,
+            flow: None,
+            answered: false,
+            pending_end: None,
+            answer_sdp: None,
+            task: None,
+            recording_id: None,
+            ended_by_media: None,
+            ended: false,
+            peer_ip: Some(peer_ip),
+        }
+    }
 }
 
 /// What the call layer shares with every call task.
@@ -229,24 +263,13 @@ impl Calls {
         });
         self.active.insert(
             call.leg,
-            ActiveCall {
+            ActiveCall::new(
                 call_id,
-                caller: call.from.user().unwrap_or("anonymous").to_string(),
-                caller_name: call.from.display_name.clone(),
-                sip_call_id: call.sip_call_id.clone(),
-                port: None,
-                sockets: None,
-                negotiated: None,
-                flow: None,
-                answered: false,
-                pending_end: None,
-                answer_sdp: None,
-                task: None,
-                recording_id: None,
-                ended_by_media: None,
-                ended: false,
-                peer_ip: Some(call.peer.addr.ip()),
-            },
+                call.from.user().unwrap_or("anonymous").to_string(),
+                call.from.display_name.clone(),
+                call.sip_call_id.clone(),
+                call.peer.addr.ip(),
+            ),
         );
         match destination {
             Destination::Colleague => {
@@ -294,76 +317,6 @@ impl Calls {
         self.pending_answers
             .insert((now + self.config.answer_delay, call.leg));
         self.answer_due(endpoint, now);
-    }
-
-    /// Our side of the caller's media: the offer negotiated, an RTP port bound and the SDP
-    /// answer written (sent when the call is answered). False when the call was refused.
-    fn prepare_media(
-        &mut self,
-        endpoint: &mut Endpoint,
-        now: Instant,
-        call: &IncomingCall,
-    ) -> bool {
-        let negotiated = if call.offer.is_empty() {
-            None
-        } else {
-            match sdp::negotiate(&call.offer) {
-                Ok(n) => Some(n),
-                Err(e) => {
-                    tracing::info!(error = %e, "no usable media offer");
-                    endpoint.reject(now, call.leg, 488, "Not Acceptable Here");
-                    return false;
-                }
-            }
-        };
-        let Some((port, sockets)) = self.bind_rtp() else {
-            tracing::warn!("no free RTP port");
-            endpoint.reject(now, call.leg, 503, "Service Unavailable");
-            return false;
-        };
-        let local_ip = self
-            .config
-            .public_ip
-            .unwrap_or_else(|| self.local_ip_for(call.peer.addr.ip()));
-        let session_id = Utc::now().timestamp_micros().unsigned_abs();
-        let answer = sdp::write(local_ip, port, session_id, negotiated.as_ref());
-        if let Some(active) = self.active.get_mut(&call.leg) {
-            active.port = Some(port);
-            active.sockets = Some(sockets);
-            active.negotiated = negotiated;
-            active.answer_sdp = Some(Bytes::from(answer));
-        }
-        true
-    }
-
-    fn local_ip_for(&mut self, peer: IpAddr) -> IpAddr {
-        if self.local_ips.len() > 10_000 {
-            self.local_ips.clear(); // bounded: scanners must not grow it forever
-        }
-        *self
-            .local_ips
-            .entry(peer)
-            .or_insert_with(|| local_ip_towards(peer))
-    }
-
-    /// An even port whose RTP and RTCP sockets both bind; ports in use elsewhere are skipped.
-    fn bind_rtp(&mut self) -> Option<(u16, (std::net::UdpSocket, std::net::UdpSocket))> {
-        for _ in 0..8 {
-            let port = self.ports.allocate()?;
-            let bind = |p: u16| -> std::io::Result<std::net::UdpSocket> {
-                let s = std::net::UdpSocket::bind(SocketAddr::new(self.config.rtp_bind, p))?;
-                s.set_nonblocking(true)?;
-                Ok(s)
-            };
-            match (bind(port), bind(port + 1)) {
-                (Ok(rtp), Ok(rtcp)) => return Some((port, (rtp, rtcp))),
-                _ => {
-                    tracing::debug!(port, "RTP port busy, trying another");
-                    self.ports.release(port);
-                }
-            }
-        }
-        None
     }
 
     /// Answers the calls whose ringing time is over and starts their media tasks; gives up on
@@ -761,36 +714,6 @@ impl Calls {
         }
     }
 
-    /// Whether a new INVITE may become a call: `Some((metric reason, status, reason phrase))`
-    /// when the node is full (503) or its source has too many calls up already (486). Refused
-    /// before anything is recorded or allocated, so a flood costs one response each.
-    fn admission(&self, call: &IncomingCall) -> Option<(&'static str, u16, &'static str)> {
-        if self.config.max_calls > 0 && self.active.len() >= self.config.max_calls {
-            return Some(("node_full", 503, "Service Unavailable"));
-        }
-        let source = call.peer.addr.ip();
-        let exempt =
-            call.operator.is_some() || self.config.trunks.iter().any(|t| t.proxy.ip() == source);
-        if self.config.max_calls_per_source > 0 && !exempt {
-            let from_source = self
-                .active
-                .values()
-                .filter(|a| a.peer_ip == Some(source))
-                .count();
-            if from_source >= self.config.max_calls_per_source {
-                return Some(("source_limit", 486, "Busy Here"));
-            }
-        }
-        None
-    }
-
-    /// The ACK for our 2xx on `leg` arrived: its media may flow.
-    pub fn leg_confirmed(&mut self, leg: LegId) {
-        if let Some(task) = self.active.get(&leg).and_then(|a| a.task.as_ref()) {
-            let _ = task.send(CallCommand::Confirmed);
-        }
-    }
-
     fn event(&self, leg: LegId, kind: &'static str, detail: serde_json::Value) {
         let _ = self.records.send(RecordOp::CallEvent {
             leg,
@@ -798,31 +721,6 @@ impl Calls {
             kind,
             detail,
         });
-    }
-}
-
-fn session_config(negotiated: Option<&Negotiated>, media_timeout: Duration) -> SessionConfig {
-    use crate::media::g711::Law;
-    use crate::media::session::Direction;
-    match negotiated {
-        Some(n) => SessionConfig {
-            law: n.law,
-            event_pt: n.telephone_event,
-            remote: n.remote(),
-            direction: n.direction,
-            media_timeout,
-            ptime: Duration::from_millis(20),
-        },
-        // Late offer: we offered PCMU and telephone-event 101; the ACK's answer is not read yet,
-        // so we send PCMU to whoever sends to us first.
-        None => SessionConfig {
-            law: Law::Ulaw,
-            event_pt: Some(101),
-            remote: None,
-            direction: Direction::SendRecv,
-            media_timeout,
-            ptime: Duration::from_millis(20),
-        },
     }
 }
 
@@ -853,27 +751,4 @@ fn new_call_id(utc: chrono::DateTime<Utc>) -> String {
         utc.timestamp_subsec_nanos(),
     );
     uuid::Uuid::new_v7(ts).to_string()
-}
-
-/// The local address of the interface that routes to `peer` (no packet is sent: a UDP connect only
-/// asks the kernel for the route). Falls back to loopback.
-pub fn local_ip_towards(peer: IpAddr) -> IpAddr {
-    let bind: SocketAddr = if peer.is_ipv6() {
-        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
-    } else {
-        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
-    };
-    std::net::UdpSocket::bind(bind)
-        .and_then(|s| {
-            s.connect((peer, 9))?;
-            s.local_addr()
-        })
-        .map(|a| a.ip())
-        .ok()
-        .filter(|ip| !ip.is_unspecified())
-        .unwrap_or(if peer.is_ipv6() {
-            IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
-        } else {
-            IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
-        })
 }

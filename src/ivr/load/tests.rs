@@ -4,7 +4,7 @@
 use super::*;
 use crate::ivr::flow::FlowSet;
 
-/// The example of ../shared/INTERFACE.md, verbatim.
+/// The example flow of the interface contract (INTERFACE.md), verbatim.
 pub(crate) const INTERFACE_EXAMPLE: &str = r#"id: main
 name: Main menu
 entry: welcome

@@ -157,19 +157,7 @@ impl Calls {
             .clone()
             .or_else(|| placed_by.map(str::to_string))
             .unwrap_or_else(|| active.caller.clone());
-        let peer = crate::sip::transport::Peer {
-            transport: crate::sip::transport::TransportKind::Udp,
-            addr: trunk.proxy,
-            conn: None,
-        };
-        let login = trunk
-            .username
-            .clone()
-            .map(|username| crate::sip::endpoint::DigestLogin {
-                username,
-                password: trunk.password.clone().unwrap_or_default(),
-                realm: trunk.realm.clone(),
-            });
+        let (peer, login) = trunk_peer(&trunk);
         tracing::info!(caller_leg, placed_by = ?placed_by, trunk = %trunk.name, %number, "dialing out through a trunk");
         let target = crate::sip::endpoint::OutboundTarget {
             uri: format!("sip:{number}@{}", trunk.proxy),
@@ -407,6 +395,29 @@ fn ring_failure(reason: EndReason) -> crate::queue::RingFailure {
         EndReason::Rejected(408 | 480 | 487) | EndReason::Cancelled => RingFailure::NoAnswer,
         _ => RingFailure::Unreachable,
     }
+}
+
+/// Where INVITEs to `trunk` go (UDP to its proxy) and the account that answers its challenges.
+pub(super) fn trunk_peer(
+    trunk: &crate::config::TrunkConfig,
+) -> (
+    crate::sip::transport::Peer,
+    Option<crate::sip::endpoint::DigestLogin>,
+) {
+    let peer = crate::sip::transport::Peer {
+        transport: crate::sip::transport::TransportKind::Udp,
+        addr: trunk.proxy,
+        conn: None,
+    };
+    let login = trunk
+        .username
+        .clone()
+        .map(|username| crate::sip::endpoint::DigestLogin {
+            username,
+            password: trunk.password.clone().unwrap_or_default(),
+            realm: trunk.realm.clone(),
+        });
+    (peer, login)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! ports, runs a task, can join a queue and be bridged to an operator), whose one SIP leg is
 //! the one we dialled. Its record is `outbound`, from the campaign's caller id to the number.
 
+use super::dial::trunk_peer;
 use super::*;
 use crate::broadcast::amd::Verdict;
 use crate::broadcast::{AttemptResult, Unanswered};
@@ -63,19 +64,7 @@ impl Calls {
             .unwrap_or_else(|| "openline".to_string());
         let uri = format!("sip:{}@{}", request.number, trunk.proxy);
         let trunk_ip = trunk.proxy.ip();
-        let peer = crate::sip::transport::Peer {
-            transport: crate::sip::transport::TransportKind::Udp,
-            addr: trunk.proxy,
-            conn: None,
-        };
-        let login = trunk
-            .username
-            .clone()
-            .map(|username| crate::sip::endpoint::DigestLogin {
-                username,
-                password: trunk.password.clone().unwrap_or_default(),
-                realm: trunk.realm.clone(),
-            });
+        let (peer, login) = trunk_peer(&trunk);
         let target = crate::sip::endpoint::OutboundTarget {
             uri: uri.clone(),
             peer,
@@ -120,23 +109,17 @@ impl Calls {
         self.active.insert(
             leg,
             ActiveCall {
-                call_id: request.call_id.clone(),
-                // What an operator's phone shows if the recipient is put through to a queue.
-                caller: request.number.clone(),
-                caller_name: request.name.clone(),
-                sip_call_id,
                 port: Some(port),
                 sockets: Some(sockets),
-                negotiated: None,
-                flow: None,
-                answered: false,
-                pending_end: None,
-                answer_sdp: None,
-                task: None,
-                recording_id: None,
-                ended_by_media: None,
-                ended: false,
-                peer_ip: Some(trunk_ip),
+                // `caller`: what an operator's phone shows if the recipient is put through to a
+                // queue.
+                ..ActiveCall::new(
+                    request.call_id.clone(),
+                    request.number.clone(),
+                    request.name.clone(),
+                    sip_call_id,
+                    trunk_ip,
+                )
             },
         );
         self.ring_deadlines.insert((now + request.max_ring, leg));
