@@ -201,6 +201,10 @@ pub struct CallsConfig {
     /// Calls up at once from one source IP address; beyond it 486 (0: no limit). Authenticated
     /// operators and trunks' proxies are not limited by it (an office NAT, a carrier).
     pub max_calls_per_source: usize,
+    /// Call records journaled but not yet in the database beyond which new INVITEs get 503
+    /// (the database is down or slow): the calls up go on being recorded, and memory stays
+    /// bounded. Never 0.
+    pub max_records_backlog: usize,
 }
 
 impl Default for CallsConfig {
@@ -212,6 +216,7 @@ impl Default for CallsConfig {
             prompt_cache_mb: 64,
             max_calls: 0,
             max_calls_per_source: 0,
+            max_records_backlog: 100_000,
         }
     }
 }

@@ -64,6 +64,8 @@ pub struct CallsConfig {
     /// `calls.max_calls` and `calls.max_calls_per_source` (0: none).
     pub max_calls: usize,
     pub max_calls_per_source: usize,
+    /// `calls.max_records_backlog`.
+    pub max_records_backlog: usize,
 }
 
 /// How SIP says a call ended, kept until its task has finished.

@@ -82,9 +82,14 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("metrics: {0}")]
     Metrics(String),
+    #[error(transparent)]
+    Records(#[from] records::ReplayError),
     #[error("the SIP task stopped unexpectedly (see the log); the node stopped with it")]
     SipTaskDied,
 }
+
+/// The records journal's directory under the data directory.
+pub const RECORDS_JOURNAL: &str = "records-journal";
 
 /// Runs the server until SIGINT/SIGTERM, then shuts down gracefully.
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
@@ -113,6 +118,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         .map_err(|e| ServeError::Metrics(e.to_string()))?;
     let node_id = node_id(&settings)?;
     let store = Store::connect(&settings.database_url).await?;
+    // Replayed first: a call the journal ends is not one the crash cut.
+    let (records_tx, records_rx) =
+        records::RecordsTx::open(&store, &node_id, &settings.data_dir.join(RECORDS_JOURNAL))
+            .await?;
     let repaired = store.close_orphaned_calls(&node_id, Utc::now()).await?;
     if repaired > 0 {
         tracing::warn!(
@@ -230,7 +239,6 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
 
     let tracker = TaskTracker::new();
     let io_token = CancellationToken::new();
-    let (records_tx, records_rx) = mpsc::unbounded_channel();
     let events = events::EventBus::new();
     let background = background::Background::spawn(&store, &settings, &events);
     let health = health::Health::default();
@@ -292,6 +300,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             clock,
             max_calls: calls_config.max_calls,
             max_calls_per_source: calls_config.max_calls_per_source,
+            max_records_backlog: calls_config.max_records_backlog.max(1),
         },
         ports::PortPool::new(settings.rtp_ports),
         calls::CallsShared {

@@ -1,14 +1,33 @@
-//! The records writer: one task that writes call rows, leg rows and bindings, so the SIP loop never
-//! waits on the database and SQLite sees a single writer. Writes are retried; a record that still
-//! cannot be written is logged with its content, never silently lost.
+//! The call records path: the call path describes what happened as `RecordOp`s; `RecordsTx`
+//! turns each into a self-contained `RecordEntry`, numbers it and appends it to the journal on
+//! disk before handing it to the writer task, which applies batches in one transaction each
+//! with the journal checkpoint. So the SIP loop never waits on the database, SQLite sees one
+//! writer, and no record is lost or written twice: not when the database is down for a while
+//! (the writer retries without dropping), not when the process is killed (the next start
+//! replays what the database does not have).
+//!
+//! ```text
+//! call path ──RecordOp──> RecordsTx ──append──> records-journal/*.jsonl
+//!                             └──(seq, entry)──> writer ──batch + checkpoint──> Store
+//! ```
+//!
+//! Memory stays bounded: when the writer falls `max_backlog` entries behind, admission refuses
+//! new calls with 503 while the calls up go on being recorded.
 
-use crate::runtime::events::{Event, EventBus};
+mod journal;
+mod writer;
+
 use crate::sip::dialog::LegId;
-use crate::store::{BindingRecord, NewCall, NewLeg, Store, StoreError};
+use crate::store::{BindingRecord, NewCall, NewLeg, NewRecording, RecordEntry, Store};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+pub use writer::{ReplayError, run};
 
 #[derive(Debug, Clone)]
 pub enum RecordOp {
@@ -121,114 +140,140 @@ pub enum RecordOp {
     },
 }
 
-pub type RecordsTx = mpsc::UnboundedSender<RecordOp>;
+/// The sending side of the records path, shared by every task that records something. The
+/// writer's queue closes when the last clone is dropped.
+#[derive(Clone)]
+pub struct RecordsTx {
+    sender: Arc<Mutex<SendState>>,
+    shared: Arc<Shared>,
+}
 
-/// Runs until every sender is dropped and the queue is empty. Each call row written is published
-/// on `events` afterwards (the CRM worker and the event WebSocket listen there).
-pub async fn run(store: Store, mut ops: mpsc::UnboundedReceiver<RecordOp>, events: EventBus) {
-    // Endpoint leg → (call id, leg row id).
-    let mut legs: HashMap<LegId, (String, i64)> = HashMap::new();
-    let mut batch = Vec::with_capacity(BATCH);
-    while let Some(first) = ops.recv().await {
-        batch.push(first);
-        while batch.len() < BATCH {
-            match ops.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
+/// What the senders and the writer both use.
+struct Shared {
+    /// `None` after an append failed and a new segment could not be opened either.
+    journal: Mutex<Option<journal::JournalFile>>,
+    /// The last sequence number handed out.
+    appended: AtomicU64,
+    /// The last sequence number whose rows are committed (set by the writer).
+    applied: AtomicU64,
+    dir: PathBuf,
+    node_id: String,
+}
+
+/// Held while an op is numbered, journaled and queued, so the queue's order is the numbers'.
+struct SendState {
+    next_seq: u64,
+    /// Endpoint leg → (call id, the leg's SIP Call-ID): the names rows have in the database.
+    legs: HashMap<LegId, (String, String)>,
+    to_writer: mpsc::UnboundedSender<(u64, RecordEntry)>,
+}
+
+/// The writer's end of the path.
+pub struct RecordsRx {
+    entries: mpsc::UnboundedReceiver<(u64, RecordEntry)>,
+    shared: Arc<Shared>,
+}
+
+impl RecordsTx {
+    /// Replays what the journal in `dir` holds beyond the database's checkpoint for `node_id`,
+    /// deletes the replayed segments and opens a new one. Runs before anything else writes.
+    pub async fn open(
+        store: &Store,
+        node_id: &str,
+        dir: &Path,
+    ) -> Result<(RecordsTx, RecordsRx), ReplayError> {
+        let last = writer::replay(store, node_id, dir).await?;
+        let file =
+            journal::JournalFile::create(dir, last + 1).map_err(|source| ReplayError::Journal {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        let (to_writer, entries) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            journal: Mutex::new(Some(file)),
+            appended: AtomicU64::new(last),
+            applied: AtomicU64::new(last),
+            dir: dir.to_path_buf(),
+            node_id: node_id.to_owned(),
+        });
+        let sender = Arc::new(Mutex::new(SendState {
+            next_seq: last + 1,
+            legs: HashMap::new(),
+            to_writer,
+        }));
+        Ok((
+            RecordsTx {
+                sender,
+                shared: shared.clone(),
+            },
+            RecordsRx { entries, shared },
+        ))
+    }
+
+    /// Records `op`: journaled to disk and queued for the writer before this returns. An op of
+    /// a leg that was never recorded (or already forgotten) is dropped, as its rows cannot be
+    /// named. Fails only when the writer has stopped (shutdown).
+    pub fn send(&self, op: RecordOp) -> Result<(), RecordsClosed> {
+        let mut state = self.sender.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = resolve(&mut state.legs, op) else {
+            return Ok(());
+        };
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        {
+            let mut journal = self
+                .shared
+                .journal
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(file) = journal.as_mut()
+                && let Err(error) = file.append(seq, &entry)
+            {
+                metrics::counter!("openline_records_journal_failures_total").increment(1);
+                tracing::error!(%error, seq, "records journal append failed: this entry survives only in memory");
+                // A full disk or a removed directory: try a fresh segment for the next entry.
+                *journal = journal::JournalFile::create(&self.shared.dir, seq + 1).ok();
             }
         }
-        metrics::gauge!("openline_records_queued").set(ops.len() as f64);
-        for op in coalesce(std::mem::take(&mut batch)) {
-            write(&store, &mut legs, &events, op).await;
-        }
+        state
+            .to_writer
+            .send((seq, entry))
+            .map_err(|_| RecordsClosed)?;
+        self.shared.appended.store(seq, Ordering::Release);
+        Ok(())
+    }
+
+    /// Entries handed out and not yet committed.
+    pub fn backlog(&self) -> u64 {
+        let appended = self.shared.appended.load(Ordering::Acquire);
+        appended.saturating_sub(self.shared.applied.load(Ordering::Acquire))
     }
 }
 
-/// Ops taken from the queue at once: when the writer falls behind, batches grow and coalescing
-/// saves the statements that would be overwritten anyway.
-const BATCH: usize = 512;
+/// The records writer has stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordsClosed;
 
-/// Drops flow-path updates that a later update of the same call in the batch replaces.
-fn coalesce(batch: Vec<RecordOp>) -> Vec<RecordOp> {
-    let mut last_flow: HashMap<LegId, usize> = HashMap::new();
-    for (i, op) in batch.iter().enumerate() {
-        if let RecordOp::CallFlow { leg, .. } = op {
-            last_flow.insert(*leg, i);
-        }
-    }
-    batch
-        .into_iter()
-        .enumerate()
-        .filter(|(i, op)| match op {
-            RecordOp::CallFlow { leg, .. } => last_flow.get(leg) == Some(i),
-            _ => true,
-        })
-        .map(|(_, op)| op)
-        .collect()
-}
-
-/// Writes one op, retrying a few times; a record that still fails is logged with its content.
-async fn write(
-    store: &Store,
-    legs: &mut HashMap<LegId, (String, i64)>,
-    events: &EventBus,
-    op: RecordOp,
-) {
-    let mut attempt = 0;
-    loop {
-        match apply(store, legs, &op).await {
-            Ok(published) => {
-                for event in published {
-                    events.publish(event);
-                }
-                break;
-            }
-            Err(e) if attempt < 5 => {
-                attempt += 1;
-                tracing::warn!(error = %e, attempt, "record write failed, retrying");
-                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-            }
-            Err(e) => {
-                metrics::counter!("openline_record_write_failures_total").increment(1);
-                tracing::error!(error = %e, record = ?op, "record could not be written");
-                break;
-            }
-        }
-    }
-}
-
-async fn apply(
-    store: &Store,
-    legs: &mut HashMap<LegId, (String, i64)>,
-    op: &RecordOp,
-) -> Result<Vec<Event>, StoreError> {
-    let mut event = None;
-    let mut first = None;
-    match op {
+/// The durable form of `op`, named by call id and SIP Call-ID; `None` for an op of an unknown
+/// leg and for `Forget` (which only drops the leg's name).
+fn resolve(legs: &mut HashMap<LegId, (String, String)>, op: RecordOp) -> Option<RecordEntry> {
+    let call_of = |legs: &HashMap<LegId, (String, String)>, leg: &LegId| {
+        legs.get(leg).map(|(call_id, _)| call_id.clone())
+    };
+    Some(match op {
         RecordOp::CallStarted { leg, call, sip_leg } => {
-            if !legs.contains_key(leg) {
-                store.insert_call(call).await?;
-                let leg_row = store.insert_leg(sip_leg).await?;
-                legs.insert(*leg, (call.id.clone(), leg_row));
-                event = Some(Event::CallStarted {
-                    call_id: call.id.clone(),
-                    direction: call.direction.clone(),
-                    caller: call.caller.clone(),
-                    caller_name: call.caller_name.clone(),
-                    callee: call.callee.clone(),
-                    at: call.started_at,
-                });
+            if legs.contains_key(&leg) {
+                return None;
             }
+            legs.insert(leg, (call.id.clone(), sip_leg.sip_call_id.clone()));
+            RecordEntry::CallStarted { call, leg: sip_leg }
         }
         RecordOp::CallAnswered { leg, at } => {
-            if let Some((call_id, leg_row)) = legs.get(leg) {
-                store.call_answered(call_id, *at).await?;
-                store.leg_answered(*leg_row, *at, None).await?;
-                event = Some(Event::CallAnswered {
-                    call_id: call_id.clone(),
-                    operator: None,
-                    at: *at,
-                });
+            let (call_id, sip_call_id) = legs.get(&leg)?.clone();
+            RecordEntry::CallAnswered {
+                call_id,
+                sip_call_id,
+                at,
             }
         }
         RecordOp::CallEnded {
@@ -238,17 +283,14 @@ async fn apply(
             hangup_by,
             final_status,
         } => {
-            if let Some((call_id, leg_row)) = legs.get(leg) {
-                store.leg_ended(*leg_row, *at, *final_status).await?;
-                store
-                    .call_ended(call_id, *at, disposition, *hangup_by)
-                    .await?;
-                event = Some(Event::CallEnded {
-                    call_id: call_id.clone(),
-                    disposition: disposition.clone(),
-                    hangup_by: hangup_by.map(str::to_owned),
-                    at: *at,
-                });
+            let (call_id, sip_call_id) = legs.get(&leg)?.clone();
+            RecordEntry::CallEnded {
+                call_id,
+                sip_call_id,
+                at,
+                disposition,
+                hangup_by: hangup_by.map(str::to_owned),
+                final_status,
             }
         }
         RecordOp::CallEvent {
@@ -256,34 +298,30 @@ async fn apply(
             at,
             kind,
             detail,
-        } => {
-            if let Some((call_id, _)) = legs.get(leg) {
-                store.insert_call_event(call_id, *at, kind, detail).await?;
-            }
-        }
-        RecordOp::CallFlow { leg, flow, path } => {
-            if let Some((call_id, _)) = legs.get(leg) {
-                store
-                    .set_call_flow(call_id, flow, &path.to_string())
-                    .await?;
-            }
-        }
-        RecordOp::CallRating { leg, rating } => {
-            if let Some((call_id, _)) = legs.get(leg) {
-                store.set_call_rating(call_id, i32::from(*rating)).await?;
-            }
-        }
+        } => RecordEntry::CallEvent {
+            call_id: call_of(legs, &leg)?,
+            at,
+            kind: kind.to_owned(),
+            detail,
+        },
+        RecordOp::CallFlow { leg, flow, path } => RecordEntry::CallFlow {
+            call_id: call_of(legs, &leg)?,
+            flow,
+            path,
+        },
+        RecordOp::CallRating { leg, rating } => RecordEntry::CallRating {
+            call_id: call_of(legs, &leg)?,
+            rating: i32::from(rating),
+        },
         RecordOp::CallBroadcast {
             leg,
             broadcast_id,
             result,
-        } => {
-            if let Some((call_id, _)) = legs.get(leg) {
-                store
-                    .set_call_broadcast(call_id, broadcast_id, result)
-                    .await?;
-            }
-        }
+        } => RecordEntry::CallBroadcast {
+            call_id: call_of(legs, &leg)?,
+            broadcast_id,
+            result,
+        },
         RecordOp::LegStarted {
             caller_leg,
             leg,
@@ -292,159 +330,114 @@ async fn apply(
             remote_addr,
             transport,
         } => {
-            if let Some((call_id, _)) = legs.get(caller_leg).cloned() {
-                let row = store
-                    .insert_leg(&crate::store::NewLeg {
-                        call_id: call_id.clone(),
-                        sip_call_id: sip_call_id.clone(),
-                        direction: "outbound".into(),
-                        local_tag: None,
-                        remote_tag: None,
-                        remote_uri: remote_uri.clone(),
-                        remote_addr: Some(remote_addr.clone()),
-                        transport: (*transport).into(),
-                        started_at: Utc::now(),
-                    })
-                    .await?;
-                legs.insert(*leg, (call_id, row));
+            let call_id = call_of(legs, &caller_leg)?;
+            legs.insert(leg, (call_id.clone(), sip_call_id.clone()));
+            RecordEntry::LegStarted {
+                leg: NewLeg {
+                    call_id,
+                    sip_call_id,
+                    direction: "outbound".into(),
+                    local_tag: None,
+                    remote_tag: None,
+                    remote_uri,
+                    remote_addr: Some(remote_addr),
+                    transport: transport.into(),
+                    started_at: Utc::now(),
+                },
             }
         }
         RecordOp::LegAnswered { leg, at } => {
-            if let Some((_, row)) = legs.get(leg) {
-                store.leg_answered(*row, *at, None).await?;
+            let (call_id, sip_call_id) = legs.get(&leg)?.clone();
+            RecordEntry::LegAnswered {
+                call_id,
+                sip_call_id,
+                at,
             }
         }
         RecordOp::LegEnded { leg, at, status } => {
-            if let Some((_, row)) = legs.remove(leg) {
-                store.leg_ended(row, *at, *status).await?;
+            let (call_id, sip_call_id) = legs.remove(&leg)?;
+            RecordEntry::LegEnded {
+                call_id,
+                sip_call_id,
+                at,
+                status,
             }
         }
-        RecordOp::RecordingStarted { leg, id, path, at } => {
-            if let Some((call_id, _)) = legs.get(leg) {
-                store
-                    .insert_recording(&crate::store::NewRecording {
-                        id: id.clone(),
-                        call_id: call_id.clone(),
-                        path: path.clone(),
-                        format: "wav".into(),
-                        channels: 2,
-                        sample_rate: 8000,
-                        created_at: *at,
-                    })
-                    .await?;
-            }
-        }
+        RecordOp::RecordingStarted { leg, id, path, at } => RecordEntry::RecordingStarted {
+            recording: NewRecording {
+                id,
+                call_id: call_of(legs, &leg)?,
+                path,
+                format: "wav".into(),
+                channels: 2,
+                sample_rate: 8000,
+                created_at: at,
+            },
+        },
         RecordOp::RecordingFinished {
             id,
             duration_ms,
             size_bytes,
             at,
-        } => {
-            store
-                .recording_completed(id, *duration_ms, *size_bytes, *at)
-                .await?
-        }
+        } => RecordEntry::RecordingFinished {
+            id,
+            duration_ms,
+            size_bytes,
+            at,
+        },
         RecordOp::RecordingFailed { id, error, at } => {
-            store.recording_failed(id, error, *at).await?
+            RecordEntry::RecordingFailed { id, error, at }
         }
         RecordOp::CallQueued {
             leg,
             queue,
             position,
             at,
-        } => {
-            if let Some((call_id, _)) = legs.get(leg) {
-                store.set_call_queue(call_id, queue).await?;
-                event = Some(Event::QueueJoined {
-                    call_id: call_id.clone(),
-                    queue: queue.clone(),
-                    position: u32::try_from(*position).unwrap_or(u32::MAX),
-                    at: *at,
-                });
-            }
-        }
+        } => RecordEntry::CallQueued {
+            call_id: call_of(legs, &leg)?,
+            queue,
+            position: u32::try_from(position).unwrap_or(u32::MAX),
+            at,
+        },
         RecordOp::CallQueueOutcome {
             leg,
             queue,
             operator,
             waited,
             outcome,
-        } => {
-            if let Some((call_id, _)) = legs.get(leg) {
-                let wait_ms = i64::try_from(waited.as_millis()).unwrap_or(i64::MAX);
-                store
-                    .set_call_queue_outcome(call_id, operator.as_deref(), wait_ms)
-                    .await?;
-                // The operator who took the call answered it: their event stream follows it
-                // from here (they did not see it start).
-                if let Some(ext) = operator {
-                    first = Some(Event::CallAnswered {
-                        call_id: call_id.clone(),
-                        operator: Some(ext.clone()),
-                        at: Utc::now(),
-                    });
-                }
-                event = Some(Event::QueueLeft {
-                    call_id: call_id.clone(),
-                    queue: queue.clone(),
-                    reason: (*outcome).to_string(),
-                    at: Utc::now(),
-                });
-            }
-        }
+        } => RecordEntry::CallQueueOutcome {
+            call_id: call_of(legs, &leg)?,
+            queue,
+            operator,
+            wait_ms: i64::try_from(waited.as_millis()).unwrap_or(i64::MAX),
+            outcome: outcome.to_owned(),
+            at: Utc::now(),
+        },
         RecordOp::OperatorStatus {
             ext,
             status,
             reason,
             at,
-        } => {
-            if store
-                .set_operator_status(ext, status, reason.as_deref(), *at)
-                .await?
-            {
-                event = Some(Event::OperatorStatus {
-                    extension: ext.clone(),
-                    status: (*status).to_string(),
-                    at: *at,
-                });
-            }
-        }
-        RecordOp::BindingUpsert(binding) => store.upsert_binding(binding).await?,
-        RecordOp::Forget { leg } => {
-            legs.remove(leg);
-        }
+        } => RecordEntry::OperatorStatus {
+            extension: ext,
+            status: status.to_owned(),
+            reason,
+            at,
+        },
+        RecordOp::BindingUpsert(binding) => RecordEntry::BindingUpsert { binding },
         RecordOp::BindingRemove {
             extension,
             contact_uri,
-        } => store.remove_binding(extension, contact_uri).await?,
-    }
-    Ok(first.into_iter().chain(event).collect())
+        } => RecordEntry::BindingRemove {
+            extension,
+            contact_uri,
+        },
+        RecordOp::Forget { leg } => {
+            legs.remove(&leg);
+            return None;
+        }
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_last_flow_path_of_a_call_in_a_batch_is_written() {
-        let flow = |leg, n: u64| RecordOp::CallFlow {
-            leg,
-            flow: "main".into(),
-            path: serde_json::json!([n]),
-        };
-        let batch = vec![
-            flow(1, 1),
-            flow(2, 1),
-            flow(1, 2),
-            RecordOp::Forget { leg: 1 },
-            flow(1, 3),
-        ];
-        let kept = coalesce(batch);
-        assert_eq!(kept.len(), 3);
-        assert!(matches!(&kept[0], RecordOp::CallFlow { leg: 2, .. }));
-        assert!(matches!(&kept[1], RecordOp::Forget { leg: 1 }));
-        assert!(
-            matches!(&kept[2], RecordOp::CallFlow { leg: 1, path, .. } if path == &serde_json::json!([3]))
-        );
-    }
-}
+mod tests;

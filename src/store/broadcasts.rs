@@ -765,23 +765,4 @@ impl Store {
         })
         .map_err(query_err("do_not_call_list"))
     }
-
-    /// The campaign and result of a call a campaign placed (JSON), for its timeline entry.
-    pub async fn set_call_broadcast(
-        &self,
-        call_id: &str,
-        broadcast_id: &str,
-        result: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        on_writer!(self, pool => sqlx::query(
-            "UPDATE calls SET broadcast_id = $2, broadcast_result = $3 WHERE id = $1",
-        )
-        .bind(call_id)
-        .bind(broadcast_id)
-        .bind(result.to_string())
-        .execute(pool)
-        .await
-        .map(|_| ()))
-        .map_err(query_err("set_call_broadcast"))
-    }
 }

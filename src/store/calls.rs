@@ -1,7 +1,8 @@
 //! Calls repository: call records (CDRs) and their SIP legs, crash repair, and the call list.
 
 use super::{
-    CallFilter, CallRecord, LegRecord, NewCall, NewLeg, Store, StoreError, builder, query_err,
+    CallFilter, CallRecord, LegRecord, NewCall, NewLeg, RecordEntry, Store, StoreError, builder,
+    query_err,
 };
 use chrono::{DateTime, Utc};
 
@@ -28,48 +29,31 @@ fn like_escape(text: &str) -> String {
 }
 
 /// Milliseconds from `started_at` to `ended_at`, never negative (clocks may step back).
-fn duration_ms(started_at: DateTime<Utc>, ended_at: DateTime<Utc>) -> i64 {
+pub(super) fn duration_ms(started_at: DateTime<Utc>, ended_at: DateTime<Utc>) -> i64 {
     (ended_at - started_at).num_milliseconds().max(0)
 }
 
 impl Store {
-    /// The IVR flow the call is in and the path it took so far (JSON), kept as the call goes.
-    pub async fn set_call_flow(
-        &self,
-        id: &str,
-        flow_id: &str,
-        flow_path: &str,
-    ) -> Result<(), StoreError> {
-        on_writer!(self, pool => sqlx::query("UPDATE calls SET flow_id = $2, flow_path = $3 WHERE id = $1")
-            .bind(id)
-            .bind(flow_id)
-            .bind(flow_path)
-            .execute(pool)
-            .await
-            .map(|_| ()))
-        .map_err(query_err("set_call_flow"))
-    }
-
     /// The caller's post-call rating, 1–5.
     pub async fn set_call_rating(&self, id: &str, rating: i32) -> Result<(), StoreError> {
-        on_writer!(self, pool => sqlx::query("UPDATE calls SET rating = $2 WHERE id = $1")
-            .bind(id)
-            .bind(rating)
-            .execute(pool)
-            .await
-            .map(|_| ()))
-        .map_err(query_err("set_call_rating"))
+        self.apply_record(RecordEntry::CallRating {
+            call_id: id.to_owned(),
+            rating,
+        })
+        .await
+        .map(drop)
     }
 
     /// The caller joined `queue`. A later join (an overflow into another queue) overwrites it.
     pub async fn set_call_queue(&self, id: &str, queue: &str) -> Result<(), StoreError> {
-        on_writer!(self, pool => sqlx::query("UPDATE calls SET queue = $2 WHERE id = $1")
-            .bind(id)
-            .bind(queue)
-            .execute(pool)
-            .await
-            .map(|_| ()))
-        .map_err(query_err("set_call_queue"))
+        self.apply_record(RecordEntry::CallQueued {
+            call_id: id.to_owned(),
+            queue: queue.to_owned(),
+            position: 0,
+            at: Utc::now(),
+        })
+        .await
+        .map(drop)
     }
 
     /// How the caller's wait in the queue ended: bridged to `operator` after `wait_ms`, or, with
@@ -81,16 +65,16 @@ impl Store {
         operator: Option<&str>,
         wait_ms: i64,
     ) -> Result<(), StoreError> {
-        on_writer!(self, pool => sqlx::query(
-            "UPDATE calls SET operator = $2, wait_ms = $3 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(operator)
-        .bind(wait_ms.max(0))
-        .execute(pool)
+        self.apply_record(RecordEntry::CallQueueOutcome {
+            call_id: id.to_owned(),
+            queue: String::new(),
+            operator: operator.map(str::to_owned),
+            wait_ms,
+            outcome: String::new(),
+            at: Utc::now(),
+        })
         .await
-        .map(|_| ()))
-        .map_err(query_err("set_call_queue_outcome"))
+        .map(drop)
     }
 
     /// Records a call as it starts.

@@ -99,6 +99,24 @@ impl StoreError {
         }
     }
 
+    /// True when retrying cannot help: the database refused the values (a constraint, a type),
+    /// as opposed to being unavailable, locked or closed.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            StoreError::Query { source, .. } => match source {
+                sqlx::Error::Database(db) => !matches!(db.kind(), sqlx::error::ErrorKind::Other),
+                sqlx::Error::Encode(_)
+                | sqlx::Error::Decode(_)
+                | sqlx::Error::ColumnDecode { .. }
+                | sqlx::Error::ColumnNotFound(_)
+                | sqlx::Error::TypeNotFound { .. } => true,
+                _ => false,
+            },
+            StoreError::InvalidValue { .. } => true,
+            _ => false,
+        }
+    }
+
     /// True when a query failed on a UNIQUE constraint (e.g. a token hash stored twice).
     pub fn is_unique_violation(&self) -> bool {
         match self {

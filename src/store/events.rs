@@ -15,27 +15,6 @@ pub struct CallEventRecord {
 }
 
 impl Store {
-    pub async fn insert_call_event(
-        &self,
-        call_id: &str,
-        at: DateTime<Utc>,
-        kind: &str,
-        detail: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        let detail = detail.to_string();
-        on_writer!(self, pool => sqlx::query(
-            "INSERT INTO call_events (call_id, at, kind, detail) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(call_id)
-        .bind(at)
-        .bind(kind)
-        .bind(&detail)
-        .execute(pool)
-        .await
-        .map(|_| ()))
-        .map_err(query_err("insert_call_event"))
-    }
-
     pub async fn call_events(&self, call_id: &str) -> Result<Vec<CallEventRecord>, StoreError> {
         on_reader!(self, pool => sqlx::query_as::<_, CallEventRecord>(
             "SELECT at, kind, detail FROM call_events WHERE call_id = $1 ORDER BY id",

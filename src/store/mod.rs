@@ -48,6 +48,7 @@ mod hygiene;
 mod operators;
 mod outbox;
 mod ratings;
+mod record_batch;
 mod recordings;
 mod records;
 mod registrations;
@@ -64,6 +65,7 @@ pub use crm::{NewPerson, NumberMatch, PersonFilter, PersonKind, PersonRecord};
 pub use error::StoreError;
 pub use events::CallEventRecord;
 pub use outbox::OutboxEvent;
+pub use record_batch::{Checkpoint, RecordEntry};
 pub use recordings::{NewRecording, RecordingRecord};
 pub use records::{
     ApiTokenRecord, BindingRecord, CallFilter, CallRecord, LegRecord, NewCall, NewLeg,

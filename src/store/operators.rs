@@ -7,7 +7,7 @@ use super::{OperatorRecord, Store, StoreError, query_err};
 /// Presence values an operator's `status` may hold.
 const OPERATOR_STATUSES: [&str; 3] = ["online", "away", "offline"];
 
-fn check_status(status: &str) -> Result<(), StoreError> {
+pub(super) fn check_status(status: &str) -> Result<(), StoreError> {
     if OPERATOR_STATUSES.contains(&status) {
         Ok(())
     } else {
@@ -95,24 +95,14 @@ impl Store {
         reason: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        check_status(status)?;
-        let done = on_writer!(self, pool => sqlx::query(
-            "UPDATE operators SET \
-                 status_changed_at = CASE \
-                     WHEN status = $2 AND COALESCE(status_reason, '') = COALESCE($3, '') \
-                         AND status_changed_at IS NOT NULL THEN status_changed_at \
-                     ELSE $4 END, \
-                 status = $2, status_reason = $3, updated_at = $4 \
-             WHERE extension = $1",
-        )
-        .bind(extension)
-        .bind(status)
-        .bind(reason)
-        .bind(at)
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected()))
-        .map_err(query_err("set_operator_status"))?;
-        Ok(done > 0)
+        let changed = self
+            .apply_record(super::RecordEntry::OperatorStatus {
+                extension: extension.to_owned(),
+                status: status.to_owned(),
+                reason: reason.map(str::to_owned),
+                at,
+            })
+            .await?;
+        Ok(changed > 0)
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{Store, StoreError, builder, query_err};
 
 /// A recording as it starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct NewRecording {
     /// UUIDv7.
     pub id: String,
@@ -72,22 +72,11 @@ macro_rules! select_recording {
 impl Store {
     /// Records that a recording has started (status `recording`).
     pub async fn insert_recording(&self, r: &NewRecording) -> Result<(), StoreError> {
-        on_writer!(self, pool => sqlx::query(
-            "INSERT INTO recordings (id, call_id, path, format, channels, sample_rate, status, \
-                 created_at) VALUES ($1, $2, $3, $4, $5, $6, 'recording', $7)",
-        )
-        .bind(&r.id)
-        .bind(&r.call_id)
-        .bind(&r.path)
-        .bind(&r.format)
-        .bind(r.channels)
-        .bind(r.sample_rate)
-        .bind(r.created_at)
-        .execute(pool)
+        self.apply_record(super::RecordEntry::RecordingStarted {
+            recording: r.clone(),
+        })
         .await
-        .map(|done| done.rows_affected()))
-        .map_err(query_err("insert_recording"))?;
-        Ok(())
+        .map(drop)
     }
 
     /// Marks a recording complete with its length and file size. If the call is already being
@@ -100,40 +89,14 @@ impl Store {
         size_bytes: i64,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let event_id = uuid::Uuid::now_v7().to_string();
-        let updated = on_writer!(self, pool => async {
-            let mut tx = pool.begin().await?;
-            let n = sqlx::query(
-                "UPDATE recordings SET status = 'complete', duration_ms = $2, size_bytes = $3, \
-                     completed_at = $4 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(duration_ms)
-            .bind(size_bytes)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            sqlx::query(
-                "INSERT INTO crm_outbox (id, dedupe_key, call_id, method, payload, status, \
-                     next_attempt_at, created_at) \
-                 SELECT $1, 'attach:' || r.id, r.call_id, 'telephony.externalCall.attachRecord', \
-                     '{}', 'pending', $3, $3 \
-                 FROM recordings r WHERE r.id = $2 AND EXISTS \
-                     (SELECT 1 FROM crm_outbox o WHERE o.call_id = r.call_id \
-                      AND o.method = 'telephony.externalcall.finish') \
-                 ON CONFLICT (dedupe_key) DO NOTHING",
-            )
-            .bind(&event_id)
-            .bind(id)
-            .bind(at)
-            .execute(&mut *tx)
+        let updated = self
+            .apply_record(super::RecordEntry::RecordingFinished {
+                id: id.to_owned(),
+                duration_ms,
+                size_bytes,
+                at,
+            })
             .await?;
-            tx.commit().await?;
-            Ok::<u64, sqlx::Error>(n)
-        }
-        .await)
-        .map_err(query_err("recording_completed"))?;
         if updated == 0 {
             return Err(StoreError::RecordingNotFound { id: id.to_owned() });
         }
@@ -147,16 +110,13 @@ impl Store {
         error: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let updated = on_writer!(self, pool => sqlx::query(
-            "UPDATE recordings SET status = 'failed', error = $2, completed_at = $3 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(error)
-        .bind(at)
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected()))
-        .map_err(query_err("recording_failed"))?;
+        let updated = self
+            .apply_record(super::RecordEntry::RecordingFailed {
+                id: id.to_owned(),
+                error: error.to_owned(),
+                at,
+            })
+            .await?;
         if updated == 0 {
             return Err(StoreError::RecordingNotFound { id: id.to_owned() });
         }

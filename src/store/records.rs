@@ -26,7 +26,7 @@ pub struct OperatorRecord {
 }
 
 /// A registrar binding: one Contact of one extension.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct BindingRecord {
     pub extension: String,
     pub contact_uri: String,
@@ -43,7 +43,7 @@ pub struct BindingRecord {
 }
 
 /// A call as it starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewCall {
     /// UUIDv7, shared by all legs of the call.
     pub id: String,
@@ -101,7 +101,7 @@ pub struct CallRecord {
 }
 
 /// A SIP leg of a call as it starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewLeg {
     pub call_id: String,
     /// The SIP Call-ID header of this leg's dialog.

@@ -7,32 +7,9 @@ use super::{BindingRecord, Store, StoreError, query_err};
 impl Store {
     /// Adds or refreshes the binding of `b.contact_uri` for `b.extension`.
     pub async fn upsert_binding(&self, b: &BindingRecord) -> Result<(), StoreError> {
-        on_writer!(self, pool => sqlx::query(
-            "INSERT INTO registrations \
-                 (extension, contact_uri, received, transport, call_id, cseq, expires_at, \
-                  user_agent, node_id, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (extension, contact_uri) DO UPDATE SET \
-                 received = excluded.received, transport = excluded.transport, \
-                 call_id = excluded.call_id, cseq = excluded.cseq, \
-                 expires_at = excluded.expires_at, user_agent = excluded.user_agent, \
-                 node_id = excluded.node_id, updated_at = excluded.updated_at",
-        )
-        .bind(&b.extension)
-        .bind(&b.contact_uri)
-        .bind(&b.received)
-        .bind(&b.transport)
-        .bind(&b.call_id)
-        .bind(b.cseq)
-        .bind(b.expires_at)
-        .bind(&b.user_agent)
-        .bind(&b.node_id)
-        .bind(Utc::now())
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected()))
-        .map_err(query_err("upsert_binding"))?;
-        Ok(())
+        self.apply_record(super::RecordEntry::BindingUpsert { binding: b.clone() })
+            .await
+            .map(drop)
     }
 
     /// Removes one binding (REGISTER with `Expires: 0` for that Contact). Missing is not an error.
@@ -41,16 +18,12 @@ impl Store {
         extension: &str,
         contact_uri: &str,
     ) -> Result<(), StoreError> {
-        on_writer!(self, pool => sqlx::query(
-            "DELETE FROM registrations WHERE extension = $1 AND contact_uri = $2",
-        )
-        .bind(extension)
-        .bind(contact_uri)
-        .execute(pool)
+        self.apply_record(super::RecordEntry::BindingRemove {
+            extension: extension.to_owned(),
+            contact_uri: contact_uri.to_owned(),
+        })
         .await
-        .map(|done| done.rows_affected()))
-        .map_err(query_err("remove_binding"))?;
-        Ok(())
+        .map(drop)
     }
 
     /// Removes every binding of an extension (`Contact: *`); returns how many there were.

@@ -1,4 +1,4 @@
-//! Which new INVITEs become calls (per-source and node-wide caps), and when an answered leg's
+//! Which new INVITEs become calls (per-source and node-wide caps, the records backlog), and when an answered leg's
 //! media may flow (its ACK).
 
 use super::{Calls, IncomingCall};
@@ -13,6 +13,11 @@ impl Calls {
         &self,
         call: &IncomingCall,
     ) -> Option<(&'static str, u16, &'static str)> {
+        // The records writer is behind (the database is down or slow): taking more calls
+        // would grow the backlog without bound.
+        if self.records.backlog() >= self.config.max_records_backlog as u64 {
+            return Some(("records_backlog", 503, "Service Unavailable"));
+        }
         if self.config.max_calls > 0 && self.active.len() >= self.config.max_calls {
             return Some(("node_full", 503, "Service Unavailable"));
         }
