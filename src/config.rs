@@ -145,6 +145,14 @@ pub struct SipConfig {
     /// Digest challenges offered, in order. Many phones (and SIPp) answer only the first challenge
     /// and only know MD5, so MD5 comes first by default; RFC 8760 clients may pick SHA-256.
     pub digest_algorithms: Vec<String>,
+    /// A TCP message must arrive whole within this from its first byte (slow-loris: a byte now
+    /// and then does not keep a connection).
+    #[serde(with = "duration_text")]
+    pub tcp_message_timeout: Duration,
+    /// TCP connections open at once on this node; more are closed as they arrive.
+    pub max_tcp_connections: usize,
+    /// TCP connections open at once from one IP address (an office NAT holds many phones).
+    pub max_tcp_connections_per_source: usize,
 }
 
 impl Default for SipConfig {
@@ -162,6 +170,9 @@ impl Default for SipConfig {
             auth_cooldown: Duration::from_secs(300),
             nonce_secret: None,
             digest_algorithms: vec!["MD5".into(), "SHA-256".into()],
+            tcp_message_timeout: Duration::from_secs(32),
+            max_tcp_connections: 4096,
+            max_tcp_connections_per_source: 256,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod ports;
 pub mod records;
 pub mod retention;
 pub mod sip_task;
+pub mod tcp_limits;
 pub mod transport;
 
 use crate::api::{self, ApiState};
@@ -247,7 +248,19 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let (command_tx, command_rx) = mpsc::channel(64);
     let udp = Arc::new(udp);
     transport::spawn_udp_reader(udp.clone(), input_tx.clone(), io_token.clone(), &tracker);
-    transport::spawn_tcp_acceptor(tcp, input_tx.clone(), io_token.clone(), &tracker);
+    transport::spawn_tcp_acceptor(
+        tcp,
+        input_tx.clone(),
+        transport::TcpPolicy {
+            limits: tcp_limits::TcpLimits::new(
+                sip.max_tcp_connections.max(1),
+                sip.max_tcp_connections_per_source.max(1),
+            ),
+            message_timeout: sip.tcp_message_timeout,
+        },
+        io_token.clone(),
+        &tracker,
+    );
     drop(input_tx);
     let calls_config = &settings.file.calls;
     let clock = settings

@@ -1,8 +1,9 @@
 //! SIP over UDP and TCP on one port (RFC 3261 §18): the sockets, TCP framing by Content-Length
-//! (partial reads, pipelined messages, keep-alives), size limits, and the hand-off of every message to
-//! the endpoint task. No parsing beyond framing happens here.
+//! (partial reads, pipelined messages, keep-alives), size limits, connection caps, and the
+//! hand-off of every message to the endpoint task. No parsing beyond framing happens here.
 
 use super::SipInput;
+use super::tcp_limits::{ConnectionSlot, TcpLimits};
 use crate::sip::message::{MAX_MESSAGE_SIZE, find_head_end, head_content_length};
 use crate::sip::transport::{ConnId, Peer, TransportKind};
 use bytes::{Bytes, BytesMut};
@@ -13,13 +14,12 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Largest head we wait for on TCP before giving up on a connection.
 const MAX_HEAD: usize = 16 * 1024;
-/// A TCP peer that leaves half a message for this long is cut off (slow-loris).
-const PARTIAL_MESSAGE_TIMEOUT: Duration = Duration::from_secs(32);
 /// Connections idle this long without any message are closed (phones re-REGISTER or keep-alive).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
@@ -84,9 +84,18 @@ pub fn spawn_udp_reader(
     });
 }
 
+/// What every TCP connection is held to.
+#[derive(Debug, Clone)]
+pub struct TcpPolicy {
+    pub limits: TcpLimits,
+    /// From a message's first byte until it is whole (`sip.tcp_message_timeout`).
+    pub message_timeout: Duration,
+}
+
 pub fn spawn_tcp_acceptor(
     listener: TcpListener,
     inputs: mpsc::Sender<SipInput>,
+    policy: TcpPolicy,
     token: CancellationToken,
     tracker: &TaskTracker,
 ) {
@@ -100,11 +109,24 @@ pub fn spawn_tcp_acceptor(
             };
             match accepted {
                 Ok((stream, from)) => {
+                    // Over a cap the connection is closed at once: answering costs nothing,
+                    // and a peer that opens connections without end cannot take every fd.
+                    let slot = match policy.limits.admit(from.ip()) {
+                        Ok(slot) => slot,
+                        Err(refusal) => {
+                            metrics::counter!("openline_sip_tcp_refused_total", "reason" => refusal.as_str())
+                                .increment(1);
+                            tracing::debug!(peer = %from, reason = refusal.as_str(), "tcp connection refused");
+                            drop(stream);
+                            continue;
+                        }
+                    };
                     let conn = next_conn.fetch_add(1, Ordering::Relaxed);
                     let inputs = inputs.clone();
                     let token = token.clone();
+                    let message_timeout = policy.message_timeout;
                     connections.spawn(async move {
-                        connection(stream, conn, from, inputs, token).await;
+                        connection(stream, conn, from, inputs, message_timeout, slot, token).await;
                     });
                 }
                 Err(e) => {
@@ -154,13 +176,15 @@ pub fn next_frame(buf: &mut BytesMut) -> Frame {
         Ok(length) => length.unwrap_or(0),
         Err(_) => return Frame::Unframeable(buf.split_to(head_end).freeze()),
     };
-    if head_end + length > MAX_MESSAGE_SIZE {
-        return Frame::TooLarge(buf.split_to(head_end).freeze());
-    }
-    if buf.len() < head_end + length {
+    // `Content-Length: 18446744073709551615` must not wrap around.
+    let whole = match head_end.checked_add(length) {
+        Some(whole) if whole <= MAX_MESSAGE_SIZE => whole,
+        _ => return Frame::TooLarge(buf.split_to(head_end).freeze()),
+    };
+    if buf.len() < whole {
         return Frame::Incomplete;
     }
-    Frame::Message(buf.split_to(head_end + length).freeze())
+    Frame::Message(buf.split_to(whole).freeze())
 }
 
 async fn connection(
@@ -168,6 +192,8 @@ async fn connection(
     conn: ConnId,
     from: SocketAddr,
     inputs: mpsc::Sender<SipInput>,
+    message_timeout: Duration,
+    _slot: ConnectionSlot,
     token: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
@@ -197,18 +223,23 @@ async fn connection(
         conn: Some(conn),
     };
     let mut buf = BytesMut::with_capacity(4096);
+    // When the message now in `buf` must be whole: set by its first byte, not moved by later ones.
+    let mut message_deadline: Option<Instant> = None;
     'read: loop {
-        let limit = if buf.is_empty() {
-            IDLE_TIMEOUT
-        } else {
-            PARTIAL_MESSAGE_TIMEOUT
-        };
+        let deadline = message_deadline.unwrap_or_else(|| Instant::now() + IDLE_TIMEOUT);
         let read = tokio::select! {
             _ = token.cancelled() => break,
-            r = tokio::time::timeout(limit, reader.read_buf(&mut buf)) => r,
+            r = tokio::time::timeout_at(deadline, reader.read_buf(&mut buf)) => r,
         };
         match read {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break, // EOF, error, or timed out
+            Ok(Ok(0)) | Ok(Err(_)) => break, // EOF or error
+            Err(_) => {
+                if message_deadline.is_some() {
+                    metrics::counter!("openline_sip_tcp_message_timeouts_total").increment(1);
+                    tracing::debug!(peer = %from, "tcp message not whole in time; connection closed");
+                }
+                break;
+            }
             Ok(Ok(_)) => {}
         }
         loop {
@@ -216,11 +247,14 @@ async fn connection(
                 Frame::Incomplete => break,
                 Frame::Ping => {
                     let _ = out_tx.try_send(Bytes::from_static(b"\r\n"));
+                    message_deadline = None;
                 }
                 Frame::Message(bytes) => {
                     if inputs.send(SipInput::Packet { peer, bytes }).await.is_err() {
                         break 'read;
                     }
+                    // The next message's time starts with its own first byte.
+                    message_deadline = None;
                 }
                 Frame::TooLarge(head) => {
                     let _ = inputs
@@ -244,6 +278,13 @@ async fn connection(
                 }
             }
         }
+        // What is left is the start of the next message (or CRLF keep-alive bytes, which are
+        // idle time): its clock starts now unless it already runs.
+        message_deadline = if buf.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+            None
+        } else {
+            message_deadline.or_else(|| Some(Instant::now() + message_timeout))
+        };
     }
     let _ = inputs.send(SipInput::TcpClosed { conn }).await;
     drop(out_tx);
@@ -280,6 +321,16 @@ mod tests {
             Frame::Message(Bytes::from_static(MSG))
         );
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_content_length_near_usize_max_is_too_large_not_an_overflow() {
+        let head = format!(
+            "OPTIONS sip:a@b SIP/2.0\r\nContent-Length: {}\r\n\r\n",
+            usize::MAX
+        );
+        let mut buf = BytesMut::from(head.as_bytes());
+        assert!(matches!(next_frame(&mut buf), Frame::TooLarge(_)));
     }
 
     #[test]
