@@ -99,6 +99,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub web: WebConfig,
     #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
     pub broadcasts: BroadcastsConfig,
     #[serde(default)]
     pub operators: Vec<OperatorConfig>,
@@ -333,6 +335,26 @@ impl Default for WebConfig {
     }
 }
 
+/// The HTTP listener (API and managers' page).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// A request must be answered within this (reading its body included); then 503.
+    #[serde(with = "duration_text")]
+    pub request_timeout: Duration,
+    /// Requests handled at once; more get 503 `server.busy` (`/healthz`, `/metrics` exempt).
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            request_timeout: Duration::from_secs(60),
+            max_concurrent_requests: 256,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BroadcastsConfig {
@@ -361,6 +383,17 @@ pub struct OperatorConfig {
     pub password: String,
     #[serde(default = "one")]
     pub max_calls: u32,
+    /// May dial out through the dialplan's trunk (`[dialplan] external`).
+    #[serde(default = "yes")]
+    pub dial_external: bool,
+    /// Numbers this operator may dial even where `[dialplan] external.deny` (or a narrower
+    /// `allow`) says no, as dial patterns.
+    #[serde(default)]
+    pub dial_allow: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn one() -> u32 {
@@ -484,6 +517,12 @@ impl FileConfig {
                 return Err(ConfigError::Invalid {
                     key: "operators.password",
                     reason: format!("operator {}: use at least 8 characters", op.extension),
+                });
+            }
+            if let Err(e) = crate::dialplan::patterns(&op.dial_allow) {
+                return Err(ConfigError::Invalid {
+                    key: "operators.dial_allow",
+                    reason: format!("operator {}: {e}", op.extension),
                 });
             }
         }

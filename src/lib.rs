@@ -27,6 +27,7 @@ pub mod broadcast;
 pub mod cli;
 pub mod config;
 pub mod crm;
+pub mod dialplan;
 pub mod ivr;
 pub mod media;
 pub mod queue;

@@ -190,3 +190,63 @@ async fn an_operator_sees_the_queue_call_they_answer() {
     assert_eq!(seen[1]["reason"], "answered", "{seen:#?}");
     assert!(seen.iter().all(|e| e["call_id"] == seen[0]["call_id"]));
 }
+
+/// Regression (review of 832cd51): the event WebSocket outlived the session that opened it, so
+/// a manager who signed out (or whose session expired) went on receiving calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_ends_when_its_session_signs_out() {
+    let server = Server::start("");
+    let body = format!(r#"{{"token":"{MANAGER_TOKEN}"}}"#);
+    let r = send(server.http, "POST", "/api/v1/session", &[], body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cookie = r
+        .header("set-cookie")
+        .expect("cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = r.json()["csrf"].as_str().unwrap().to_string();
+    let mut request = format!("ws://{}/api/v1/events", server.http)
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("Cookie", cookie.parse().expect("header"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket with the session cookie");
+    assert_eq!(next(&mut socket).await.expect("ready")["type"], "ready");
+
+    let r = send(
+        server.http,
+        "DELETE",
+        "/api/v1/session",
+        &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
+        b"",
+    );
+    assert_eq!(r.status, 204);
+    // Within the re-check interval (5 s) the stream says why and closes.
+    let mut ended = false;
+    let mut closed = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(1), socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                ended |= text.contains("session_ended");
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                assert_eq!(frame.map(|f| u16::from(f.code)), Some(1008));
+                closed = true;
+                break;
+            }
+            Ok(None) | Ok(Some(Err(_))) => {
+                closed = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(ended, "no session_ended message");
+    assert!(closed, "the stream stayed open after sign-out");
+}

@@ -37,6 +37,17 @@ fn operator_invite(
 /// first is challenged with 407, ACKed, and sent again with Proxy-Authorization. Returns the
 /// final response to that second INVITE (ACKed when it is a refusal).
 fn call_as_operator(sip: &UdpPeer, call_id: &str, to: &str, rtp_port: u16) -> Option<String> {
+    call_as_operator_within(sip, call_id, to, rtp_port, Duration::from_secs(20))
+}
+
+/// `call_as_operator`, waiting `within` for the final response.
+fn call_as_operator_within(
+    sip: &UdpPeer,
+    call_id: &str,
+    to: &str,
+    rtp_port: u16,
+    within: Duration,
+) -> Option<String> {
     sip.send(operator_invite(sip, call_id, to, rtp_port, 1, "").as_bytes());
     let challenged = final_response(sip, call_id, 1, Duration::from_secs(10)).expect("a challenge");
     assert!(challenged.starts_with("SIP/2.0 407 "), "{challenged}");
@@ -55,7 +66,7 @@ fn call_as_operator(sip: &UdpPeer, call_id: &str, to: &str, rtp_port: u16) -> Op
     );
     let extra = format!("Proxy-Authorization: {credentials}\r\n");
     sip.send(operator_invite(sip, call_id, to, rtp_port, 2, &extra).as_bytes());
-    let last = final_response(sip, call_id, 2, Duration::from_secs(20))?;
+    let last = final_response(sip, call_id, 2, within)?;
     if !last.starts_with("SIP/2.0 2") {
         ack_refusal(sip, call_id, to, 2, &last);
     }
@@ -394,4 +405,127 @@ fn an_operator_calls_a_colleague_directly_and_busy_comes_back_as_486() {
     let busy = server.finished_call("colleague-busy");
     assert_eq!(busy["direction"], "internal", "{busy:#}");
     assert!(busy["answered_at"].is_null(), "{busy:#}");
+}
+
+/// A carrier that rings for ever: every INVITE it gets is answered 180 and kept; the test reads
+/// which numbers reached it.
+struct RingingTrunk {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RingingTrunk {
+    fn start() -> RingingTrunk {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65535];
+            loop {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    if std::sync::Arc::strong_count(&log) == 1 {
+                        return;
+                    }
+                    continue;
+                };
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                if !text.starts_with("INVITE ") {
+                    continue;
+                }
+                let line = text.lines().next().unwrap_or("").to_string();
+                {
+                    let mut seen = log.lock().unwrap();
+                    if !seen.contains(&line) {
+                        seen.push(line);
+                    }
+                }
+                let copy = |name: &str| {
+                    text.lines()
+                        .filter(|l| {
+                            l.to_ascii_lowercase()
+                                .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+                        })
+                        .map(|l| format!("{l}\r\n"))
+                        .collect::<String>()
+                };
+                let ringing = format!(
+                    "SIP/2.0 180 Ringing\r\n{}{}{};tag=carrier\r\n{}{}Content-Length: 0\r\n\r\n",
+                    copy("Via"),
+                    copy("From"),
+                    copy("To").trim_end(),
+                    copy("Call-ID"),
+                    copy("CSeq"),
+                );
+                let _ = socket.send_to(ringing.as_bytes(), from);
+            }
+        });
+        RingingTrunk { port, seen }
+    }
+
+    fn numbers(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Regression (review of 832cd51): an authenticated operator could dial any 3–20 digits through
+/// the trunk (premium rate, international) and as many calls at once as the carrier allowed.
+#[test]
+fn the_dialplan_refuses_denied_and_unlisted_numbers_and_caps_the_trunks_channels() {
+    let trunk = RingingTrunk::start();
+    let server = Server::start(&format!(
+        "[[trunks]]\nname = \"carrier\"\nproxy = \"127.0.0.1:{}\"\n\n\
+         [dialplan]\nexternal = {{ prefix = \"9\", trunk = \"carrier\", \
+         allow = [\"_0XXXXXXXXX\", \"_00.\"], deny = [\"_0900.\", \"_00.\"], max_channels = 1 }}\n",
+        trunk.port
+    ));
+    let sip = UdpPeer::new(server.sip);
+    let refused = |call_id: &str, to: &str| {
+        let last = call_as_operator(&sip, call_id, to, 7078).expect("an answer");
+        assert!(last.starts_with("SIP/2.0 403 "), "{to}: {last}");
+    };
+    refused("dp-premium", "90900123456"); // deny
+    refused("dp-intl", "900442071234567"); // in allow, but deny wins
+    refused("dp-short", "912345"); // not in allow
+    assert!(trunk.numbers().is_empty(), "{:?}", trunk.numbers());
+
+    // An allowed number rings at the trunk and holds its one channel.
+    let ringing =
+        call_as_operator_within(&sip, "dp-ok", "90441234567", 7078, Duration::from_secs(3));
+    assert!(ringing.is_none(), "still ringing: {ringing:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while trunk.numbers().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the allowed number never reached the trunk"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = UdpPeer::new(server.sip);
+    let busy = call_as_operator(&second, "dp-second", "90441234568", 7080).expect("an answer");
+    assert!(busy.starts_with("SIP/2.0 503 "), "{busy}");
+    let numbers = trunk.numbers();
+    assert_eq!(numbers.len(), 1, "{numbers:?}");
+    assert!(
+        numbers[0].starts_with("INVITE sip:0441234567@"),
+        "{numbers:?}"
+    );
+    let (_, metrics) = server.text("/metrics");
+    for reason in ["number_not_allowed", "trunk_channels"] {
+        assert!(
+            metrics.contains(&format!(
+                "openline_calls_refused_total{{reason=\"{reason}\"}}"
+            )),
+            "{reason}: {metrics}"
+        );
+    }
+    // The refused attempts are on record (who tried what), as outbound calls.
+    let calls = server.wait_for_calls("&number=0900123456", "the refused premium call", |c| {
+        c.len() == 1 && !c[0]["ended_at"].is_null()
+    });
+    assert_eq!(calls[0]["direction"], "outbound");
+    assert_eq!(calls[0]["disposition"], "rejected.403", "{:#}", calls[0]);
 }

@@ -14,6 +14,7 @@ use chrono::Utc;
 use super::{ApiError, ApiState};
 use crate::config::Role;
 use crate::runtime::token_hash;
+use crate::store::StoreError;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "openline_session";
@@ -108,6 +109,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl Caller {
+    /// Whether the credential this caller came with still grants access now: the session is
+    /// unexpired and not signed out, the token not revoked. `Err` when the store cannot tell.
+    pub async fn still_valid(&self, store: &crate::store::Store) -> Result<bool, StoreError> {
+        match self.principal.strip_prefix("session:") {
+            Some(hash) => Ok(store.session(hash, Utc::now()).await?.is_some()),
+            None => Ok(store.api_token(&self.principal).await?.is_some()),
+        }
+    }
+
     fn forbidden(&self, what: &str) -> ApiError {
         ApiError::forbidden(
             "auth.forbidden",

@@ -2,17 +2,25 @@
 //! sent as one JSON text message (shapes in `runtime::events`), after a first `{"type":"ready"}`.
 //! Admins and managers get everything; an operator gets its own status and the events of calls
 //! where its extension is a party or that it answered. A client that falls behind gets
-//! `{"type":"lagged","missed":N}` and should re-read state over the REST endpoints.
+//! `{"type":"lagged","missed":N}` and should re-read state over the REST endpoints. The
+//! credential is checked again every `RECHECK`: when the session expires or signs out, or the
+//! token is revoked, the stream sends `{"type":"session_ended"}` and closes (code 1008).
 
 use std::collections::HashSet;
 
+use std::time::Duration;
+
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::{ApiState, Caller};
 use crate::runtime::events::Event;
+use crate::store::Store;
+
+/// How often a stream's credential is checked again.
+const RECHECK: Duration = Duration::from_secs(5);
 
 #[utoipa::path(get, path = "/api/v1/events", tag = "events",
     responses(
@@ -25,10 +33,16 @@ pub async fn stream(
     ws: WebSocketUpgrade,
 ) -> Response {
     let events = state.options().events.subscribe();
-    ws.on_upgrade(move |socket| run(socket, events, caller))
+    let store = state.store().clone();
+    ws.on_upgrade(move |socket| run(socket, events, caller, store))
 }
 
-async fn run(mut socket: WebSocket, mut events: broadcast::Receiver<Event>, caller: Caller) {
+async fn run(
+    mut socket: WebSocket,
+    mut events: broadcast::Receiver<Event>,
+    caller: Caller,
+    store: Store,
+) {
     if socket
         .send(Message::Text(r#"{"type":"ready"}"#.into()))
         .await
@@ -37,8 +51,17 @@ async fn run(mut socket: WebSocket, mut events: broadcast::Receiver<Event>, call
         return;
     }
     let mut visible = Visibility::default();
+    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
     loop {
         let text = tokio::select! {
+            _ = recheck.tick() => {
+                // A store that cannot answer right now is not a sign-out.
+                if matches!(caller.still_valid(&store).await, Ok(false)) {
+                    end_session(socket).await;
+                    return;
+                }
+                continue;
+            }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 // Pings are answered by axum; anything else from the client is ignored.
@@ -60,6 +83,19 @@ async fn run(mut socket: WebSocket, mut events: broadcast::Receiver<Event>, call
             break;
         }
     }
+}
+
+/// Tells the client why, then closes with 1008 (policy violation: the credential is gone).
+async fn end_session(mut socket: WebSocket) {
+    let _ = socket
+        .send(Message::Text(r#"{"type":"session_ended"}"#.into()))
+        .await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: close_code::POLICY,
+            reason: "session ended".into(),
+        })))
+        .await;
 }
 
 /// Which calls an operator's stream follows.

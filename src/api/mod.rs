@@ -12,6 +12,7 @@ mod error;
 mod events;
 pub mod flows;
 mod idempotency;
+mod limits;
 mod openapi;
 mod operators;
 mod params;
@@ -63,6 +64,8 @@ pub struct ApiOptions {
     pub sounds: PathBuf,
     pub tts: bool,
     pub max_upload_bytes: usize,
+    /// Request deadline and concurrency cap.
+    pub http: crate::config::HttpConfig,
     /// Liveness of the SIP task and the records writer (set by the runtime).
     pub health: Option<crate::runtime::health::Health>,
 }
@@ -91,6 +94,7 @@ impl ApiOptions {
             sounds: settings.sounds.clone(),
             tts: false,
             max_upload_bytes: settings.file.broadcasts.max_upload_mb * 1024 * 1024,
+            http: settings.file.http.clone(),
             health: None,
         }
     }
@@ -135,6 +139,8 @@ impl ApiState {
 }
 
 pub fn router(state: ApiState) -> Router {
+    let http = &state.options().http;
+    let limits = limits::HttpLimits::new(http.max_concurrent_requests, http.request_timeout);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -203,6 +209,7 @@ pub fn router(state: ApiState) -> Router {
                 "this endpoint does not take that method",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(limits, limits::guard))
         .with_state(state)
 }
 

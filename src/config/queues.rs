@@ -171,6 +171,22 @@ pub struct DialplanConfig {
 pub struct ExternalRule {
     pub prefix: String,
     pub trunk: String,
+    /// Numbers (after the prefix) operators may dial, as dial patterns (`crate::dialplan`);
+    /// empty: any.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Numbers no operator may dial unless their own `dial_allow` says so (premium rate,
+    /// international).
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Calls up at once through the trunk from operators and flows (broadcasts have the trunk's
+    /// own `max_channels`); past it an operator's call gets 503.
+    #[serde(default = "default_dialplan_channels")]
+    pub max_channels: usize,
+}
+
+fn default_dialplan_channels() -> usize {
+    30
 }
 
 impl FileConfig {
@@ -256,6 +272,15 @@ impl FileConfig {
                     "dialplan.external.trunk",
                     format!("no [[trunks]] entry named {:?}", rule.trunk),
                 );
+            }
+            if let Err(e) = crate::dialplan::patterns(&rule.allow) {
+                return invalid("dialplan.external.allow", e);
+            }
+            if let Err(e) = crate::dialplan::patterns(&rule.deny) {
+                return invalid("dialplan.external.deny", e);
+            }
+            if rule.max_channels == 0 {
+                return invalid("dialplan.external.max_channels", "at least 1".into());
             }
         }
         Ok(())

@@ -94,6 +94,8 @@ struct ActiveCall {
     /// task's own disposition (the IVR knows more, e.g. `voicemail.left`).
     pending_end: Option<PendingEnd>,
     answer_sdp: Option<Bytes>,
+    /// Our SDP session on this leg: every new description bumps its version.
+    sdp_origin: Option<sdp::Origin>,
     task: Option<mpsc::UnboundedSender<CallCommand>>,
     /// The recording row of this call, while one is being written.
     recording_id: Option<String>,
@@ -126,6 +128,7 @@ impl ActiveCall {
             answered: false,
             pending_end: None,
             answer_sdp: None,
+            sdp_origin: None,
             task: None,
             recording_id: None,
             ended_by_media: None,
@@ -468,19 +471,20 @@ impl Calls {
             endpoint.reject_reinvite(now, leg, 491, "Request Pending");
             return;
         };
-        let local_ip = self.config.public_ip.unwrap_or_else(|| {
-            negotiated
-                .remote_ip
-                .filter(|ip| !ip.is_unspecified())
-                .map(local_ip_towards)
-                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
-        });
         let _ = task.send(CallCommand::Renegotiate(session_config(
             Some(&negotiated),
             self.config.media_timeout,
         )));
-        let session_id = Utc::now().timestamp_micros().unsigned_abs();
-        let answer = sdp::write(local_ip, port, session_id, Some(&negotiated));
+        // The same session, the same address (also when the peer holds with c=0.0.0.0).
+        let public_ip = self.config.public_ip;
+        let origin = active.sdp_origin.map(sdp::Origin::next).unwrap_or_else(|| {
+            let ip = public_ip
+                .or(active.peer_ip.map(local_ip_towards))
+                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+            sdp::Origin::new(ip, Utc::now().timestamp_micros().unsigned_abs())
+        });
+        active.sdp_origin = Some(origin);
+        let answer = sdp::write(&origin, port, Some(&negotiated));
         active.negotiated = Some(negotiated);
         endpoint.answer_reinvite(now, leg, Bytes::from(answer));
     }

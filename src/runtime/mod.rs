@@ -304,10 +304,11 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             node_id: node_id.clone(),
             external: settings.file.dialplan.external.as_ref().and_then(|rule| {
                 let trunk = settings.file.trunks.iter().find(|t| t.name == rule.trunk)?;
-                Some(calls::ExternalDialing {
-                    prefix: rule.prefix.clone(),
-                    trunk: trunk.clone(),
-                })
+                Some(calls::ExternalDialing::from_config(
+                    rule,
+                    trunk,
+                    &settings.file.operators,
+                ))
             }),
             trunks: settings.file.trunks.clone(),
             clock,

@@ -57,6 +57,9 @@ pub struct Leg {
     pub pending_ack: Option<PendingAck>,
     /// A re-INVITE waiting for the call layer's answer: (server transaction, its headers, CSeq).
     pub pending_reinvite: Option<(u64, Headers, u32)>,
+    /// An UPDATE with an offer waiting for the call layer's answer (RFC 3311): (server
+    /// transaction, its headers). Answered in its 200, which no ACK follows.
+    pub pending_update: Option<(u64, Headers)>,
     /// The call layer was already told the leg ended (an ACK timeout reported before its BYE ends).
     pub end_reported: bool,
     /// Where the leg is in the endpoint's timer heap.

@@ -12,6 +12,10 @@ pub(super) struct OutboundLeg {
     /// Rung by this queue (else by the flow's `dial`).
     pub(super) queue: Option<String>,
     pub(super) port: u16,
+    /// Our SDP session on this leg: every new description bumps its version.
+    pub(super) sdp_origin: sdp::Origin,
+    /// Placed through the dialplan's trunk (counts toward its `max_channels`).
+    pub(super) via_trunk: bool,
     /// Until the answer: then they go to the caller's task.
     pub(super) sockets: Option<(std::net::UdpSocket, std::net::UdpSocket)>,
     /// A queue ring's answered media, until the ACD says to bridge it.
@@ -35,7 +39,7 @@ impl Calls {
         out: LegId,
         offer: &[u8],
     ) {
-        let Some(o) = self.outbound.get(&out).filter(|o| o.answered) else {
+        let Some(o) = self.outbound.get_mut(&out).filter(|o| o.answered) else {
             endpoint.reject_reinvite(now, out, 491, "Request Pending");
             return;
         };
@@ -43,20 +47,14 @@ impl Calls {
             endpoint.reject_reinvite(now, out, 488, "Not Acceptable Here");
             return;
         };
-        let (port, caller) = (o.port, o.caller_leg);
-        let local_ip = self.config.public_ip.unwrap_or_else(|| {
-            negotiated
-                .remote_ip
-                .filter(|ip| !ip.is_unspecified())
-                .map(|ip| self.local_ip_for(ip))
-                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
-        });
+        // The same session, the same address (also when the phone holds with c=0.0.0.0).
+        o.sdp_origin = o.sdp_origin.next();
+        let (port, caller, origin) = (o.port, o.caller_leg, o.sdp_origin);
         if let Some(task) = self.active.get(&caller).and_then(|a| a.task.as_ref()) {
             let config = session_config(Some(&negotiated), self.config.media_timeout);
             let _ = task.send(CallCommand::RenegotiateOther(config));
         }
-        let session_id = Utc::now().timestamp_micros().unsigned_abs();
-        let answer = sdp::write(local_ip, port, session_id, Some(&negotiated));
+        let answer = sdp::write(&origin, port, Some(&negotiated));
         endpoint.answer_reinvite(now, out, Bytes::from(answer));
     }
 
@@ -169,6 +167,9 @@ impl Calls {
         };
         let ext = placed_by.unwrap_or("");
         let out = self.ring_leg(endpoint, now, caller_leg, target, ext, None)?;
+        if let Some(o) = self.outbound.get_mut(&out) {
+            o.via_trunk = true;
+        }
         if let Some(operator) = placed_by
             && let Some(o) = self.outbound.get_mut(&out)
         {
@@ -199,8 +200,8 @@ impl Calls {
             .config
             .public_ip
             .unwrap_or_else(|| self.local_ip_for(target.peer.addr.ip()));
-        let session_id = Utc::now().timestamp_micros().unsigned_abs();
-        target.sdp = Bytes::from(sdp::write(local_ip, port, session_id, None));
+        let origin = sdp::Origin::new(local_ip, Utc::now().timestamp_micros().unsigned_abs());
+        target.sdp = Bytes::from(sdp::write(&origin, port, None));
         let (remote_uri, peer) = (target.uri.clone(), target.peer);
         let out = endpoint.dial(now, target);
         let _ = self.records.send(RecordOp::LegStarted {
@@ -218,6 +219,8 @@ impl Calls {
                 ext: ext.to_string(),
                 queue: queue.map(str::to_string),
                 port,
+                sdp_origin: origin,
+                via_trunk: false,
                 sockets: Some(sockets),
                 answered_media: None,
                 answered: false,

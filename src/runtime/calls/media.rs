@@ -33,9 +33,10 @@ impl Calls {
             .config
             .public_ip
             .unwrap_or_else(|| self.local_ip_for(call.peer.addr.ip()));
-        let session_id = Utc::now().timestamp_micros().unsigned_abs();
-        let answer = sdp::write(local_ip, port, session_id, negotiated.as_ref());
+        let origin = sdp::Origin::new(local_ip, Utc::now().timestamp_micros().unsigned_abs());
+        let answer = sdp::write(&origin, port, negotiated.as_ref());
         if let Some(active) = self.active.get_mut(&call.leg) {
+            active.sdp_origin = Some(origin);
             active.port = Some(port);
             active.sockets = Some(sockets);
             active.negotiated = negotiated;

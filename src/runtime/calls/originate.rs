@@ -56,7 +56,7 @@ impl Calls {
             .config
             .public_ip
             .unwrap_or_else(|| self.local_ip_for(trunk.proxy.ip()));
-        let session_id = Utc::now().timestamp_micros().unsigned_abs();
+        let origin = sdp::Origin::new(local_ip, Utc::now().timestamp_micros().unsigned_abs());
         let from_user = request
             .caller_id
             .clone()
@@ -70,7 +70,7 @@ impl Calls {
             peer,
             from_display: None,
             from_user: from_user.clone(),
-            sdp: Bytes::from(sdp::write(local_ip, port, session_id, None)),
+            sdp: Bytes::from(sdp::write(&origin, port, None)),
             login,
         };
         let leg = endpoint.dial(now, target);
@@ -111,6 +111,7 @@ impl Calls {
             ActiveCall {
                 port: Some(port),
                 sockets: Some(sockets),
+                sdp_origin: Some(origin),
                 // `caller`: what an operator's phone shows if the recipient is put through to a
                 // queue.
                 ..ActiveCall::new(

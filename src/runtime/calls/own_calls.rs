@@ -5,11 +5,43 @@
 use super::*;
 
 /// The dialplan's rule for external numbers: `prefix` + number goes to `trunk`, without the
-/// prefix.
+/// prefix, for the operators and numbers `policy` allows, at most `max_channels` at once.
 #[derive(Debug, Clone)]
 pub struct ExternalDialing {
     pub prefix: String,
     pub trunk: crate::config::TrunkConfig,
+    pub policy: crate::dialplan::Policy,
+    pub max_channels: usize,
+}
+
+impl ExternalDialing {
+    /// From the validated config (patterns that do not parse were refused at start).
+    pub fn from_config(
+        rule: &crate::config::ExternalRule,
+        trunk: &crate::config::TrunkConfig,
+        operators: &[crate::config::OperatorConfig],
+    ) -> ExternalDialing {
+        use crate::dialplan::{OperatorRights, Policy, patterns};
+        ExternalDialing {
+            prefix: rule.prefix.clone(),
+            trunk: trunk.clone(),
+            policy: Policy {
+                allow: patterns(&rule.allow).unwrap_or_default(),
+                deny: patterns(&rule.deny).unwrap_or_default(),
+                operators: operators
+                    .iter()
+                    .map(|o| {
+                        let rights = OperatorRights {
+                            external: o.dial_external,
+                            allow: patterns(&o.dial_allow).unwrap_or_default(),
+                        };
+                        (o.extension.clone(), rights)
+                    })
+                    .collect(),
+            },
+            max_channels: rule.max_channels,
+        }
+    }
 }
 
 impl ExternalDialing {
@@ -89,6 +121,12 @@ impl Calls {
         operator: &str,
         number: &str,
     ) {
+        if let Some((reason, status, text)) = self.external_refusal(operator, number) {
+            metrics::counter!("openline_calls_refused_total", "reason" => reason).increment(1);
+            tracing::warn!(%operator, %number, reason, "operator's external call refused");
+            endpoint.reject(now, call.leg, status, text);
+            return;
+        }
         if !self.prepare_media(endpoint, now, call) {
             return;
         }
@@ -102,5 +140,26 @@ impl Calls {
                 endpoint.reject(now, call.leg, 503, "Service Unavailable");
             }
         }
+    }
+
+    /// Why the dialplan refuses `operator`'s call to `number` (metric reason, status, phrase):
+    /// the number or the operator is not allowed (403), or the trunk's channels for dialled
+    /// calls are all up (503).
+    fn external_refusal(
+        &self,
+        operator: &str,
+        number: &str,
+    ) -> Option<(&'static str, u16, &'static str)> {
+        use crate::dialplan::Verdict;
+        let external = self.config.external.as_ref()?;
+        match external.policy.judge(operator, number) {
+            Verdict::Allowed => {}
+            Verdict::OperatorBarred => return Some(("operator_barred", 403, "Forbidden")),
+            Verdict::Denied(_) | Verdict::NotAllowed => {
+                return Some(("number_not_allowed", 403, "Forbidden"));
+            }
+        }
+        let up = self.outbound.values().filter(|o| o.via_trunk).count();
+        (up >= external.max_channels).then_some(("trunk_channels", 503, "Service Unavailable"))
     }
 }

@@ -413,3 +413,51 @@ fn reinvite_offers_go_to_the_call_layer() {
     assert_eq!(drain(&mut ep).0, vec!["SIP/2.0 488 Not Acceptable Here"]);
     assert_eq!(ep.leg_count(), 1);
 }
+
+/// Regression (review of 832cd51): an UPDATE carrying an offer was answered with our old SDP,
+/// ignoring the offer (a hold by UPDATE never reached the media).
+#[test]
+fn an_update_with_an_offer_is_answered_by_the_call_layer_without_an_ack() {
+    let mut ep = endpoint();
+    let t0 = crate::testing::t0();
+    ep.handle_packet(t0, utc(), udp(), &request("INVITE", "up1", 1, None, ""));
+    let (_, events) = drain(&mut ep);
+    let leg = incoming_leg(&events);
+    ep.answer(t0, leg, Bytes::from_static(b"v=0\r\n"));
+    let tag = to_tag_of(&mut ep, leg);
+    ep.handle_packet(t0, utc(), udp(), &request("ACK", "up1a", 1, Some(&tag), ""));
+    drain(&mut ep);
+    let update = String::from_utf8(request(
+        "UPDATE",
+        "up2",
+        2,
+        Some(&tag),
+        "Content-Type: application/sdp\r\n",
+    ))
+    .unwrap()
+    .replace(
+        "Content-Length: 0\r\n\r\n",
+        "Content-Length: 12\r\n\r\na=sendonly\r\n",
+    );
+    ep.handle_packet(t0, utc(), udp(), update.as_bytes());
+    let (sent, events) = drain(&mut ep);
+    assert!(
+        sent.is_empty(),
+        "no answer before the call layer's: {sent:?}"
+    );
+    assert!(
+        matches!(&events[..], [Event::Reoffer { offer, .. }] if offer.starts_with(b"a=sendonly"))
+    );
+    // A second offer while the first is open: 491.
+    let second = update
+        .replace("z9hG4bKup2", "z9hG4bKup3")
+        .replace("CSeq: 2 UPDATE", "CSeq: 3 UPDATE");
+    ep.handle_packet(t0, utc(), udp(), second.as_bytes());
+    assert_eq!(drain(&mut ep).0, vec!["SIP/2.0 491 Request Pending"]);
+    ep.answer_reinvite(t0, leg, Bytes::from_static(b"v=0\r\na=recvonly\r\n"));
+    assert_eq!(drain(&mut ep).0, vec!["SIP/2.0 200 OK"]);
+    // No ACK follows a 200 to UPDATE: nothing is retransmitted later.
+    let later = t0 + std::time::Duration::from_secs(5);
+    ep.handle_timeout(later);
+    assert!(drain(&mut ep).0.is_empty());
+}

@@ -178,6 +178,7 @@ impl Endpoint {
             local_sdp: Some(to.sdp.clone()),
             pending_ack: None,
             pending_reinvite: None,
+            pending_update: None,
             end_reported: false,
             scheduled: None,
             login: to.login.clone(),

@@ -249,6 +249,7 @@ impl Endpoint {
             local_sdp: None,
             pending_ack: None,
             pending_reinvite: None,
+            pending_update: None,
             end_reported: false,
             scheduled: None,
             login: None,
@@ -390,14 +391,11 @@ impl Endpoint {
                 self.end_leg(leg, EndReason::RemoteBye);
             }
             Method::Invite => self.reinvite(now, txn, leg, request, peer),
+            Method::Update if !request.body.is_empty() => {
+                self.update_offer(now, txn, leg, request, peer)
+            }
             Method::Options | Method::Info | Method::Update => {
-                let sdp = match request.method {
-                    Method::Update if !request.body.is_empty() => {
-                        self.legs.get(&leg).and_then(|l| l.local_sdp.clone())
-                    }
-                    _ => None,
-                };
-                self.reply_with_body(now, txn, request, peer, 200, sdp);
+                self.reply_with_body(now, txn, request, peer, 200, None);
             }
             _ => {
                 let allow = [("Allow", ALLOW)];
@@ -454,11 +452,40 @@ impl Endpoint {
         });
     }
 
-    /// 200 OK with our new SDP to a pending re-INVITE; retransmitted until its ACK.
+    /// An UPDATE with an offer (RFC 3311): answered by the call layer like a re-INVITE's, unless
+    /// another offer is in progress (§5.2: 491 while ours or a re-INVITE is pending).
+    fn update_offer(&mut self, now: Instant, txn: u64, leg: LegId, request: &Request, peer: Peer) {
+        let busy = self
+            .legs
+            .get(&leg)
+            .is_none_or(|l| l.pending_reinvite.is_some() || l.pending_update.is_some());
+        if busy {
+            self.reply(now, txn, request, peer, 491, "Request Pending", None, &[]);
+            return;
+        }
+        if let Some(l) = self.legs.get_mut(&leg) {
+            l.pending_update = Some((txn, request.headers.clone()));
+        }
+        self.emit(Event::Reoffer {
+            leg,
+            offer: request.body.clone(),
+        });
+    }
+
+    /// 200 OK with our new SDP to a pending re-INVITE (retransmitted until its ACK) or UPDATE.
     pub fn answer_reinvite(&mut self, now: Instant, leg: LegId, sdp: Bytes) {
         let Some(l) = self.legs.get_mut(&leg) else {
             return;
         };
+        if let Some((txn, head)) = l.pending_update.take() {
+            let peer = l.peer;
+            let bytes = self.ok_with_contact(&head, peer, None, Some(&sdp));
+            self.respond(now, txn, 200, bytes);
+            if let Some(l) = self.legs.get_mut(&leg) {
+                l.local_sdp = Some(sdp);
+            }
+            return;
+        }
         let Some((txn, head, cseq)) = l.pending_reinvite.take() else {
             return;
         };
@@ -478,7 +505,11 @@ impl Endpoint {
         let Some(l) = self.legs.get_mut(&leg) else {
             return;
         };
-        let Some((txn, head, _)) = l.pending_reinvite.take() else {
+        let pending = l
+            .pending_update
+            .take()
+            .or_else(|| l.pending_reinvite.take().map(|(txn, head, _)| (txn, head)));
+        let Some((txn, head)) = pending else {
             return;
         };
         let peer = l.peer;
