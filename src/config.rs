@@ -344,6 +344,9 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// Requests handled at once; more get 503 `server.busy` (`/healthz`, `/metrics` exempt).
     pub max_concurrent_requests: usize,
+    /// Requests handled at once from one IP address (behind a reverse proxy: set it to the
+    /// total, every request comes from the proxy).
+    pub max_concurrent_requests_per_source: usize,
 }
 
 impl Default for HttpConfig {
@@ -351,6 +354,7 @@ impl Default for HttpConfig {
         HttpConfig {
             request_timeout: Duration::from_secs(60),
             max_concurrent_requests: 256,
+            max_concurrent_requests_per_source: 32,
         }
     }
 }
@@ -493,6 +497,38 @@ impl FileConfig {
         })
     }
 
+    /// Time limits of a second or more and caps of at least 1 (0 would refuse everything).
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let second = Duration::from_secs(1);
+        let checks: [(&'static str, bool); 6] = [
+            (
+                "sip.tcp_message_timeout",
+                self.sip.tcp_message_timeout >= second,
+            ),
+            ("sip.max_tcp_connections", self.sip.max_tcp_connections >= 1),
+            (
+                "sip.max_tcp_connections_per_source",
+                self.sip.max_tcp_connections_per_source >= 1,
+            ),
+            ("http.request_timeout", self.http.request_timeout >= second),
+            (
+                "http.max_concurrent_requests",
+                self.http.max_concurrent_requests >= 1,
+            ),
+            (
+                "http.max_concurrent_requests_per_source",
+                self.http.max_concurrent_requests_per_source >= 1,
+            ),
+        ];
+        match checks.into_iter().find(|(_, ok)| !ok) {
+            Some((key, _)) => Err(ConfigError::Invalid {
+                key,
+                reason: "use at least 1 (a time: at least 1s); 0 would refuse everything".into(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let mut seen = std::collections::HashSet::new();
         for op in &self.operators {
@@ -527,6 +563,7 @@ impl FileConfig {
             }
         }
         self.validate_queues()?;
+        self.validate_limits()?;
         for token in &self.api_tokens {
             if token.token.len() < 16 {
                 return Err(ConfigError::Invalid {

@@ -5,7 +5,9 @@
 //! Numbers are matched after the dialplan's prefix is taken off, with Asterisk-style patterns,
 //! which telephony admins already know: a pattern starts with `_`, then `X` is any digit, `Z`
 //! 1–9, `N` 2–9, `[1-5]` or `[137]` a set, `.` one or more of anything and `!` zero or more;
-//! other characters match themselves. Without `_` the text is one exact number.
+//! other characters match themselves. Without `_` the text is one exact number. A leading `+`
+//! is part of the number: `_+.` matches every number dialled in international form, which
+//! `_00.` does not.
 //!
 //! The decision, in order: an operator with `dial_external = false` dials out nowhere; a match
 //! in the operator's own `dial_allow` is allowed; a match in `deny` is refused; with a non-empty
@@ -92,6 +94,14 @@ impl Pattern {
         }
         if parts.is_empty() {
             return Err(format!("{text:?}: nothing after '_'"));
+        }
+        // `.` and `!` take the rest of the number: anything after them would be ignored.
+        if let Some(at) = parts
+            .iter()
+            .position(|p| matches!(p, Part::OneOrMore | Part::ZeroOrMore))
+            && at + 1 < parts.len()
+        {
+            return Err(format!("{text:?}: '.' and '!' must come last"));
         }
         Ok(Pattern {
             text: text.to_owned(),
@@ -220,6 +230,8 @@ mod tests {
             ("112", "1123", false),
             ("_0900.", "09001234", true),
             ("_0900.", "0800123", false),
+            ("_+.", "+442071234567", true),
+            ("_00.", "+442071234567", false),
         ];
         for (pattern, number, expected) in cases {
             assert_eq!(
@@ -239,6 +251,7 @@ mod tests {
             ("_[]", "empty [ ]"),
             ("_", "nothing after"),
             ("", "empty number"),
+            ("_.123", "must come last"),
         ] {
             let err = Pattern::parse(text).unwrap_err();
             assert!(err.contains(says), "{text}: {err}");

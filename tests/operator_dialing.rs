@@ -479,7 +479,8 @@ fn the_dialplan_refuses_denied_and_unlisted_numbers_and_caps_the_trunks_channels
     let server = Server::start(&format!(
         "[[trunks]]\nname = \"carrier\"\nproxy = \"127.0.0.1:{}\"\n\n\
          [dialplan]\nexternal = {{ prefix = \"9\", trunk = \"carrier\", \
-         allow = [\"_0XXXXXXXXX\", \"_00.\"], deny = [\"_0900.\", \"_00.\"], max_channels = 1 }}\n",
+         allow = [\"_0XXXXXXXXX\", \"_00.\", \"_+.\"], deny = [\"_0900.\", \"_00.\", \"_+.\"], \
+         max_channels = 1 }}\n",
         trunk.port
     ));
     let sip = UdpPeer::new(server.sip);
@@ -490,6 +491,7 @@ fn the_dialplan_refuses_denied_and_unlisted_numbers_and_caps_the_trunks_channels
     refused("dp-premium", "90900123456"); // deny
     refused("dp-intl", "900442071234567"); // in allow, but deny wins
     refused("dp-short", "912345"); // not in allow
+    refused("dp-plus", "9+442071234567"); // international form: `_+.` denies it
     assert!(trunk.numbers().is_empty(), "{:?}", trunk.numbers());
 
     // An allowed number rings at the trunk and holds its one channel.

@@ -382,3 +382,45 @@ fn final_for(peer: &UdpPeer, call_id: &str) -> String {
     }
     panic!("no final response to {call_id}");
 }
+
+/// Regression (review of 832cd51): ICMP "port unreachable" did not stop our RTP, so a call whose
+/// media address was closed (a phone gone, an address that never was a phone) got a packet every
+/// 20 ms until the 60 s media timeout.
+#[test]
+fn icmp_port_unreachable_for_our_rtp_stops_the_stream_and_ends_the_call() {
+    let server = Server::start("");
+    let peer = UdpPeer::new(server.sip);
+    // A port nothing listens on: the kernel answers our RTP with ICMP port unreachable.
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let ok = invite_with(&peer, "icmp-1", "100", &offer(closed_port, 101));
+    ack(&peer, "icmp-1", &ok);
+    let started = std::time::Instant::now();
+    // The server gives up on the media and hangs up: its BYE is answered.
+    let bye = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no BYE: the ICMP errors did not stop the call"
+        );
+        if let Some(msg) = peer.recv()
+            && msg.starts_with("BYE ")
+        {
+            break msg;
+        }
+    };
+    answer_ok(&peer, &bye);
+    let calls = server.wait_for_calls("&number=100", "the call ended by ICMP", |c| {
+        c.len() == 1 && !c[0]["ended_at"].is_null()
+    });
+    assert_eq!(
+        calls[0]["disposition"], "failed.media_unreachable",
+        "{:#}",
+        calls[0]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "ended only after {:?}: the media timeout, not the ICMP errors",
+        started.elapsed()
+    );
+}

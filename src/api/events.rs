@@ -21,6 +21,8 @@ use crate::store::Store;
 
 /// How often a stream's credential is checked again.
 const RECHECK: Duration = Duration::from_secs(5);
+/// Checks in a row the store could not answer before the stream ends (a minute).
+const RECHECK_FAILURES: u32 = 12;
 
 #[utoipa::path(get, path = "/api/v1/events", tag = "events",
     responses(
@@ -52,11 +54,21 @@ async fn run(
     }
     let mut visible = Visibility::default();
     let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
+    let mut unanswered = 0;
     loop {
         let text = tokio::select! {
             _ = recheck.tick() => {
-                // A store that cannot answer right now is not a sign-out.
-                if matches!(caller.still_valid(&store).await, Ok(false)) {
+                // A store that cannot answer once is not a sign-out; a minute of it ends the
+                // stream (the client reconnects and signs in again).
+                match caller.still_valid(&store).await {
+                    Ok(true) => unanswered = 0,
+                    Ok(false) => {
+                        end_session(socket).await;
+                        return;
+                    }
+                    Err(_) => unanswered += 1,
+                }
+                if unanswered >= RECHECK_FAILURES {
                     end_session(socket).await;
                     return;
                 }

@@ -1,14 +1,20 @@
-//! Every HTTP request is held to a deadline and to a cap on how many run at once, so a slow or
-//! flooding client cannot pin the API's workers or the database pool: past the cap a request is
-//! answered 503 at once (`server.busy`, `Retry-After: 1`), past the deadline 503 `http.timeout`
-//! (which also ends a body sent a byte at a time). `/healthz` and `/metrics` are not capped, so
-//! monitoring still sees a busy node as up. The deadline covers producing the response: a
-//! recording's body streams after it, and the event WebSocket lives after its upgrade.
+//! Every HTTP request is held to a deadline and to caps on how many run at once, in total and
+//! from one address, so a slow or flooding client cannot pin the API's workers or the database
+//! pool: past a cap a request is answered 503 at once (`server.busy`, `Retry-After: 1`), past the
+//! deadline 504 `http.timeout` (which also ends a body sent a byte at a time; no Retry-After,
+//! as the request may have been partly carried out). The deadline grows with a declared body
+//! past 1 MiB (at least 64 KiB/s), so an audio upload on a slow link is not cut off.
+//! `/healthz` and `/metrics` are not capped, so monitoring still sees a busy node as up. The
+//! deadline covers producing the response: a recording's body streams after it, and the event
+//! WebSocket lives after its upgrade. Behind a reverse proxy every request comes from the
+//! proxy's address: raise the per-source cap to the total there.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -19,14 +25,55 @@ use super::ApiError;
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
     permits: Arc<Semaphore>,
+    by_source: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    max_per_source: usize,
     timeout: Duration,
 }
 
 impl HttpLimits {
-    pub fn new(max_concurrent: usize, timeout: Duration) -> HttpLimits {
+    pub fn new(max_concurrent: usize, max_per_source: usize, timeout: Duration) -> HttpLimits {
         HttpLimits {
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            by_source: Arc::default(),
+            max_per_source: max_per_source.max(1),
             timeout,
+        }
+    }
+
+    /// A place for one more request from `source`, given back when the guard drops.
+    fn take_source(&self, source: IpAddr) -> Option<SourcePlace> {
+        let mut counts = self.by_source.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(source).or_default();
+        if *n >= self.max_per_source {
+            return None;
+        }
+        *n += 1;
+        Some(SourcePlace {
+            counts: self.by_source.clone(),
+            source,
+        })
+    }
+
+    /// The deadline for a request declaring `body_bytes`: at least 64 KiB/s for big bodies.
+    fn deadline_for(&self, body_bytes: Option<u64>) -> Duration {
+        let slow_link = Duration::from_secs(body_bytes.unwrap_or(0) / (64 * 1024));
+        self.timeout.max(slow_link)
+    }
+}
+
+struct SourcePlace {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    source: IpAddr,
+}
+
+impl Drop for SourcePlace {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.source);
+            }
         }
     }
 }
@@ -37,33 +84,51 @@ fn uncapped(path: &str) -> bool {
 }
 
 pub async fn guard(State(limits): State<HttpLimits>, request: Request, next: Next) -> Response {
-    let _permit = if uncapped(request.uri().path()) {
-        None
-    } else {
-        match limits.permits.clone().try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
-                metrics::counter!("openline_http_refused_total", "reason" => "busy").increment(1);
-                return retry_soon(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "server.busy",
-                    "too many requests at once; retry in a moment",
-                ));
-            }
-        }
+    let busy = |reason: &'static str| {
+        metrics::counter!("openline_http_refused_total", "reason" => reason).increment(1);
+        retry_soon(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server.busy",
+            "too many requests at once; retry in a moment",
+        ))
     };
-    match tokio::time::timeout(limits.timeout, next.run(request)).await {
+    let mut places = None;
+    if !uncapped(request.uri().path()) {
+        // Tests that drive the router without a socket have no peer address.
+        let source = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let from_source = match source {
+            Some(ip) => match limits.take_source(ip) {
+                Some(place) => Some(place),
+                None => return busy("source_busy"),
+            },
+            None => None,
+        };
+        let Ok(permit) = limits.permits.clone().try_acquire_owned() else {
+            return busy("busy");
+        };
+        places = Some((permit, from_source));
+    }
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let deadline = limits.deadline_for(declared);
+    let response = tokio::time::timeout(deadline, next.run(request)).await;
+    drop(places);
+    match response {
         Ok(response) => response,
         Err(_) => {
             metrics::counter!("openline_http_refused_total", "reason" => "timeout").increment(1);
-            retry_soon(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
                 "http.timeout",
-                &format!(
-                    "the request was not done within {} s",
-                    limits.timeout.as_secs()
-                ),
-            ))
+                &format!("the request was not done within {} s", deadline.as_secs()),
+            )
+            .into_response()
         }
     }
 }

@@ -140,7 +140,11 @@ impl ApiState {
 
 pub fn router(state: ApiState) -> Router {
     let http = &state.options().http;
-    let limits = limits::HttpLimits::new(http.max_concurrent_requests, http.request_timeout);
+    let limits = limits::HttpLimits::new(
+        http.max_concurrent_requests,
+        http.max_concurrent_requests_per_source,
+        http.request_timeout,
+    );
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

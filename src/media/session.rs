@@ -73,6 +73,9 @@ pub enum MediaEvent {
     PlaybackFinished { interrupted: bool },
     /// No media from the peer for `media_timeout`.
     Timeout,
+    /// The peer's address answers our packets with ICMP errors (port or host unreachable) and
+    /// sends nothing: the phone is gone, or the address was never a phone. Nothing more is sent.
+    Unreachable,
     /// Audio received from the peer, in order, at its call-clock position (for the recorder).
     Heard { at_sample: u64, samples: Vec<i16> },
     /// Audio we sent from a prompt, at its position (for the recorder's other channel).
@@ -128,6 +131,10 @@ struct EventPacket {
     event: TelephoneEvent,
 }
 
+/// ICMP errors in a row, with no packet from the peer, after which the stream stops (60 ms of
+/// packets at 20 ms).
+const UNREACHABLE_AFTER: u32 = 3;
+
 pub struct MediaSession {
     config: SessionConfig,
     /// The peer has shown it wants this stream (ACK or a packet); nothing is sent before.
@@ -148,6 +155,9 @@ pub struct MediaSession {
     tone_out: VecDeque<i16>,
     last_activity: Instant,
     timed_out: bool,
+    /// ICMP errors since the peer's last packet; at `UNREACHABLE_AFTER` the stream stops.
+    unreachable_errors: u32,
+    unreachable: bool,
     record: bool,
     peer_reports: PeerReports,
     next_report: Instant,
@@ -184,6 +194,8 @@ impl MediaSession {
             tone_out: VecDeque::new(),
             last_activity: now,
             timed_out: false,
+            unreachable_errors: 0,
+            unreachable: false,
             record: false,
             peer_reports: PeerReports::default(),
             next_report: now + rtcp::INTERVAL,
@@ -325,7 +337,7 @@ impl MediaSession {
     }
 
     fn destination(&self) -> Option<SocketAddr> {
-        if !self.confirmed {
+        if !self.confirmed || self.unreachable {
             return None;
         }
         self.incoming.latched().or(self.config.remote)
@@ -336,6 +348,20 @@ impl MediaSession {
     /// point our stream at someone else (RFC 3261 §13.3.1.4 gives the ACK 32 s to arrive).
     pub fn hold_until_confirmed(&mut self) {
         self.confirmed = false;
+    }
+
+    /// The socket reported an ICMP error for a packet we sent (the shell sees it on its next
+    /// receive or send). A few in a row with no packet from the peer between them stop the
+    /// stream: one can be a phone's NAT blinking, a run of them at 50 packets/s is a closed port.
+    pub fn on_unreachable(&mut self) {
+        if self.unreachable {
+            return;
+        }
+        self.unreachable_errors += 1;
+        if self.unreachable_errors >= UNREACHABLE_AFTER {
+            self.unreachable = true;
+            self.emit(MediaEvent::Unreachable);
+        }
     }
 
     /// The peer confirmed the session (its ACK).
@@ -449,6 +475,7 @@ impl MediaSession {
             return;
         };
         self.confirmed = true; // it sends to us from an address we accept: it wants the stream
+        self.unreachable_errors = 0;
         self.last_activity = now;
         self.timed_out = false;
         if Some(packet.payload_type) == self.config.event_pt {

@@ -10,6 +10,7 @@ mod waiting;
 
 pub use broadcast::{BroadcastSetup, MessageState};
 
+use super::icmp;
 use super::ivr_io::{self, Loaded, Voicemail};
 use crate::ivr::{self, Command as IvrCommand, Event as IvrEvent, FlowSet, QueueResult};
 use crate::media::prompt::PromptCache;
@@ -364,12 +365,17 @@ pub async fn run(
             wake = wake.min(at);
         }
         tokio::select! {
-            received = rtp.recv_from(&mut rtp_buf) => {
-                if let Ok((n, from)) = received {
+            received = rtp.recv_from(&mut rtp_buf) => match received {
+                Ok((n, from)) => {
                     stats.packets_received += 1;
                     task.session.on_rtp(Instant::now(), from, &rtp_buf[..n]);
                 }
-            }
+                Err(e) if icmp::is_unreachable(&e) => {
+                    icmp::drain_error_queue(&rtp);
+                    task.session.on_unreachable();
+                }
+                Err(_) => {}
+            },
             received = rtcp.recv_from(&mut rtcp_buf) => {
                 if let Ok((n, from)) = received {
                     task.session.on_rtcp(Instant::now(), from, &rtcp_buf[..n]);
@@ -397,12 +403,17 @@ pub async fn run(
                 Some(CallCommand::Stop) | None => break,
             },
             received = recv_other(task.other.as_ref().map(|o| &o.rtp), &mut other_buf) => {
-                if let (Some((n, from)), Some(o)) = (received, task.other.as_mut()) {
-                    o.session.on_rtp(Instant::now(), from, &other_buf[..n]);
+                match (received, task.other.as_mut()) {
+                    (Ok((n, from)), Some(o)) => o.session.on_rtp(Instant::now(), from, &other_buf[..n]),
+                    (Err(e), Some(o)) if icmp::is_unreachable(&e) => {
+                        icmp::drain_error_queue(&o.rtp);
+                        o.session.on_unreachable();
+                    }
+                    _ => {}
                 }
             }
             received = recv_other(task.other.as_ref().map(|o| &o.rtcp), &mut other_rtcp_buf) => {
-                if let (Some((n, from)), Some(o)) = (received, task.other.as_mut()) {
+                if let (Ok((n, from)), Some(o)) = (received, task.other.as_mut()) {
                     o.session.on_rtcp(Instant::now(), from, &other_rtcp_buf[..n]);
                 }
             }
@@ -419,9 +430,14 @@ pub async fn run(
             match output {
                 MediaOutput::Rtp { to, bytes } => {
                     stats.packets_sent += 1;
-                    send(&rtp, to, &bytes).await;
+                    if send(&rtp, to, &bytes).await {
+                        icmp::drain_error_queue(&rtp);
+                        task.session.on_unreachable();
+                    }
                 }
-                MediaOutput::Rtcp { to, bytes } => send(&rtcp, to, &bytes).await,
+                MediaOutput::Rtcp { to, bytes } => {
+                    let _ = send(&rtcp, to, &bytes).await;
+                }
                 MediaOutput::Relay(packet) => {
                     if let Some(o) = task.other.as_mut() {
                         o.session.relay(&packet);
@@ -760,15 +776,23 @@ impl Task {
                 leg: self.setup_leg,
                 disposition: "failed.media_timeout".into(),
             }),
+            MediaEvent::Unreachable => self.notify(CallNotice::Hangup {
+                leg: self.setup_leg,
+                disposition: "failed.media_unreachable".into(),
+            }),
             MediaEvent::Heard { .. } | MediaEvent::Played { .. } => {}
         }
     }
 }
 
-/// A datagram on the operator leg's socket, or nothing ever while no operator is bridged.
-async fn recv_other(socket: Option<&UdpSocket>, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+/// A datagram (or a socket error) on the operator leg's socket, or nothing ever while no
+/// operator is bridged.
+async fn recv_other(
+    socket: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
     match socket {
-        Some(socket) => socket.recv_from(buf).await.ok(),
+        Some(socket) => socket.recv_from(buf).await,
         None => std::future::pending().await,
     }
 }
@@ -783,12 +807,15 @@ async fn until_done<T>(
     }
 }
 
-async fn send(socket: &UdpSocket, to: SocketAddr, bytes: &[u8]) {
+/// Sends one datagram; true when the socket reported an ICMP error for an earlier packet (the
+/// kernel hands it to whichever call comes next, this send or a receive).
+async fn send(socket: &UdpSocket, to: SocketAddr, bytes: &[u8]) -> bool {
     match socket.try_send_to(bytes, to) {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-            let _ = socket.send_to(bytes, to).await;
-        }
-        Err(_) => {} // ICMP errors from an earlier packet; RTP is fire-and-forget
+        Ok(_) => false,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => socket
+            .send_to(bytes, to)
+            .await
+            .is_err_and(|e| icmp::is_unreachable(&e)),
+        Err(e) => icmp::is_unreachable(&e), // RTP is fire-and-forget otherwise
     }
 }

@@ -612,6 +612,14 @@ impl Calls {
                     tracing::warn!(leg, "no media from the peer; hanging up");
                     self.event(leg, "media_timeout", serde_json::json!({}));
                 }
+                if disposition == "failed.media_unreachable" {
+                    tracing::warn!(
+                        leg,
+                        "the peer's media address answers with ICMP errors; hanging up"
+                    );
+                    metrics::counter!("openline_rtp_unreachable_total").increment(1);
+                    self.event(leg, "media_unreachable", serde_json::json!({}));
+                }
                 if let Some(active) = self.active.get_mut(&leg) {
                     active.ended_by_media = Some(disposition);
                 }

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod events;
 pub mod flows;
 pub mod health;
+pub mod icmp;
 pub mod ivr_io;
 pub mod ports;
 pub mod records;
@@ -88,6 +89,9 @@ pub enum ServeError {
     #[error("the SIP task stopped unexpectedly (see the log); the node stopped with it")]
     SipTaskDied,
 }
+
+/// How long shutdown waits for the records writer to empty its queue.
+const RECORDS_DRAIN: Duration = Duration::from_secs(30);
 
 /// The records journal's directory under the data directory.
 pub const RECORDS_JOURNAL: &str = "records-journal";
@@ -365,6 +369,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let http_stop = http_token.clone();
     let http_server = tokio::spawn(async move {
         let app = api::router(api_state);
+        // The peer's address reaches the handlers (the per-source request cap).
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(http, app)
             .with_graceful_shutdown(async move { http_stop.cancelled().await })
             .await;
@@ -403,7 +409,14 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let _ = tokio::time::timeout(Duration::from_secs(10), broadcasts_task).await;
     http_token.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), http_server).await;
-    let _ = records.await;
+    // Everything is journaled: a database that does not take the rest in time does not keep
+    // the node from stopping; the next start replays it.
+    if tokio::time::timeout(RECORDS_DRAIN, records).await.is_err() {
+        tracing::warn!(
+            seconds = RECORDS_DRAIN.as_secs(),
+            "records not all written at shutdown; the journal keeps them for the next start"
+        );
+    }
     background.stop().await;
     store.close().await;
     if sip_died {

@@ -22,7 +22,7 @@ use crate::store::{BindingRecord, NewCall, NewLeg, NewRecording, RecordEntry, St
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -150,8 +150,10 @@ pub struct RecordsTx {
 
 /// What the senders and the writer both use.
 struct Shared {
-    /// `None` after an append failed and a new segment could not be opened either.
-    journal: Mutex<Option<journal::JournalFile>>,
+    journal: Mutex<journal::JournalFile>,
+    /// The last append failed (and so did opening a fresh segment): entries live only in memory
+    /// until an append works again; admission refuses new calls meanwhile.
+    journal_down: AtomicBool,
     /// The last sequence number handed out.
     appended: AtomicU64,
     /// The last sequence number whose rows are committed (set by the writer).
@@ -190,7 +192,8 @@ impl RecordsTx {
             })?;
         let (to_writer, entries) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            journal: Mutex::new(Some(file)),
+            journal: Mutex::new(file),
+            journal_down: AtomicBool::new(false),
             appended: AtomicU64::new(last),
             applied: AtomicU64::new(last),
             dir: dir.to_path_buf(),
@@ -226,13 +229,24 @@ impl RecordsTx {
                 .journal
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            if let Some(file) = journal.as_mut()
-                && let Err(error) = file.append(seq, &entry)
-            {
-                metrics::counter!("openline_records_journal_failures_total").increment(1);
-                tracing::error!(%error, seq, "records journal append failed: this entry survives only in memory");
-                // A full disk or a removed directory: try a fresh segment for the next entry.
-                *journal = journal::JournalFile::create(&self.shared.dir, seq + 1).ok();
+            // A full disk or a removed directory: a fresh segment is tried once per entry.
+            let appended = journal.append(seq, &entry).or_else(|_| {
+                journal.roll(seq)?;
+                journal.append(seq, &entry)
+            });
+            let was_down = self
+                .shared
+                .journal_down
+                .swap(appended.is_err(), Ordering::AcqRel);
+            match appended {
+                Err(error) => {
+                    metrics::counter!("openline_records_journal_failures_total").increment(1);
+                    if !was_down {
+                        tracing::error!(%error, seq, "records journal append failed: entries live only in memory and new calls are refused until it works again");
+                    }
+                }
+                Ok(()) if was_down => tracing::warn!(seq, "records journal appends work again"),
+                Ok(()) => {}
             }
         }
         state
@@ -241,6 +255,11 @@ impl RecordsTx {
             .map_err(|_| RecordsClosed)?;
         self.shared.appended.store(seq, Ordering::Release);
         Ok(())
+    }
+
+    /// Whether the journal is failing (entries are not on disk): no new calls meanwhile.
+    pub fn journal_down(&self) -> bool {
+        self.shared.journal_down.load(Ordering::Acquire)
     }
 
     /// Entries handed out and not yet committed.
@@ -254,6 +273,13 @@ impl RecordsTx {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordsClosed;
 
+/// Replaces NUL bytes (which a quoted SIP display name may carry) with U+FFFD.
+fn strip_nul(text: &mut String) {
+    if text.contains('\0') {
+        *text = text.replace('\0', "\u{fffd}");
+    }
+}
+
 /// The durable form of `op`, named by call id and SIP Call-ID; `None` for an op of an unknown
 /// leg and for `Forget` (which only drops the leg's name).
 fn resolve(legs: &mut HashMap<LegId, (String, String)>, op: RecordOp) -> Option<RecordEntry> {
@@ -261,9 +287,20 @@ fn resolve(legs: &mut HashMap<LegId, (String, String)>, op: RecordOp) -> Option<
         legs.get(leg).map(|(call_id, _)| call_id.clone())
     };
     Some(match op {
-        RecordOp::CallStarted { leg, call, sip_leg } => {
+        RecordOp::CallStarted {
+            leg,
+            mut call,
+            mut sip_leg,
+        } => {
             if legs.contains_key(&leg) {
                 return None;
+            }
+            // Text from the INVITE: PostgreSQL refuses a NUL byte in text.
+            for text in [&mut call.caller, &mut call.callee, &mut sip_leg.remote_uri] {
+                strip_nul(text);
+            }
+            if let Some(name) = call.caller_name.as_mut() {
+                strip_nul(name);
             }
             legs.insert(leg, (call.id.clone(), sip_leg.sip_call_id.clone()));
             RecordEntry::CallStarted { call, leg: sip_leg }

@@ -140,16 +140,17 @@ pub fn negotiate(offer: &[u8]) -> Result<Negotiated, SdpError> {
                 .nth(2)
                 .and_then(|a| a.split('/').next())
                 .and_then(|a| a.parse::<IpAddr>().ok());
+            // Session level only before the first m= line (a video section's c= is its own).
             if media.is_some() && in_audio {
                 media_ip = ip;
-            } else if media.is_none() {
+            } else if streams.is_empty() {
                 session_ip = ip;
             }
         } else if let Some(direction) = parse_direction(line) {
             // The offerer's direction; ours is its mirror.
             if media.is_some() && in_audio {
                 media_direction = Some(direction);
-            } else if media.is_none() {
+            } else if streams.is_empty() {
                 session_direction = direction;
             }
         } else if in_audio {
@@ -366,6 +367,18 @@ mod tests {
         let rtpmap_at = answer.find("a=rtpmap:0 PCMU/8000").unwrap();
         let refused_at = answer.find("m=audio 0").unwrap();
         assert!(audio_at < rtpmap_at && rtpmap_at < refused_at, "{answer}");
+    }
+
+    /// Review finding: in a video-first offer the video section's `c=` and `a=inactive` were
+    /// read as session-wide, which made our audio inactive and aimed it at the video address.
+    #[test]
+    fn a_section_before_the_audio_one_does_not_set_the_sessions_address_or_direction() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+            m=video 6002 RTP/AVP 96\r\nc=IN IP4 192.0.2.99\r\na=inactive\r\n\
+            m=audio 6000 RTP/AVP 0\r\n";
+        let n = negotiate(offer.as_bytes()).unwrap();
+        assert_eq!(n.direction, Direction::SendRecv);
+        assert_eq!(n.remote(), Some("127.0.0.1:6000".parse().unwrap()));
     }
 
     /// Regression (review of 832cd51): every re-INVITE answer had a new session id and the

@@ -101,10 +101,16 @@ impl StoreError {
 
     /// True when retrying cannot help: the database refused the values (a constraint, a type),
     /// as opposed to being unavailable, locked or closed.
+    ///
+    /// A database error is judged by its code: PostgreSQL's SQLSTATE classes 08 (connection),
+    /// 40 (serialization, deadlock), 53 (resources), 55 (object in use), 57 (shutdown) and 58
+    /// (system) and SQLite's BUSY, LOCKED, IOERR, FULL and CANTOPEN are the database's state;
+    /// anything else (bad data such as a NUL byte or a too-long value, a constraint, a type) is
+    /// the record's and will fail again.
     pub fn is_permanent(&self) -> bool {
         match self {
             StoreError::Query { source, .. } => match source {
-                sqlx::Error::Database(db) => !matches!(db.kind(), sqlx::error::ErrorKind::Other),
+                sqlx::Error::Database(db) => !db.code().is_some_and(|code| transient_code(&code)),
                 sqlx::Error::Encode(_)
                 | sqlx::Error::Decode(_)
                 | sqlx::Error::ColumnDecode { .. }
@@ -125,6 +131,38 @@ impl StoreError {
                 ..
             } => db.is_unique_violation(),
             _ => false,
+        }
+    }
+}
+
+/// Whether a database error code is about the database's state rather than the statement.
+fn transient_code(code: &str) -> bool {
+    const POSTGRES_CLASSES: [&str; 6] = ["08", "40", "53", "55", "57", "58"];
+    // SQLite's primary result codes (extended codes keep them in the low byte; they have at
+    // most 4 digits, while a SQLSTATE always has 5 characters).
+    const SQLITE_CODES: [u32; 5] = [5, 6, 10, 13, 14];
+    if code.len() == 5 {
+        return POSTGRES_CLASSES.iter().any(|class| code.starts_with(class));
+    }
+    code.parse::<u32>()
+        .is_ok_and(|n| SQLITE_CODES.contains(&(n & 0xff)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transient_code;
+
+    #[test]
+    fn database_state_codes_are_transient_and_bad_data_is_not() {
+        for code in [
+            "5", "517", "6", "10", "13", "14", "08006", "40P01", "53300", "57P01",
+        ] {
+            assert!(transient_code(code), "{code}");
+        }
+        // A NUL byte or an over-long value (22021, 22001), constraints (23505, 787 = SQLite
+        // FOREIGN KEY, 2067 = UNIQUE), a missing table (42P01, 1).
+        for code in ["22021", "22001", "23505", "787", "2067", "42P01", "1"] {
+            assert!(!transient_code(code), "{code}");
         }
     }
 }

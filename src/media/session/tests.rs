@@ -371,3 +371,39 @@ fn heard_and_played_audio_carry_call_clock_positions_for_the_recorder() {
         "in order, at the caller's clock position"
     );
 }
+
+/// Regression (review of 832cd51): ICMP "port unreachable" for our packets did not stop the
+/// stream, so a closed port (or an address that never was a phone) got RTP for the whole
+/// media timeout.
+#[test]
+fn a_run_of_icmp_errors_without_a_packet_from_the_peer_stops_the_stream_once() {
+    let t0 = crate::testing::t0();
+    let mut s = session(t0, Law::Ulaw, None);
+    let (rtp, _) = run(&mut s, t0, t0 + MS20 * 3);
+    assert!(!rtp.is_empty(), "sending before the errors");
+    // Two errors, then a packet from the peer (its NAT blinked): the count starts again.
+    s.on_unreachable();
+    s.on_unreachable();
+    let mut peer = Outgoing::new(9, 0, 0);
+    s.on_rtp(
+        t0 + MS20 * 3,
+        PEER.parse().unwrap(),
+        &peer_packet(&mut peer, 0, 0, &[0xff; 160]),
+    );
+    s.on_unreachable();
+    s.on_unreachable();
+    let (rtp, events) = run(&mut s, t0 + MS20 * 3, t0 + MS20 * 6);
+    assert!(!rtp.is_empty() && !events.contains(&MediaEvent::Unreachable));
+    // A third in a row: the event once, and nothing more is sent.
+    s.on_unreachable();
+    s.on_unreachable();
+    let (rtp, events) = run(&mut s, t0 + MS20 * 6, t0 + Duration::from_secs(5));
+    assert!(rtp.is_empty(), "{} packets after unreachable", rtp.len());
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| **e == MediaEvent::Unreachable)
+            .count(),
+        1
+    );
+}

@@ -87,8 +87,15 @@ impl Task {
         let mut heard = Vec::new();
         while let Some(output) = other.session.poll_output() {
             match output {
-                MediaOutput::Rtp { to, bytes } => send(&other.rtp, to, &bytes).await,
-                MediaOutput::Rtcp { to, bytes } => send(&other.rtcp, to, &bytes).await,
+                MediaOutput::Rtp { to, bytes } => {
+                    if send(&other.rtp, to, &bytes).await {
+                        crate::runtime::icmp::drain_error_queue(&other.rtp);
+                        other.session.on_unreachable();
+                    }
+                }
+                MediaOutput::Rtcp { to, bytes } => {
+                    let _ = send(&other.rtcp, to, &bytes).await;
+                }
                 MediaOutput::Relay(packet) => relays.push(packet),
                 MediaOutput::Event(MediaEvent::Heard { at_sample, samples }) => {
                     heard.push((at_sample, samples));

@@ -18,6 +18,11 @@ impl Calls {
         if self.records.backlog() >= self.config.max_records_backlog as u64 {
             return Some(("records_backlog", 503, "Service Unavailable"));
         }
+        // The journal cannot be written (disk full): a new call's records would live only in
+        // memory.
+        if self.records.journal_down() {
+            return Some(("records_journal", 503, "Service Unavailable"));
+        }
         if self.config.max_calls > 0 && self.active.len() >= self.config.max_calls {
             return Some(("node_full", 503, "Service Unavailable"));
         }

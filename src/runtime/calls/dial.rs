@@ -144,9 +144,15 @@ impl Calls {
         number: &str,
         placed_by: Option<&str>,
     ) -> Result<LegId, &'static str> {
-        let Some(trunk) = self.config.external.as_ref().map(|x| x.trunk.clone()) else {
+        let Some(external) = self.config.external.as_ref() else {
             return Err("dial.no_trunk");
         };
+        // Flows' dials are held to the dialplan's channels too (operators are refused earlier,
+        // with 503, in `external_refusal`).
+        if self.trunk_legs_up() >= external.max_channels {
+            return Err("dial.trunk_busy");
+        }
+        let trunk = external.trunk.clone();
         let Some(active) = self.active.get(&caller_leg).filter(|a| !a.ended) else {
             return Err("dial.caller_gone");
         };

@@ -65,7 +65,10 @@ impl Calls {
                 Ok(s)
             };
             match (bind(port), bind(port + 1)) {
-                (Ok(rtp), Ok(rtcp)) => return Some((port, (rtp, rtcp))),
+                (Ok(rtp), Ok(rtcp)) => {
+                    crate::runtime::icmp::report_errors(&rtp);
+                    return Some((port, (rtp, rtcp)));
+                }
                 _ => {
                     tracing::debug!(port, "RTP port busy, trying another");
                     self.ports.release(port);

@@ -21,13 +21,20 @@ impl ExternalDialing {
         trunk: &crate::config::TrunkConfig,
         operators: &[crate::config::OperatorConfig],
     ) -> ExternalDialing {
-        use crate::dialplan::{OperatorRights, Policy, patterns};
+        use crate::dialplan::{OperatorRights, Pattern, Policy, patterns};
+        // Start-up refuses patterns that do not parse; should one get here anyway, the policy
+        // fails closed (every number denied) rather than open.
+        let everything = || vec![Pattern::parse("_!").expect("a valid pattern")];
+        let deny = match (patterns(&rule.allow), patterns(&rule.deny)) {
+            (Ok(_), Ok(deny)) => deny,
+            _ => everything(),
+        };
         ExternalDialing {
             prefix: rule.prefix.clone(),
             trunk: trunk.clone(),
             policy: Policy {
                 allow: patterns(&rule.allow).unwrap_or_default(),
-                deny: patterns(&rule.deny).unwrap_or_default(),
+                deny,
                 operators: operators
                     .iter()
                     .map(|o| {
@@ -159,7 +166,15 @@ impl Calls {
                 return Some(("number_not_allowed", 403, "Forbidden"));
             }
         }
-        let up = self.outbound.values().filter(|o| o.via_trunk).count();
-        (up >= external.max_channels).then_some(("trunk_channels", 503, "Service Unavailable"))
+        (self.trunk_legs_up() >= external.max_channels).then_some((
+            "trunk_channels",
+            503,
+            "Service Unavailable",
+        ))
+    }
+
+    /// Legs up (ringing or answered) through the dialplan's trunk.
+    pub(super) fn trunk_legs_up(&self) -> usize {
+        self.outbound.values().filter(|o| o.via_trunk).count()
     }
 }

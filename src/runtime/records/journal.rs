@@ -57,13 +57,12 @@ impl JournalFile {
         })
     }
 
-    /// Appends entry `seq` in one write; opens the next segment when this one is full.
+    /// Appends entry `seq` in one write; opens the next segment when this one is full (the full
+    /// one is fsynced first: the writer's periodic fsync sees only the open segment).
     pub fn append(&mut self, seq: u64, entry: &RecordEntry) -> io::Result<()> {
         if self.bytes >= SEGMENT_BYTES {
-            let (file, path) = open_segment(&self.dir, seq)?;
-            self.file = file;
-            self.bytes = 0;
-            self.segments.push_back((seq, path));
+            self.file.sync_data()?;
+            self.roll(seq)?;
         }
         self.line.clear();
         serde_json::to_writer(&mut self.line, &LineRef { seq, entry }).map_err(io::Error::other)?;
@@ -71,6 +70,25 @@ impl JournalFile {
         self.file.write_all(&self.line)?;
         self.bytes += self.line.len() as u64;
         Ok(())
+    }
+
+    /// Starts a new segment at `seq` (after a failed write: a full disk, a removed file), keeping
+    /// the list of older segments so they are still deleted once applied.
+    pub fn roll(&mut self, seq: u64) -> io::Result<()> {
+        fs::create_dir_all(&self.dir)?;
+        let (file, path) = open_segment(&self.dir, seq)?;
+        self.file = file;
+        self.bytes = 0;
+        if self.segments.back().is_some_and(|(first, _)| *first == seq) {
+            self.segments.pop_back();
+        }
+        self.segments.push_back((seq, path));
+        Ok(())
+    }
+
+    /// Every segment file this journal knows, oldest first (to delete once all is applied).
+    pub fn all_segments(&self) -> Vec<PathBuf> {
+        self.segments.iter().map(|(_, p)| p.clone()).collect()
     }
 
     /// A second handle on the open segment, to fsync it without holding up appends.

@@ -161,7 +161,7 @@ async fn a_record_the_database_refuses_for_good_is_set_aside_and_the_rest_of_its
     let store = store_in(temp.path()).await;
     let (tx, rx) = RecordsTx::open(&store, "node-a", &journal).await.unwrap();
     tx.send(started(1, "call-1")).unwrap();
-    // A recording of a call that does not exist breaks the foreign key.
+    // A recording's end for an unknown recording changes nothing (0 rows; not an error).
     tx.send(RecordOp::RecordingFinished {
         id: "rec-x".into(),
         duration_ms: 1,
@@ -176,6 +176,7 @@ async fn a_record_the_database_refuses_for_good_is_set_aside_and_the_rest_of_its
             .legs
             .insert(9, ("no-such-call".into(), "sip-9".into()));
     }
+    // A recording of a call that does not exist breaks the foreign key: refused for good.
     tx.send(RecordOp::RecordingStarted {
         leg: 9,
         id: "rec-9".into(),

@@ -3,7 +3,7 @@
 //! and an entry the database refuses for good set aside in `rejected.jsonl` with the reason.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::journal;
 use super::{RecordsRx, Shared};
@@ -37,7 +37,9 @@ pub enum ReplayError {
 /// published on `events` afterwards (the CRM worker and the event WebSocket listen there).
 pub async fn run(store: Store, mut rx: RecordsRx, events: EventBus) {
     let shared = rx.shared.clone();
-    let mut last_sync: Option<Instant> = None;
+    // Fsyncs on its own clock, so entries journaled while a commit waits out the database
+    // reach the disk too.
+    let syncer = tokio::spawn(sync_while_appending(shared.clone()));
     while let Some(first) = rx.entries.recv().await {
         let mut batch = Vec::with_capacity(BATCH.min(64));
         batch.push(first);
@@ -49,10 +51,6 @@ pub async fn run(store: Store, mut rx: RecordsRx, events: EventBus) {
         }
         let through = batch.last().map_or(0, |(seq, _)| *seq);
         let batch = coalesce(batch);
-        if last_sync.is_none_or(|at| at.elapsed() >= SYNC_EVERY) {
-            sync_journal(&shared).await;
-            last_sync = Some(Instant::now());
-        }
         let changed = commit(&store, &shared.node_id, &shared.dir, through, &batch).await;
         shared
             .applied
@@ -73,7 +71,31 @@ pub async fn run(store: Store, mut rx: RecordsRx, events: EventBus) {
         }
         delete_applied_segments(&shared, through);
     }
-    sync_journal(&shared).await;
+    syncer.abort();
+    // Every entry is in the database: the journal has nothing a restart would need.
+    let files = shared
+        .journal
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .all_segments();
+    for path in files {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Fsyncs the open segment every `SYNC_EVERY` while entries are being appended.
+async fn sync_while_appending(shared: std::sync::Arc<Shared>) {
+    let mut synced = shared.appended.load(std::sync::atomic::Ordering::Acquire);
+    let mut tick = tokio::time::interval(SYNC_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let appended = shared.appended.load(std::sync::atomic::Ordering::Acquire);
+        if appended != synced {
+            sync_journal(&shared).await;
+            synced = appended;
+        }
+    }
 }
 
 /// Applies the journal's entries beyond the database's checkpoint for `node_id` and deletes
@@ -200,7 +222,7 @@ fn set_aside(dir: &Path, seq: u64, entry: &RecordEntry, error: &StoreError) {
 async fn sync_journal(shared: &Shared) {
     let handle = {
         let journal = shared.journal.lock().unwrap_or_else(|e| e.into_inner());
-        journal.as_ref().and_then(|j| j.sync_handle().ok())
+        journal.sync_handle().ok()
     };
     if let Some(file) = handle {
         let synced = tokio::task::spawn_blocking(move || file.sync_data()).await;
@@ -213,10 +235,7 @@ async fn sync_journal(shared: &Shared) {
 fn delete_applied_segments(shared: &Shared, through: u64) {
     let done = {
         let mut journal = shared.journal.lock().unwrap_or_else(|e| e.into_inner());
-        journal
-            .as_mut()
-            .map(|j| j.applied_segments(through))
-            .unwrap_or_default()
+        journal.applied_segments(through)
     };
     for path in done {
         if let Err(error) = std::fs::remove_file(&path) {

@@ -420,6 +420,7 @@ impl Endpoint {
             l.state != LegState::Confirmed
                 || l.pending_ack.is_some()
                 || l.pending_reinvite.is_some()
+                || l.pending_update.is_some()
         });
         if busy {
             // §14.2: an INVITE while another is pending gets 500 with Retry-After.
@@ -455,10 +456,13 @@ impl Endpoint {
     /// An UPDATE with an offer (RFC 3311): answered by the call layer like a re-INVITE's, unless
     /// another offer is in progress (§5.2: 491 while ours or a re-INVITE is pending).
     fn update_offer(&mut self, now: Instant, txn: u64, leg: LegId, request: &Request, peer: Peer) {
-        let busy = self
-            .legs
-            .get(&leg)
-            .is_none_or(|l| l.pending_reinvite.is_some() || l.pending_update.is_some());
+        // Early-dialog offers (RFC 3311 §5.1) are not taken: the call layer answers offers of
+        // confirmed calls only.
+        let busy = self.legs.get(&leg).is_none_or(|l| {
+            l.state != LegState::Confirmed
+                || l.pending_reinvite.is_some()
+                || l.pending_update.is_some()
+        });
         if busy {
             self.reply(now, txn, request, peer, 491, "Request Pending", None, &[]);
             return;
