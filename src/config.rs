@@ -347,6 +347,13 @@ pub struct HttpConfig {
     /// Requests handled at once from one IP address (behind a reverse proxy: set it to the
     /// total, every request comes from the proxy).
     pub max_concurrent_requests_per_source: usize,
+    /// A request head must arrive within this; keep-alive connections idle this long close.
+    #[serde(with = "duration_text")]
+    pub header_timeout: Duration,
+    /// Connections open at once; more are closed as they arrive.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address.
+    pub max_connections_per_source: usize,
 }
 
 impl Default for HttpConfig {
@@ -355,6 +362,9 @@ impl Default for HttpConfig {
             request_timeout: Duration::from_secs(60),
             max_concurrent_requests: 256,
             max_concurrent_requests_per_source: 32,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            max_connections_per_source: 128,
         }
     }
 }
@@ -500,7 +510,7 @@ impl FileConfig {
     /// Time limits of a second or more and caps of at least 1 (0 would refuse everything).
     fn validate_limits(&self) -> Result<(), ConfigError> {
         let second = Duration::from_secs(1);
-        let checks: [(&'static str, bool); 6] = [
+        let checks: [(&'static str, bool); 9] = [
             (
                 "sip.tcp_message_timeout",
                 self.sip.tcp_message_timeout >= second,
@@ -518,6 +528,12 @@ impl FileConfig {
             (
                 "http.max_concurrent_requests_per_source",
                 self.http.max_concurrent_requests_per_source >= 1,
+            ),
+            ("http.header_timeout", self.http.header_timeout >= second),
+            ("http.max_connections", self.http.max_connections >= 1),
+            (
+                "http.max_connections_per_source",
+                self.http.max_connections_per_source >= 1,
             ),
         ];
         match checks.into_iter().find(|(_, ok)| !ok) {

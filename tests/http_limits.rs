@@ -168,3 +168,81 @@ fn one_address_holding_its_share_is_refused_while_another_address_gets_through()
         "another address is not affected"
     );
 }
+
+/// Review finding: `axum::serve` gave hyper no timer, so a request head sent a byte at a time
+/// held its connection for ever, and nothing capped open connections.
+#[test]
+fn a_request_head_dripped_a_byte_at_a_time_is_cut_off_at_the_head_deadline() {
+    let server = Server::start("[http]\nheader_timeout = \"1s\"\n");
+    let mut loris = TcpStream::connect(server.http).unwrap();
+    loris
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let head = format!(
+        "GET /api/v1/calls HTTP/1.1\r\nHost: openline\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\r\n"
+    );
+    let started = Instant::now();
+    let mut cut = false;
+    for byte in head.as_bytes() {
+        if loris.write_all(&[*byte]).is_err() {
+            cut = true;
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match loris.read(&mut buf) {
+            Ok(0) => {
+                cut = true;
+                break;
+            }
+            Ok(_) => {} // hyper's 408 before it closes
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => {
+                cut = true;
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still open after 30 s"
+        );
+    }
+    assert!(
+        cut,
+        "the whole head was dripped in without the server closing"
+    );
+    drop(loris);
+}
+
+#[test]
+fn connections_past_the_per_source_cap_are_closed_on_arrival() {
+    // The default head deadline (10 s) keeps the idle connections below open meanwhile.
+    let server = Server::start("[http]\nmax_connections_per_source = 3\n");
+    let open: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(server.http).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut fourth = TcpStream::connect(server.http).unwrap();
+    fourth
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let closed = match fourth.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    };
+    assert!(closed, "a fourth connection from the same address was kept");
+    assert_eq!(
+        get_calls_from(&server, "127.0.0.2"),
+        200,
+        "another address connects"
+    );
+    drop(open);
+}

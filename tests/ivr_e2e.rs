@@ -33,7 +33,9 @@ fn ivr_server(flows: &[(&str, &str)], config: &str) -> Ivr {
 }
 
 /// One caller: INVITE, then `script` (audio and RFC 4733 keys) in real time; returns the 200 OK.
-fn call(server: &Server, id: &str, audio: &[i16], keys: &[(usize, char)]) -> (UdpPeer, String) {
+/// The caller's SIP peer and its RTP port (kept open by the test while the call lasts, as a
+/// phone keeps it: a closed port answers our RTP with ICMP errors).
+fn call(server: &Server, id: &str, audio: &[i16], keys: &[(usize, char)]) -> (UdpPeer, RtpPeer) {
     let sip = UdpPeer::new(server.sip);
     let mut rtp = RtpPeer::new();
     let ok = invite_with(&sip, id, "100", &offer(rtp.port(), 101));
@@ -41,7 +43,7 @@ fn call(server: &Server, id: &str, audio: &[i16], keys: &[(usize, char)]) -> (Ud
     ack(&sip, id, &ok);
     let events: Vec<(usize, char, u8)> = keys.iter().map(|(at, k)| (*at, *k, 101)).collect();
     rtp.converse(audio, &events);
-    (sip, ok)
+    (sip, rtp)
 }
 
 /// The server ends the call: answer its BYE.
@@ -110,7 +112,7 @@ nodes:
 fn menu_keys_as_rfc4733_and_in_band_tones_are_in_the_call_path() {
     let ivr = ivr_server(&[("main.yaml", MENU)], "");
     // '2' as an RFC 4733 event while the menu prompt plays (barge-in).
-    let (sip, _) = call(&ivr.server, "ivr-event", &vec![0; 8000], &[(2400, '2')]);
+    let (sip, _rtp) = call(&ivr.server, "ivr-event", &vec![0; 8000], &[(2400, '2')]);
     expect_bye(&sip);
     let record = finished_call(&ivr.server, "ivr-event");
     assert_eq!(record["flow_id"], "main");
@@ -124,7 +126,7 @@ fn menu_keys_as_rfc4733_and_in_band_tones_are_in_the_call_path() {
     let mut audio = vec![0i16; 2400];
     audio.extend(openline::media::dtmf::tone('1', 100, 7000));
     audio.extend(vec![0i16; 8000]);
-    let (sip, _) = call(&ivr.server, "ivr-tone", &audio, &[]);
+    let (sip, _rtp) = call(&ivr.server, "ivr-tone", &audio, &[]);
     expect_bye(&sip);
     let record = finished_call(&ivr.server, "ivr-tone");
     assert_eq!(
@@ -146,7 +148,7 @@ nodes:
     let ivr = ivr_server(&[("main.yaml", flow)], "");
     // Speak for 2.5 s after the greeting, then press # to finish.
     let voice = common::rtp::test_signal(8000, 3.0, 3.0);
-    let (sip, _) = call(&ivr.server, "ivr-vm", &voice, &[(23_000, '#')]);
+    let (sip, _rtp) = call(&ivr.server, "ivr-vm", &voice, &[(23_000, '#')]);
     expect_bye(&sip);
     let record = finished_call(&ivr.server, "ivr-vm");
     assert_eq!(record["disposition"], "voicemail.left", "{record:#}");
@@ -220,7 +222,7 @@ fn webhook_answer_picks_the_next_node_and_a_timeout_takes_the_error_branch() {
         Duration::ZERO,
     );
     let ivr = ivr_server(&[("main.yaml", &webhook_flow(port))], "");
-    let (sip, _) = call(&ivr.server, "ivr-hook", &vec![0; 4000], &[]);
+    let (sip, _rtp) = call(&ivr.server, "ivr-hook", &vec![0; 4000], &[]);
     expect_bye(&sip);
     let record = finished_call(&ivr.server, "ivr-hook");
     assert_eq!(
@@ -240,7 +242,7 @@ fn webhook_answer_picks_the_next_node_and_a_timeout_takes_the_error_branch() {
     let (port, slow) = webhook_server("{\"next\": \"vip\"}", Duration::from_secs(3));
     std::fs::write(ivr.flows.join("main.yaml"), webhook_flow(port)).unwrap();
     wait_for_reload(&ivr.server, 1);
-    let (sip, _) = call(&ivr.server, "ivr-slow", &vec![0; 16000], &[]);
+    let (sip, _rtp) = call(&ivr.server, "ivr-slow", &vec![0; 16000], &[]);
     expect_bye(&sip);
     let record = finished_call(&ivr.server, "ivr-slow");
     assert_eq!(
@@ -297,7 +299,7 @@ fn hot_reload_leaves_running_calls_alone_and_rejects_a_broken_edit() {
 
     std::fs::write(ivr.flows.join("main.yaml"), versioned("v2")).unwrap();
     wait_for_reload(&ivr.server, 1);
-    let (sip2, _) = call(&ivr.server, "reload-2", &vec![0; 4000], &[(800, '5')]);
+    let (sip2, _rtp2) = call(&ivr.server, "reload-2", &vec![0; 4000], &[(800, '5')]);
     expect_bye(&sip2);
     let second = finished_call(&ivr.server, "reload-2");
     assert_eq!(
@@ -330,7 +332,7 @@ fn hot_reload_leaves_running_calls_alone_and_rejects_a_broken_edit() {
         "{}",
         ivr.server.log()
     );
-    let (sip3, _) = call(&ivr.server, "reload-3", &vec![0; 4000], &[(800, '1')]);
+    let (sip3, _rtp3) = call(&ivr.server, "reload-3", &vec![0; 4000], &[(800, '1')]);
     expect_bye(&sip3);
     let third = finished_call(&ivr.server, "reload-3");
     assert_eq!(path_of(&third)[0].0, "wait_v2");

@@ -131,9 +131,11 @@ struct EventPacket {
     event: TelephoneEvent,
 }
 
-/// ICMP errors in a row, with no packet from the peer, after which the stream stops (60 ms of
-/// packets at 20 ms).
+/// ICMP errors in a row, with no packet from the peer, over at least `UNREACHABLE_FOR`, after
+/// which the stream stops: a phone that closes its port a moment before its BYE arrives is not
+/// a call that failed.
 const UNREACHABLE_AFTER: u32 = 3;
+const UNREACHABLE_FOR: Duration = Duration::from_secs(1);
 
 pub struct MediaSession {
     config: SessionConfig,
@@ -155,8 +157,9 @@ pub struct MediaSession {
     tone_out: VecDeque<i16>,
     last_activity: Instant,
     timed_out: bool,
-    /// ICMP errors since the peer's last packet; at `UNREACHABLE_AFTER` the stream stops.
+    /// ICMP errors since the peer's last packet, and when the first of them came.
     unreachable_errors: u32,
+    first_unreachable: Option<Instant>,
     unreachable: bool,
     record: bool,
     peer_reports: PeerReports,
@@ -195,6 +198,7 @@ impl MediaSession {
             last_activity: now,
             timed_out: false,
             unreachable_errors: 0,
+            first_unreachable: None,
             unreachable: false,
             record: false,
             peer_reports: PeerReports::default(),
@@ -351,14 +355,17 @@ impl MediaSession {
     }
 
     /// The socket reported an ICMP error for a packet we sent (the shell sees it on its next
-    /// receive or send). A few in a row with no packet from the peer between them stop the
-    /// stream: one can be a phone's NAT blinking, a run of them at 50 packets/s is a closed port.
-    pub fn on_unreachable(&mut self) {
+    /// receive or send). A run of them over a second with no packet from the peer between them
+    /// stops the stream: one can be a phone's NAT blinking, a second of them is a closed port.
+    pub fn on_unreachable(&mut self, now: Instant) {
         if self.unreachable {
             return;
         }
         self.unreachable_errors += 1;
-        if self.unreachable_errors >= UNREACHABLE_AFTER {
+        let first = *self.first_unreachable.get_or_insert(now);
+        if self.unreachable_errors >= UNREACHABLE_AFTER
+            && now.saturating_duration_since(first) >= UNREACHABLE_FOR
+        {
             self.unreachable = true;
             self.emit(MediaEvent::Unreachable);
         }
@@ -476,6 +483,7 @@ impl MediaSession {
         };
         self.confirmed = true; // it sends to us from an address we accept: it wants the stream
         self.unreachable_errors = 0;
+        self.first_unreachable = None;
         self.last_activity = now;
         self.timed_out = false;
         if Some(packet.payload_type) == self.config.event_pt {

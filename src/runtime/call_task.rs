@@ -372,7 +372,7 @@ pub async fn run(
                 }
                 Err(e) if icmp::is_unreachable(&e) => {
                     icmp::drain_error_queue(&rtp);
-                    task.session.on_unreachable();
+                    task.session.on_unreachable(Instant::now());
                 }
                 Err(_) => {}
             },
@@ -407,7 +407,7 @@ pub async fn run(
                     (Ok((n, from)), Some(o)) => o.session.on_rtp(Instant::now(), from, &other_buf[..n]),
                     (Err(e), Some(o)) if icmp::is_unreachable(&e) => {
                         icmp::drain_error_queue(&o.rtp);
-                        o.session.on_unreachable();
+                        o.session.on_unreachable(Instant::now());
                     }
                     _ => {}
                 }
@@ -432,7 +432,7 @@ pub async fn run(
                     stats.packets_sent += 1;
                     if send(&rtp, to, &bytes).await {
                         icmp::drain_error_queue(&rtp);
-                        task.session.on_unreachable();
+                        task.session.on_unreachable(Instant::now());
                     }
                 }
                 MediaOutput::Rtcp { to, bytes } => {

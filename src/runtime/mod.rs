@@ -14,6 +14,7 @@ pub mod clock;
 pub mod events;
 pub mod flows;
 pub mod health;
+pub mod http_server;
 pub mod icmp;
 pub mod ivr_io;
 pub mod ports;
@@ -367,16 +368,17 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     );
     let http_token = CancellationToken::new();
     let http_stop = http_token.clone();
+    let http_config = &settings.file.http;
+    let http_policy = http_server::HttpPolicy {
+        limits: tcp_limits::TcpLimits::new(
+            http_config.max_connections,
+            http_config.max_connections_per_source,
+        ),
+        header_timeout: http_config.header_timeout,
+    };
     let http_server = tokio::spawn(async move {
         let app = api::router(api_state);
-        // The peer's address reaches the handlers (the per-source request cap).
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(http, app)
-            .with_graceful_shutdown(async move { http_stop.cancelled().await })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "http server failed");
-        }
+        http_server::serve(http, app, http_policy, http_stop).await;
     });
 
     tracing::info!(sip = %sip_addr, http = %http_addr, node = %node_id, "openline ready");

@@ -131,6 +131,27 @@ pub struct Checkpoint<'a> {
     pub applied_seq: u64,
 }
 
+/// Inserts a `call_legs` row inside the batch's transaction; the rows it changed. A macro, as
+/// the transaction's type differs per backend (`on_writer!` expands the body once for each).
+macro_rules! insert_leg {
+    ($tx:ident, $leg:expr) => {{
+        let leg: &NewLeg = $leg;
+        sqlx::query(INSERT_LEG)
+            .bind(&leg.call_id)
+            .bind(&leg.sip_call_id)
+            .bind(&leg.direction)
+            .bind(&leg.local_tag)
+            .bind(&leg.remote_tag)
+            .bind(&leg.remote_uri)
+            .bind(&leg.remote_addr)
+            .bind(&leg.transport)
+            .bind(leg.started_at)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected()
+    }};
+}
+
 impl Store {
     /// Applies `entries` in order in one transaction and, with a checkpoint, records it in the
     /// same transaction. Returns the rows each entry changed (0: its call, leg, recording or
@@ -161,33 +182,10 @@ impl Store {
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
-                        sqlx::query(INSERT_LEG)
-                            .bind(&leg.call_id)
-                            .bind(&leg.sip_call_id)
-                            .bind(&leg.direction)
-                            .bind(&leg.local_tag)
-                            .bind(&leg.remote_tag)
-                            .bind(&leg.remote_uri)
-                            .bind(&leg.remote_addr)
-                            .bind(&leg.transport)
-                            .bind(leg.started_at)
-                            .execute(&mut *tx)
-                            .await?;
+                        insert_leg!(tx, leg);
                         rows
                     }
-                    RecordEntry::LegStarted { leg } => sqlx::query(INSERT_LEG)
-                        .bind(&leg.call_id)
-                        .bind(&leg.sip_call_id)
-                        .bind(&leg.direction)
-                        .bind(&leg.local_tag)
-                        .bind(&leg.remote_tag)
-                        .bind(&leg.remote_uri)
-                        .bind(&leg.remote_addr)
-                        .bind(&leg.transport)
-                        .bind(leg.started_at)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected(),
+                    RecordEntry::LegStarted { leg } => insert_leg!(tx, leg),
                     RecordEntry::CallAnswered { call_id, sip_call_id, at } => {
                         sqlx::query(LEG_ANSWERED)
                             .bind(call_id)

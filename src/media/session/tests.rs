@@ -381,23 +381,30 @@ fn a_run_of_icmp_errors_without_a_packet_from_the_peer_stops_the_stream_once() {
     let mut s = session(t0, Law::Ulaw, None);
     let (rtp, _) = run(&mut s, t0, t0 + MS20 * 3);
     assert!(!rtp.is_empty(), "sending before the errors");
-    // Two errors, then a packet from the peer (its NAT blinked): the count starts again.
-    s.on_unreachable();
-    s.on_unreachable();
+    // Errors for most of a second, then a packet from the peer (its NAT blinked): the count
+    // starts again.
+    let t1 = t0 + MS20 * 3;
+    for i in 0..40 {
+        s.on_unreachable(t1 + MS20 * i);
+    }
     let mut peer = Outgoing::new(9, 0, 0);
     s.on_rtp(
-        t0 + MS20 * 3,
+        t1 + MS20 * 40,
         PEER.parse().unwrap(),
         &peer_packet(&mut peer, 0, 0, &[0xff; 160]),
     );
-    s.on_unreachable();
-    s.on_unreachable();
-    let (rtp, events) = run(&mut s, t0 + MS20 * 3, t0 + MS20 * 6);
+    let t2 = t1 + MS20 * 41;
+    // Three quick errors are not yet a second of them.
+    for i in 0..3 {
+        s.on_unreachable(t2 + MS20 * i);
+    }
+    let (rtp, events) = run(&mut s, t2, t2 + MS20 * 5);
     assert!(!rtp.is_empty() && !events.contains(&MediaEvent::Unreachable));
-    // A third in a row: the event once, and nothing more is sent.
-    s.on_unreachable();
-    s.on_unreachable();
-    let (rtp, events) = run(&mut s, t0 + MS20 * 6, t0 + Duration::from_secs(5));
+    // A second of them: the event once, and nothing more is sent.
+    s.on_unreachable(t2 + Duration::from_secs(1));
+    s.on_unreachable(t2 + Duration::from_secs(1) + MS20);
+    let t3 = t2 + Duration::from_secs(1) + MS20;
+    let (rtp, events) = run(&mut s, t3, t3 + Duration::from_secs(5));
     assert!(rtp.is_empty(), "{} packets after unreachable", rtp.len());
     assert_eq!(
         events

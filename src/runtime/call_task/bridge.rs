@@ -90,7 +90,7 @@ impl Task {
                 MediaOutput::Rtp { to, bytes } => {
                     if send(&other.rtp, to, &bytes).await {
                         crate::runtime::icmp::drain_error_queue(&other.rtp);
-                        other.session.on_unreachable();
+                        other.session.on_unreachable(Instant::now());
                     }
                 }
                 MediaOutput::Rtcp { to, bytes } => {
