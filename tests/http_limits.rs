@@ -246,3 +246,26 @@ fn connections_past_the_per_source_cap_are_closed_on_arrival() {
     );
     drop(open);
 }
+
+/// Second review finding: a socket that connects and sends nothing was never timed out (hyper's
+/// head timer starts with the first byte).
+#[test]
+fn a_connection_that_never_sends_is_closed_at_the_head_deadline() {
+    let server = Server::start("[http]\nheader_timeout = \"1s\"\n");
+    let mut silent = TcpStream::connect(server.http).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let closed = match silent.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(
+        closed && started.elapsed() < Duration::from_secs(9),
+        "still open after {:?}",
+        started.elapsed()
+    );
+}

@@ -3,7 +3,8 @@
 //! pool: past a cap a request is answered 503 at once (`server.busy`, `Retry-After: 1`), past the
 //! deadline 504 `http.timeout` (which also ends a body sent a byte at a time; no Retry-After,
 //! as the request may have been partly carried out). The deadline grows with a declared body
-//! past 1 MiB (at least 64 KiB/s), so an audio upload on a slow link is not cut off.
+//! past 1 MiB (at least 64 KiB/s, up to the largest body a route takes), so an audio upload on
+//! a slow link is not cut off and a made-up `Content-Length` buys nothing.
 //! `/healthz` and `/metrics` are not capped, so monitoring still sees a busy node as up. The
 //! deadline covers producing the response: a recording's body streams after it, and the event
 //! WebSocket lives after its upgrade. Behind a reverse proxy every request comes from the
@@ -28,15 +29,23 @@ pub struct HttpLimits {
     by_source: Arc<Mutex<HashMap<IpAddr, usize>>>,
     max_per_source: usize,
     timeout: Duration,
+    /// The largest body any route takes: a declared length beyond it buys no extra time.
+    max_body: u64,
 }
 
 impl HttpLimits {
-    pub fn new(max_concurrent: usize, max_per_source: usize, timeout: Duration) -> HttpLimits {
+    pub fn new(
+        max_concurrent: usize,
+        max_per_source: usize,
+        timeout: Duration,
+        max_body: u64,
+    ) -> HttpLimits {
         HttpLimits {
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             by_source: Arc::default(),
             max_per_source: max_per_source.max(1),
             timeout,
+            max_body,
         }
     }
 
@@ -56,7 +65,8 @@ impl HttpLimits {
 
     /// The deadline for a request declaring `body_bytes`: at least 64 KiB/s for big bodies.
     fn deadline_for(&self, body_bytes: Option<u64>) -> Duration {
-        let slow_link = Duration::from_secs(body_bytes.unwrap_or(0) / (64 * 1024));
+        let declared = body_bytes.unwrap_or(0).min(self.max_body);
+        let slow_link = Duration::from_secs(declared / (64 * 1024));
         self.timeout.max(slow_link)
     }
 }

@@ -144,6 +144,7 @@ pub fn router(state: ApiState) -> Router {
         http.max_concurrent_requests,
         http.max_concurrent_requests_per_source,
         http.request_timeout,
+        state.options().max_upload_bytes.max(1024 * 1024) as u64,
     );
     Router::new()
         .route("/healthz", get(healthz))
@@ -222,7 +223,7 @@ pub fn router(state: ApiState) -> Router {
               (status = 503, description = "One of them does not; `checks` says which")))]
 async fn healthz(State(state): State<ApiState>) -> Response {
     let (sip, records) = match &state.options().health {
-        Some(h) => (h.sip_running(), h.records_running()),
+        Some(h) => (h.sip_running(), h.records_healthy()),
         // An API without a runtime (tests of the router alone) has no tasks to watch.
         None => (true, true),
     };

@@ -136,6 +136,8 @@ struct EventPacket {
 /// a call that failed.
 const UNREACHABLE_AFTER: u32 = 3;
 const UNREACHABLE_FOR: Duration = Duration::from_secs(1);
+/// A gap this long between errors starts a new run (scattered errors are not a closed port).
+const UNREACHABLE_GAP: Duration = Duration::from_secs(3);
 
 pub struct MediaSession {
     config: SessionConfig,
@@ -160,6 +162,7 @@ pub struct MediaSession {
     /// ICMP errors since the peer's last packet, and when the first of them came.
     unreachable_errors: u32,
     first_unreachable: Option<Instant>,
+    last_unreachable: Option<Instant>,
     unreachable: bool,
     record: bool,
     peer_reports: PeerReports,
@@ -199,6 +202,7 @@ impl MediaSession {
             timed_out: false,
             unreachable_errors: 0,
             first_unreachable: None,
+            last_unreachable: None,
             unreachable: false,
             record: false,
             peer_reports: PeerReports::default(),
@@ -229,6 +233,9 @@ impl MediaSession {
 
     /// A new offer/answer (re-INVITE): new parameters, and the peer may latch again.
     pub fn renegotiate(&mut self, now: Instant, config: SessionConfig) {
+        // A new description (a new address, a resume): errors about the old one do not count.
+        self.reset_unreachable();
+        self.unreachable = false;
         self.config = config;
         self.incoming.unlatch();
         self.last_activity = now;
@@ -361,6 +368,13 @@ impl MediaSession {
         if self.unreachable {
             return;
         }
+        if self
+            .last_unreachable
+            .is_some_and(|last| now.saturating_duration_since(last) >= UNREACHABLE_GAP)
+        {
+            self.reset_unreachable();
+        }
+        self.last_unreachable = Some(now);
         self.unreachable_errors += 1;
         let first = *self.first_unreachable.get_or_insert(now);
         if self.unreachable_errors >= UNREACHABLE_AFTER
@@ -369,6 +383,12 @@ impl MediaSession {
             self.unreachable = true;
             self.emit(MediaEvent::Unreachable);
         }
+    }
+
+    fn reset_unreachable(&mut self) {
+        self.unreachable_errors = 0;
+        self.first_unreachable = None;
+        self.last_unreachable = None;
     }
 
     /// The peer confirmed the session (its ACK).
@@ -482,8 +502,9 @@ impl MediaSession {
             return;
         };
         self.confirmed = true; // it sends to us from an address we accept: it wants the stream
-        self.unreachable_errors = 0;
-        self.first_unreachable = None;
+        // It sends again (a phone back after a roam): the stream resumes.
+        self.reset_unreachable();
+        self.unreachable = false;
         self.last_activity = now;
         self.timed_out = false;
         if Some(packet.payload_type) == self.config.event_pt {

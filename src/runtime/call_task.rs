@@ -370,11 +370,14 @@ pub async fn run(
                     stats.packets_received += 1;
                     task.session.on_rtp(Instant::now(), from, &rtp_buf[..n]);
                 }
-                Err(e) if icmp::is_unreachable(&e) => {
+                Err(e) => {
+                    // Every ICMP report waits in the error queue (and takes receive buffer)
+                    // until read; only unreachable ones count against the peer.
                     icmp::drain_error_queue(&rtp);
-                    task.session.on_unreachable(Instant::now());
+                    if icmp::is_unreachable(&e) {
+                        task.session.on_unreachable(Instant::now());
+                    }
                 }
-                Err(_) => {}
             },
             received = rtcp.recv_from(&mut rtcp_buf) => {
                 if let Ok((n, from)) = received {
@@ -405,9 +408,11 @@ pub async fn run(
             received = recv_other(task.other.as_ref().map(|o| &o.rtp), &mut other_buf) => {
                 match (received, task.other.as_mut()) {
                     (Ok((n, from)), Some(o)) => o.session.on_rtp(Instant::now(), from, &other_buf[..n]),
-                    (Err(e), Some(o)) if icmp::is_unreachable(&e) => {
+                    (Err(e), Some(o)) => {
                         icmp::drain_error_queue(&o.rtp);
-                        o.session.on_unreachable(Instant::now());
+                        if icmp::is_unreachable(&e) {
+                            o.session.on_unreachable(Instant::now());
+                        }
                     }
                     _ => {}
                 }
@@ -430,9 +435,11 @@ pub async fn run(
             match output {
                 MediaOutput::Rtp { to, bytes } => {
                     stats.packets_sent += 1;
-                    if send(&rtp, to, &bytes).await {
+                    if let Some(e) = send(&rtp, to, &bytes).await {
                         icmp::drain_error_queue(&rtp);
-                        task.session.on_unreachable(Instant::now());
+                        if icmp::is_unreachable(&e) {
+                            task.session.on_unreachable(Instant::now());
+                        }
                     }
                 }
                 MediaOutput::Rtcp { to, bytes } => {
@@ -807,15 +814,14 @@ async fn until_done<T>(
     }
 }
 
-/// Sends one datagram; true when the socket reported an ICMP error for an earlier packet (the
-/// kernel hands it to whichever call comes next, this send or a receive).
-async fn send(socket: &UdpSocket, to: SocketAddr, bytes: &[u8]) -> bool {
+/// Sends one datagram (fire and forget); the error the socket reported, if any: often an ICMP
+/// report for an earlier packet, which the kernel hands to whichever call comes next.
+async fn send(socket: &UdpSocket, to: SocketAddr, bytes: &[u8]) -> Option<std::io::Error> {
     match socket.try_send_to(bytes, to) {
-        Ok(_) => false,
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => socket
-            .send_to(bytes, to)
-            .await
-            .is_err_and(|e| icmp::is_unreachable(&e)),
-        Err(e) => icmp::is_unreachable(&e), // RTP is fire-and-forget otherwise
+        Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            socket.send_to(bytes, to).await.err()
+        }
+        Err(e) => Some(e),
     }
 }

@@ -13,9 +13,29 @@ use tokio_util::sync::CancellationToken;
 pub struct Health {
     sip: Arc<AtomicBool>,
     records: Arc<AtomicBool>,
+    writer: Option<crate::runtime::records::WriterClock>,
 }
 
+/// A records writer that has tried to commit one batch for this long makes the node unhealthy
+/// (nothing is lost, but the database is not keeping up or is down).
+pub const RECORDS_STALLED_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Health {
+    /// Watches the records writer's progress as well as its task.
+    pub fn watch_writer(&mut self, clock: crate::runtime::records::WriterClock) {
+        self.writer = Some(clock);
+    }
+
+    /// The writer runs and is not stuck on one batch for `RECORDS_STALLED_AFTER`.
+    pub fn records_healthy(&self) -> bool {
+        self.records_running()
+            && self
+                .writer
+                .as_ref()
+                .and_then(|w| w.busy_for())
+                .is_none_or(|busy| busy < RECORDS_STALLED_AFTER)
+    }
+
     pub fn sip_running(&self) -> bool {
         self.sip.load(Ordering::Relaxed)
     }

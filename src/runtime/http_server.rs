@@ -1,9 +1,12 @@
-//! The HTTP listener: the axum router served by hyper directly, with the limits `axum::serve`
-//! cannot set. A request head must arrive within `[http] header_timeout` (a head sent a byte at
-//! a time no longer holds a connection; hyper's timer also closes keep-alive connections left
-//! idle that long), and open connections are capped in total and per source address
-//! (`TcpLimits`, as for SIP over TCP), closed on arrival past a cap. Shutdown stops accepting and
-//! lets requests in flight finish (hyper's graceful shutdown).
+//! The HTTP listener: the axum router served by hyper's HTTP/1.1 directly, with the limits
+//! `axum::serve` cannot set. A connection must send its first byte, and then each request head
+//! whole, within `[http] header_timeout` (a silent socket or a head sent a byte at a time no
+//! longer holds a connection), and open connections are capped in total and per source address
+//! (`TcpLimits`, as for SIP over TCP), closed on arrival past a cap. HTTP/2 is not offered:
+//! browsers speak it only over TLS, which a reverse proxy terminates. Shutdown stops accepting
+//! and lets requests in flight finish (hyper's graceful shutdown). An upgraded connection (the
+//! event WebSocket) leaves the caps once upgraded: the streams are bounded by the request caps
+//! at their start only.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,8 +16,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -91,13 +93,19 @@ async fn connection(
             Ok::<_, Infallible>(response)
         }
     });
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    // hyper's head timer starts with the head; a socket that never sends is cut here.
+    let mut first = [0u8; 1];
+    if !matches!(
+        tokio::time::timeout(header_timeout, stream.peek(&mut first)).await,
+        Ok(Ok(n)) if n > 0
+    ) {
+        return;
+    }
+    let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
-    builder.http2().timer(TokioTimer::new());
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         done = conn.as_mut() => {

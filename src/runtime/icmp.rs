@@ -30,7 +30,7 @@ pub fn is_unreachable(error: &io::Error) -> bool {
         io::ErrorKind::ConnectionRefused
             | io::ErrorKind::HostUnreachable
             | io::ErrorKind::NetworkUnreachable
-    )
+    ) || error.raw_os_error() == Some(nix::libc::EHOSTDOWN)
 }
 
 /// Empties the socket's error queue (each entry is one ICMP report and a copy of our packet).

@@ -247,7 +247,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let io_token = CancellationToken::new();
     let events = events::EventBus::new();
     let background = background::Background::spawn(&store, &settings, &events);
-    let health = health::Health::default();
+    let mut health = health::Health::default();
+    health.watch_writer(records_tx.writer_clock());
     let records = health.spawn_records(records::run(store.clone(), records_rx, events.clone()));
     let (input_tx, input_rx) = mpsc::channel(16_384);
     let (command_tx, command_rx) = mpsc::channel(64);

@@ -158,6 +158,8 @@ struct Shared {
     appended: AtomicU64,
     /// The last sequence number whose rows are committed (set by the writer).
     applied: AtomicU64,
+    /// Since when the writer has been trying to commit its current batch (health).
+    writer: WriterClock,
     dir: PathBuf,
     node_id: String,
 }
@@ -196,6 +198,7 @@ impl RecordsTx {
             journal_down: AtomicBool::new(false),
             appended: AtomicU64::new(last),
             applied: AtomicU64::new(last),
+            writer: WriterClock::default(),
             dir: dir.to_path_buf(),
             node_id: node_id.to_owned(),
         });
@@ -257,15 +260,74 @@ impl RecordsTx {
         Ok(())
     }
 
-    /// Whether the journal is failing (entries are not on disk): no new calls meanwhile.
+    /// How long the writer has been on its current batch (health: a database that has not taken
+    /// a batch for long is a problem even though nothing is lost).
+    pub fn writer_clock(&self) -> WriterClock {
+        self.shared.writer.clone()
+    }
+
+    /// Whether the journal is failing (entries are not on disk): no new calls meanwhile. While
+    /// it is, each question tries a fresh segment, so a node with no calls up (nothing else
+    /// appends) takes calls again once the disk has room.
     pub fn journal_down(&self) -> bool {
-        self.shared.journal_down.load(Ordering::Acquire)
+        if !self.shared.journal_down.load(Ordering::Acquire) {
+            return false;
+        }
+        let state = self.sender.lock().unwrap_or_else(|e| e.into_inner());
+        let mut journal = self
+            .shared
+            .journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if journal.roll(state.next_seq).is_ok() {
+            self.shared.journal_down.store(false, Ordering::Release);
+            tracing::warn!("records journal writable again");
+            return false;
+        }
+        true
     }
 
     /// Entries handed out and not yet committed.
     pub fn backlog(&self) -> u64 {
         let appended = self.shared.appended.load(Ordering::Acquire);
         appended.saturating_sub(self.shared.applied.load(Ordering::Acquire))
+    }
+}
+
+/// Since when the writer has been busy with one batch; `None` while it waits for entries.
+#[derive(Debug, Clone)]
+pub struct WriterClock {
+    origin: std::time::Instant,
+    /// Milliseconds after `origin`, plus 1; 0 while idle.
+    busy_since: Arc<AtomicU64>,
+}
+
+impl Default for WriterClock {
+    fn default() -> Self {
+        WriterClock {
+            origin: std::time::Instant::now(),
+            busy_since: Arc::default(),
+        }
+    }
+}
+
+impl WriterClock {
+    fn start(&self) {
+        let ms = self.origin.elapsed().as_millis() as u64 + 1;
+        self.busy_since.store(ms, Ordering::Release);
+    }
+
+    fn stop(&self) {
+        self.busy_since.store(0, Ordering::Release);
+    }
+
+    /// How long the current batch has been waiting for the database; `None` when idle.
+    pub fn busy_for(&self) -> Option<Duration> {
+        let since = self.busy_since.load(Ordering::Acquire);
+        (since > 0).then(|| {
+            let now = self.origin.elapsed().as_millis() as u64 + 1;
+            Duration::from_millis(now.saturating_sub(since))
+        })
     }
 }
 

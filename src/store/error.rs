@@ -102,15 +102,15 @@ impl StoreError {
     /// True when retrying cannot help: the database refused the values (a constraint, a type),
     /// as opposed to being unavailable, locked or closed.
     ///
-    /// A database error is judged by its code: PostgreSQL's SQLSTATE classes 08 (connection),
-    /// 40 (serialization, deadlock), 53 (resources), 55 (object in use), 57 (shutdown) and 58
-    /// (system) and SQLite's BUSY, LOCKED, IOERR, FULL and CANTOPEN are the database's state;
-    /// anything else (bad data such as a NUL byte or a too-long value, a constraint, a type) is
-    /// the record's and will fail again.
+    /// A database error is judged by its code: PostgreSQL's SQLSTATE classes 22 (bad data: a
+    /// NUL byte, a value too long), 23 (a constraint) and 42 (the statement; not 42501, a missing
+    /// privilege) and SQLite's CONSTRAINT, TOOBIG, MISMATCH and RANGE are the record's and
+    /// will fail again; anything else (a lost connection, a read-only standby after a failover,
+    /// a lock, a full disk, an unknown code) is the database's state and is waited out.
     pub fn is_permanent(&self) -> bool {
         match self {
             StoreError::Query { source, .. } => match source {
-                sqlx::Error::Database(db) => !db.code().is_some_and(|code| transient_code(&code)),
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| permanent_code(&code)),
                 sqlx::Error::Encode(_)
                 | sqlx::Error::Decode(_)
                 | sqlx::Error::ColumnDecode { .. }
@@ -135,14 +135,14 @@ impl StoreError {
     }
 }
 
-/// Whether a database error code is about the database's state rather than the statement.
-fn transient_code(code: &str) -> bool {
-    const POSTGRES_CLASSES: [&str; 6] = ["08", "40", "53", "55", "57", "58"];
+/// Whether a database error code says the statement's values are wrong (see `is_permanent`).
+fn permanent_code(code: &str) -> bool {
     // SQLite's primary result codes (extended codes keep them in the low byte; they have at
     // most 4 digits, while a SQLSTATE always has 5 characters).
-    const SQLITE_CODES: [u32; 5] = [5, 6, 10, 13, 14];
+    const SQLITE_CODES: [u32; 4] = [18, 19, 20, 25];
     if code.len() == 5 {
-        return POSTGRES_CLASSES.iter().any(|class| code.starts_with(class));
+        return (code.starts_with("22") || code.starts_with("23") || code.starts_with("42"))
+            && code != "42501";
     }
     code.parse::<u32>()
         .is_ok_and(|n| SQLITE_CODES.contains(&(n & 0xff)))
@@ -150,19 +150,23 @@ fn transient_code(code: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::transient_code;
+    use super::permanent_code;
 
     #[test]
-    fn database_state_codes_are_transient_and_bad_data_is_not() {
-        for code in [
-            "5", "517", "6", "10", "13", "14", "08006", "40P01", "53300", "57P01",
-        ] {
-            assert!(transient_code(code), "{code}");
+    fn bad_data_and_constraints_are_permanent_and_the_databases_state_is_not() {
+        // A NUL byte, a value too long, a unique violation, a missing table; SQLite FOREIGN KEY
+        // (787), UNIQUE (2067), TOOBIG (18).
+        for code in ["22021", "22001", "23505", "42P01", "787", "2067", "18"] {
+            assert!(permanent_code(code), "{code}");
         }
-        // A NUL byte or an over-long value (22021, 22001), constraints (23505, 787 = SQLite
-        // FOREIGN KEY, 2067 = UNIQUE), a missing table (42P01, 1).
-        for code in ["22021", "22001", "23505", "787", "2067", "42P01", "1"] {
-            assert!(!transient_code(code), "{code}");
+        // BUSY, BUSY_SNAPSHOT, LOCKED, READONLY, IOERR, FULL; PostgreSQL connection, deadlock,
+        // too many connections, admin shutdown, read-only transaction (a standby), bad password,
+        // missing privilege, internal error.
+        for code in [
+            "5", "517", "6", "8", "10", "13", "08006", "40P01", "53300", "57P01", "25006", "28P01",
+            "42501", "XX000",
+        ] {
+            assert!(!permanent_code(code), "{code}");
         }
     }
 }

@@ -413,4 +413,25 @@ fn a_run_of_icmp_errors_without_a_packet_from_the_peer_stops_the_stream_once() {
             .count(),
         1
     );
+    // The phone sends again (back after a roam): the stream resumes.
+    let t4 = t3 + Duration::from_secs(5);
+    s.on_rtp(
+        t4,
+        PEER.parse().unwrap(),
+        &peer_packet(&mut peer, 0, 160, &[0xff; 160]),
+    );
+    let (rtp, _) = run(&mut s, t4, t4 + MS20 * 5);
+    assert!(!rtp.is_empty(), "resumed after the peer's packet");
+}
+
+#[test]
+fn scattered_icmp_errors_are_not_a_run() {
+    let t0 = crate::testing::t0();
+    let mut s = session(t0, Law::Ulaw, None);
+    // One error every 4 s for a minute: never three within a run.
+    for i in 0..15 {
+        s.on_unreachable(t0 + Duration::from_secs(4 * i));
+    }
+    let (rtp, events) = run(&mut s, t0, t0 + MS20 * 5);
+    assert!(!rtp.is_empty() && !events.contains(&MediaEvent::Unreachable));
 }

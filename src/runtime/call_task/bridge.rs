@@ -88,9 +88,11 @@ impl Task {
         while let Some(output) = other.session.poll_output() {
             match output {
                 MediaOutput::Rtp { to, bytes } => {
-                    if send(&other.rtp, to, &bytes).await {
+                    if let Some(e) = send(&other.rtp, to, &bytes).await {
                         crate::runtime::icmp::drain_error_queue(&other.rtp);
-                        other.session.on_unreachable(Instant::now());
+                        if crate::runtime::icmp::is_unreachable(&e) {
+                            other.session.on_unreachable(Instant::now());
+                        }
                     }
                 }
                 MediaOutput::Rtcp { to, bytes } => {

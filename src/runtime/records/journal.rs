@@ -41,6 +41,9 @@ pub struct JournalFile {
     /// (first sequence number, path), oldest first; the last is the open segment.
     segments: VecDeque<(u64, PathBuf)>,
     line: Vec<u8>,
+    /// The last write failed and may have left part of a line: the next one starts on a new
+    /// line, so only the torn entry is unreadable.
+    torn: bool,
 }
 
 impl JournalFile {
@@ -54,6 +57,7 @@ impl JournalFile {
             bytes: 0,
             segments: VecDeque::from([(next_seq, path)]),
             line: Vec::with_capacity(512),
+            torn: false,
         })
     }
 
@@ -61,13 +65,28 @@ impl JournalFile {
     /// one is fsynced first: the writer's periodic fsync sees only the open segment).
     pub fn append(&mut self, seq: u64, entry: &RecordEntry) -> io::Result<()> {
         if self.bytes >= SEGMENT_BYTES {
-            self.file.sync_data()?;
+            let full = self.file.try_clone();
             self.roll(seq)?;
+            // The full segment reaches the disk off the call path.
+            if let Ok(full) = full {
+                std::thread::spawn(move || {
+                    if let Err(error) = full.sync_data() {
+                        tracing::warn!(%error, "records journal fsync of a full segment failed");
+                    }
+                });
+            }
         }
         self.line.clear();
+        if self.torn {
+            self.line.push(b'\n');
+        }
         serde_json::to_writer(&mut self.line, &LineRef { seq, entry }).map_err(io::Error::other)?;
         self.line.push(b'\n');
-        self.file.write_all(&self.line)?;
+        if let Err(e) = self.file.write_all(&self.line) {
+            self.torn = true;
+            return Err(e);
+        }
+        self.torn = false;
         self.bytes += self.line.len() as u64;
         Ok(())
     }
@@ -79,6 +98,8 @@ impl JournalFile {
         let (file, path) = open_segment(&self.dir, seq)?;
         self.file = file;
         self.bytes = 0;
+        // Reopening the same file (its first entry failed): it may end in a torn line.
+        self.torn = self.torn || self.segments.back().is_some_and(|(first, _)| *first == seq);
         if self.segments.back().is_some_and(|(first, _)| *first == seq) {
             self.segments.pop_back();
         }

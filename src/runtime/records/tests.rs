@@ -141,9 +141,15 @@ async fn a_locked_database_delays_records_without_dropping_any() {
     // Past SQLite's busy timeout the write fails; the writer keeps the entries and retries.
     tokio::time::sleep(Duration::from_secs(7)).await;
     assert_eq!(tx.backlog(), 2, "still waiting for the database");
+    let busy = tx.writer_clock().busy_for().expect("busy with the batch");
+    assert!(
+        busy >= Duration::from_secs(5),
+        "busy for {busy:?} (health reads this)"
+    );
 
     sqlx::query("COMMIT").execute(&mut other).await.unwrap();
     wait_applied(&tx).await;
+    assert_eq!(tx.writer_clock().busy_for(), None, "idle again");
     let (call, _) = store
         .call("call-1")
         .await

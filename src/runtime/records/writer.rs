@@ -51,7 +51,9 @@ pub async fn run(store: Store, mut rx: RecordsRx, events: EventBus) {
         }
         let through = batch.last().map_or(0, |(seq, _)| *seq);
         let batch = coalesce(batch);
+        shared.writer.start();
         let changed = commit(&store, &shared.node_id, &shared.dir, through, &batch).await;
+        shared.writer.stop();
         shared
             .applied
             .store(through, std::sync::atomic::Ordering::Release);

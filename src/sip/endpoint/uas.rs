@@ -12,6 +12,9 @@ pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDA
 /// Option tags we support (none needed yet); anything in `Require` is answered with 420.
 const SUPPORTED: &[&str] = &[];
 
+/// A refusal of an offer: status, reason phrase, extra headers.
+type OfferRefusal = (u16, &'static str, &'static [(&'static str, &'static str)]);
+
 impl Endpoint {
     pub(super) fn on_request(
         &mut self,
@@ -456,15 +459,23 @@ impl Endpoint {
     /// An UPDATE with an offer (RFC 3311): answered by the call layer like a re-INVITE's, unless
     /// another offer is in progress (§5.2: 491 while ours or a re-INVITE is pending).
     fn update_offer(&mut self, now: Instant, txn: u64, leg: LegId, request: &Request, peer: Peer) {
+        let Some(l) = self.legs.get(&leg) else {
+            return;
+        };
         // Early-dialog offers (RFC 3311 §5.1) are not taken: the call layer answers offers of
-        // confirmed calls only.
-        let busy = self.legs.get(&leg).is_none_or(|l| {
-            l.state != LegState::Confirmed
-                || l.pending_reinvite.is_some()
-                || l.pending_update.is_some()
-        });
-        if busy {
-            self.reply(now, txn, request, peer, 491, "Request Pending", None, &[]);
+        // confirmed calls only. While the peer's own re-INVITE offer is open the answer is 500
+        // with Retry-After, while another UPDATE is, 491 (RFC 3311 §5.2).
+        let refusal: Option<OfferRefusal> = if l.state != LegState::Confirmed {
+            Some((488, "Not Acceptable Here", &[]))
+        } else if l.pending_reinvite.is_some() {
+            Some((500, "Server Internal Error", &[("Retry-After", "1")]))
+        } else if l.pending_update.is_some() {
+            Some((491, "Request Pending", &[]))
+        } else {
+            None
+        };
+        if let Some((status, reason, extra)) = refusal {
+            self.reply(now, txn, request, peer, status, reason, None, extra);
             return;
         }
         if let Some(l) = self.legs.get_mut(&leg) {
