@@ -424,3 +424,60 @@ fn icmp_port_unreachable_for_our_rtp_stops_the_stream_and_ends_the_call() {
         started.elapsed()
     );
 }
+
+/// Regression (issue: digest replay): nonce counts were not tracked, so a captured REGISTER's
+/// Authorization could be sent again in a new request for the nonce's whole lifetime (5 min).
+#[test]
+fn a_captured_digest_response_sent_again_is_challenged_and_a_growing_count_is_not() {
+    use openline::sip::auth::{self, Challenge};
+    let server = Server::start("");
+    let peer = UdpPeer::new(server.sip);
+    let port = peer.port();
+    let register = |cseq: u32, authz: Option<&str>| {
+        let authz = authz
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKrp{cseq};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:101@127.0.0.1>;tag=r1\r\nTo: <sip:101@127.0.0.1>\r\nCall-ID: replay-reg\r\n\
+             CSeq: {cseq} REGISTER\r\nContact: <sip:101@127.0.0.1:{port}>\r\nExpires: 600\r\n{authz}Content-Length: 0\r\n\r\n"
+        )
+    };
+    peer.send(register(1, None).as_bytes());
+    let challenged = peer.expect("401");
+    let challenge = challenged
+        .lines()
+        .find_map(|l| l.strip_prefix("WWW-Authenticate: "))
+        .map(|v| Challenge::parse(v).unwrap())
+        .unwrap();
+    let first = auth::authorize(
+        &challenge,
+        "101",
+        "s3cret-101",
+        "REGISTER",
+        "sip:127.0.0.1",
+        1,
+        "c1",
+    );
+    peer.send(register(2, Some(&first)).as_bytes());
+    peer.expect("200 OK");
+    // An eavesdropper sends the captured header again in a request of its own.
+    peer.send(register(3, Some(&first)).as_bytes());
+    let replayed = peer.expect("401");
+    assert!(
+        replayed.to_ascii_lowercase().contains("stale=true"),
+        "a replay gets a fresh nonce: {replayed}"
+    );
+    // The real client's next request on the same nonce counts up: accepted.
+    let next = auth::authorize(
+        &challenge,
+        "101",
+        "s3cret-101",
+        "REGISTER",
+        "sip:127.0.0.1",
+        2,
+        "c2",
+    );
+    peer.send(register(4, Some(&next)).as_bytes());
+    peer.expect("200 OK");
+}

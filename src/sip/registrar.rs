@@ -130,6 +130,8 @@ pub struct Registrar {
     bindings: HashMap<String, Vec<Binding>>,
     nonces: NonceIssuer,
     throttle: AuthThrottle,
+    /// Nonce counts already accepted (replay protection).
+    used: auth::replay::NonceCounts,
 }
 
 impl Registrar {
@@ -142,6 +144,7 @@ impl Registrar {
         );
         Registrar {
             nonces: NonceIssuer::new(nonce_secret, config.nonce_lifetime_secs),
+            used: auth::replay::NonceCounts::new(config.nonce_lifetime_secs, 200_000),
             throttle,
             config,
             operators: HashMap::new(),
@@ -312,6 +315,12 @@ impl Registrar {
             unix,
         );
         match verdict {
+            Verdict::Ok
+                if self.used.check(&creds.nonce, creds.nc, unix) == auth::replay::Use::Replayed =>
+            {
+                // A captured response sent again (or a client reusing a count): a fresh nonce.
+                challenge(self, true)
+            }
             Verdict::Ok => {
                 self.throttle.record_success(ip, &creds.username);
                 DigestCheck::Valid(creds.username)

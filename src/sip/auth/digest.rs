@@ -101,8 +101,8 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 ///
 /// Order: `RealmMismatch`, `BadNonce` (nonce not ours), `UriMismatch` (credentials' `uri` differs from the
 /// Request-URI after trimming), `WrongPassword`, `StaleNonce` (right response, expired nonce), `Ok`.
-/// `qop` may be absent (RFC 2069 clients); if present it must be `auth`. Nonce counts are not tracked
-/// (stateless nonces), so replay is bounded by the nonce lifetime only.
+/// `qop` may be absent (RFC 2069 clients); if present it must be `auth`. Nonce counts are checked
+/// by the caller after an `Ok` ([`super::replay::NonceCounts`]): this function is pure.
 pub fn verify(
     creds: &Credentials,
     method: &str,

@@ -6,6 +6,7 @@
 //! - [`digest`]: HA1 / response computation, server-side [`verify`], client-side [`authorize`].
 //! - [`nonce`]: stateless HMAC nonces ([`NonceIssuer`]).
 //! - [`throttle`]: brute-force throttle per (source IP, username) ([`AuthThrottle`]).
+//! - [`replay`]: nonce counts already used, per node ([`replay::NonceCounts`]).
 //! - [`scanner`]: known SIP scanner User-Agents ([`is_scanner_user_agent`]).
 //!
 //! Only `qop=auth` (or no qop, RFC 2069 compatibility) is supported; `auth-int` and the `-sess`
@@ -15,6 +16,7 @@ pub mod digest;
 pub mod header;
 pub mod nonce;
 mod params;
+pub mod replay;
 pub mod scanner;
 pub mod throttle;
 
