@@ -169,3 +169,33 @@ fn on_postgresql_calls_are_recorded_and_a_crash_is_repaired() {
     let (_, call) = server.get(&format!("/api/v1/calls/{id}"));
     assert_eq!(call["disposition"], "system.crashed", "{call}");
 }
+
+/// Regression (issue: hardening): a token taken out of the config kept working, since the
+/// database kept its hash. It stops at the next start; the tokens still configured do not.
+#[test]
+fn an_api_token_removed_from_the_config_stops_working_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    const LEAVER: &str = "token-of-a-manager-who-left-0123";
+    let extra = format!("[[api_tokens]]\ntoken = \"{LEAVER}\"\nrole = \"manager\"\n");
+    let calls_with = |server: &Server, token: &str| {
+        send(
+            server.http,
+            "GET",
+            "/api/v1/calls",
+            &[("Authorization", &format!("Bearer {token}"))],
+            b"",
+        )
+    };
+    let mut server = Server::start_in(dir.path(), &extra, &[]);
+    assert_eq!(calls_with(&server, LEAVER).status, 200);
+    server.terminate();
+    let server = Server::start_in(dir.path(), "", &[]);
+    let refused = calls_with(&server, LEAVER);
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["code"], "auth.invalid_token");
+    assert_eq!(
+        calls_with(&server, ADMIN_TOKEN).status,
+        200,
+        "the configured ones still work"
+    );
+}

@@ -227,16 +227,8 @@ fn sha256_digest_register_with_our_own_client() {
     let server = Server::start("");
     let peer = UdpPeer::new(server.sip);
     let port = peer.port();
-    let register = |cseq: u32, authz: Option<&str>| {
-        let authz = authz
-            .map(|a| format!("Authorization: {a}\r\n"))
-            .unwrap_or_default();
-        format!(
-            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKsha{cseq};rport\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:102@127.0.0.1>;tag=s1\r\nTo: <sip:102@127.0.0.1>\r\nCall-ID: sha-reg\r\n\
-             CSeq: {cseq} REGISTER\r\nContact: <sip:102@127.0.0.1:{port}>\r\nExpires: 600\r\n{authz}Content-Length: 0\r\n\r\n"
-        )
-    };
+    let register =
+        |cseq: u32, authz: Option<&str>| register_message(port, "102", "sha-reg", cseq, authz);
     peer.send(register(1, None).as_bytes());
     let challenge = peer.expect("401");
     let sha = challenge
@@ -433,16 +425,8 @@ fn a_captured_digest_response_sent_again_is_challenged_and_a_growing_count_is_no
     let server = Server::start("");
     let peer = UdpPeer::new(server.sip);
     let port = peer.port();
-    let register = |cseq: u32, authz: Option<&str>| {
-        let authz = authz
-            .map(|a| format!("Authorization: {a}\r\n"))
-            .unwrap_or_default();
-        format!(
-            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKrp{cseq};rport\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:101@127.0.0.1>;tag=r1\r\nTo: <sip:101@127.0.0.1>\r\nCall-ID: replay-reg\r\n\
-             CSeq: {cseq} REGISTER\r\nContact: <sip:101@127.0.0.1:{port}>\r\nExpires: 600\r\n{authz}Content-Length: 0\r\n\r\n"
-        )
-    };
+    let register =
+        |cseq: u32, authz: Option<&str>| register_message(port, "101", "replay-reg", cseq, authz);
     peer.send(register(1, None).as_bytes());
     let challenged = peer.expect("401");
     let challenge = challenged
@@ -480,4 +464,23 @@ fn a_captured_digest_response_sent_again_is_challenged_and_a_growing_count_is_no
     );
     peer.send(register(4, Some(&next)).as_bytes());
     peer.expect("200 OK");
+}
+
+/// A REGISTER of `user` from `port` (Call-ID `call_id`, branch from it and `cseq`), with an
+/// `Authorization` header when given.
+fn register_message(
+    port: u16,
+    user: &str,
+    call_id: &str,
+    cseq: u32,
+    authz: Option<&str>,
+) -> String {
+    let authz = authz
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}{cseq};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:{user}@127.0.0.1>;tag=r{user}\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
+         CSeq: {cseq} REGISTER\r\nContact: <sip:{user}@127.0.0.1:{port}>\r\nExpires: 600\r\n{authz}Content-Length: 0\r\n\r\n"
+    )
 }

@@ -635,6 +635,19 @@ pub fn token_hash(token: &str) -> String {
 /// Tokens from the config are stored hashed. With none anywhere, a random admin token is created
 /// and printed once (INTERFACE.md: no fixed default password ships).
 async fn ensure_api_tokens(store: &Store, settings: &Settings) -> Result<(), ServeError> {
+    let configured: Vec<String> = settings
+        .file
+        .api_tokens
+        .iter()
+        .map(|t| token_hash(&t.token))
+        .collect();
+    let removed = store.remove_config_tokens_except(&configured).await?;
+    if removed > 0 {
+        tracing::warn!(
+            tokens = removed,
+            "API tokens no longer in the config were revoked (and their sessions ended)"
+        );
+    }
     for t in &settings.file.api_tokens {
         let hash = token_hash(&t.token);
         if store.api_token(&hash).await?.is_none() {

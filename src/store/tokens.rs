@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 
-use super::{ApiTokenRecord, Store, StoreError, query_err};
+use super::{ApiTokenRecord, Store, StoreError, builder, query_err};
 
 const ROLES: [&str; 3] = ["admin", "manager", "operator"];
 
@@ -45,6 +45,25 @@ impl Store {
         .map(|done| done.rows_affected()))
         .map_err(query_err("insert_api_token"))?;
         Ok(())
+    }
+
+    /// Deletes the tokens that came from the config file (`label = 'config'`) except those
+    /// whose hashes are in `keep`: a token taken out of the config stops working at the next
+    /// start (its browser sessions go with it). Returns how many were deleted.
+    pub async fn remove_config_tokens_except(&self, keep: &[String]) -> Result<u64, StoreError> {
+        on_writer!(self, pool => {
+            let mut qb = builder(pool, "DELETE FROM api_tokens WHERE label = 'config'");
+            if !keep.is_empty() {
+                qb.push(" AND token_sha256 NOT IN (");
+                let mut list = qb.separated(", ");
+                for hash in keep {
+                    list.push_bind(hash.clone());
+                }
+                qb.push(")");
+            }
+            qb.build().execute(pool).await.map(|done| done.rows_affected())
+        })
+        .map_err(query_err("remove_config_tokens_except"))
     }
 
     /// What the token with this hex SHA-256 grants, if it exists.
