@@ -6,6 +6,7 @@
 mod bridge;
 mod broadcast;
 mod recording;
+mod sockets;
 mod waiting;
 
 pub use broadcast::{BroadcastSetup, MessageState};
@@ -20,8 +21,8 @@ use crate::media::session::{
 };
 use crate::media::tts::TtsCache;
 use crate::sip::dialog::LegId;
+use sockets::{recv_other, send, until_done};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -789,39 +790,5 @@ impl Task {
             }),
             MediaEvent::Heard { .. } | MediaEvent::Played { .. } => {}
         }
-    }
-}
-
-/// A datagram (or a socket error) on the operator leg's socket, or nothing ever while no
-/// operator is bridged.
-async fn recv_other(
-    socket: Option<&UdpSocket>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
-    match socket {
-        Some(socket) => socket.recv_from(buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Waits for a running task, or forever when there is none (a disabled `select!` branch).
-async fn until_done<T>(
-    task: Option<&mut JoinHandle<T>>,
-) -> Option<Result<T, tokio::task::JoinError>> {
-    match task {
-        Some(task) => Some(task.await),
-        None => std::future::pending().await,
-    }
-}
-
-/// Sends one datagram (fire and forget); the error the socket reported, if any: often an ICMP
-/// report for an earlier packet, which the kernel hands to whichever call comes next.
-async fn send(socket: &UdpSocket, to: SocketAddr, bytes: &[u8]) -> Option<std::io::Error> {
-    match socket.try_send_to(bytes, to) {
-        Ok(_) => None,
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-            socket.send_to(bytes, to).await.err()
-        }
-        Err(e) => Some(e),
     }
 }

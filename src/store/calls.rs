@@ -79,21 +79,8 @@ impl Store {
 
     /// Records a call as it starts.
     pub async fn insert_call(&self, c: &NewCall) -> Result<(), StoreError> {
-        on_writer!(self, pool => sqlx::query(
-            "INSERT INTO calls (id, node_id, direction, caller, caller_name, callee, started_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&c.id)
-        .bind(&c.node_id)
-        .bind(&c.direction)
-        .bind(&c.caller)
-        .bind(&c.caller_name)
-        .bind(&c.callee)
-        .bind(c.started_at)
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected()))
-        .map_err(query_err("insert_call"))?;
+        on_writer!(self, pool => insert_call_row!(pool, c).map(|done| done.rows_affected()))
+            .map_err(query_err("insert_call"))?;
         Ok(())
     }
 

@@ -38,6 +38,27 @@ macro_rules! on_reader {
     };
 }
 
+/// Inserts a `calls` row for a `NewCall` on `$exec` (a pool or a transaction); the statement's
+/// result. Shared by `Store::insert_call` and the records batch.
+macro_rules! insert_call_row {
+    ($exec:expr, $call:expr) => {{
+        let call: &$crate::store::NewCall = $call;
+        sqlx::query(
+            "INSERT INTO calls (id, node_id, direction, caller, caller_name, callee, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&call.id)
+        .bind(&call.node_id)
+        .bind(&call.direction)
+        .bind(&call.caller)
+        .bind(&call.caller_name)
+        .bind(&call.callee)
+        .bind(call.started_at)
+        .execute($exec)
+        .await
+    }};
+}
+
 mod broadcasts;
 mod calls;
 mod connect;

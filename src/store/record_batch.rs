@@ -168,20 +168,7 @@ impl Store {
             for entry in entries {
                 let rows = match entry {
                     RecordEntry::CallStarted { call, leg } => {
-                        let rows = sqlx::query(
-                            "INSERT INTO calls (id, node_id, direction, caller, caller_name, \
-                                 callee, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                        )
-                        .bind(&call.id)
-                        .bind(&call.node_id)
-                        .bind(&call.direction)
-                        .bind(&call.caller)
-                        .bind(&call.caller_name)
-                        .bind(&call.callee)
-                        .bind(call.started_at)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
+                        let rows = insert_call_row!(&mut *tx, call)?.rows_affected();
                         insert_leg!(tx, leg);
                         rows
                     }

@@ -50,21 +50,29 @@ pub async fn run(store: Store, mut rx: RecordsRx, events: EventBus) {
             }
         }
         let through = batch.last().map_or(0, |(seq, _)| *seq);
-        let batch = coalesce(batch);
+        let (seqs, entries): (Vec<u64>, Vec<RecordEntry>) = coalesce(batch).into_iter().unzip();
         shared.writer.start();
-        let changed = commit(&store, &shared.node_id, &shared.dir, through, &batch).await;
+        let changed = commit(
+            &store,
+            &shared.node_id,
+            &shared.dir,
+            through,
+            &seqs,
+            &entries,
+        )
+        .await;
         shared.writer.stop();
         shared
             .applied
             .store(through, std::sync::atomic::Ordering::Release);
-        metrics::counter!("openline_records_written_total").increment(batch.len() as u64);
+        metrics::counter!("openline_records_written_total").increment(entries.len() as u64);
         metrics::gauge!("openline_records_backlog").set(
             shared
                 .appended
                 .load(std::sync::atomic::Ordering::Acquire)
                 .saturating_sub(through) as f64,
         );
-        for ((_, entry), changed) in batch.iter().zip(changed) {
+        for (entry, changed) in entries.iter().zip(changed) {
             if let Some(changed) = changed {
                 for event in events_of(entry, changed) {
                     events.publish(event);
@@ -127,9 +135,10 @@ pub async fn replay(store: &Store, node_id: &str, dir: &Path) -> Result<u64, Rep
             .into_iter()
             .filter(|(seq, _)| *seq > applied)
             .collect();
-        for chunk in pending.chunks(BATCH) {
-            let through = chunk.last().map_or(applied, |(seq, _)| *seq);
-            commit(store, node_id, dir, through, chunk).await;
+        let (seqs, entries): (Vec<u64>, Vec<RecordEntry>) = pending.into_iter().unzip();
+        for (seqs, chunk) in seqs.chunks(BATCH).zip(entries.chunks(BATCH)) {
+            let through = seqs.last().copied().unwrap_or(applied);
+            commit(store, node_id, dir, through, seqs, chunk).await;
             let before = replayed;
             replayed += chunk.len();
             if replayed / REPLAY_PROGRESS > before / REPLAY_PROGRESS {
@@ -149,7 +158,7 @@ pub async fn replay(store: &Store, node_id: &str, dir: &Path) -> Result<u64, Rep
     Ok(last)
 }
 
-/// Commits `batch` with the checkpoint `through`, waiting out a database that is unavailable.
+/// Commits `entries` (journal numbers `seqs`) with the checkpoint `through`, waiting out a database that is unavailable.
 /// Returns the rows each entry changed, `None` for an entry the database refused for good (set
 /// aside in the rejected file, the batch's other entries committed without it).
 async fn commit(
@@ -157,7 +166,8 @@ async fn commit(
     node_id: &str,
     dir: &Path,
     through: u64,
-    batch: &[(u64, RecordEntry)],
+    seqs: &[u64],
+    entries: &[RecordEntry],
 ) -> Vec<Option<u64>> {
     let checkpoint = |applied_seq| {
         Some(Checkpoint {
@@ -165,19 +175,18 @@ async fn commit(
             applied_seq,
         })
     };
-    let entries: Vec<RecordEntry> = batch.iter().map(|(_, e)| e.clone()).collect();
     let mut pause = FIRST_PAUSE;
     loop {
-        match store.apply_records(checkpoint(through), &entries).await {
+        match store.apply_records(checkpoint(through), entries).await {
             Ok(changed) => return changed.into_iter().map(Some).collect(),
             Err(e) if e.is_permanent() => break,
             Err(e) => wait_out(&e, &mut pause).await,
         }
     }
     // Some entry breaks a constraint: apply them one by one to find it and keep the rest.
-    let mut changed = Vec::with_capacity(batch.len());
-    for (index, (seq, entry)) in batch.iter().enumerate() {
-        let applied_seq = if index + 1 == batch.len() {
+    let mut changed = Vec::with_capacity(entries.len());
+    for (index, (seq, entry)) in seqs.iter().zip(entries).enumerate() {
+        let applied_seq = if index + 1 == entries.len() {
             through
         } else {
             *seq
