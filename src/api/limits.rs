@@ -10,9 +10,8 @@
 //! WebSocket lives after its upgrade. Behind a reverse proxy every request comes from the
 //! proxy's address: raise the per-source cap to the total there.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -22,12 +21,14 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
 use super::ApiError;
+use crate::runtime::tcp_limits::TcpLimits;
 
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
     permits: Arc<Semaphore>,
-    by_source: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    max_per_source: usize,
+    /// Requests in progress per source address (the same counting as SIP/HTTP connections;
+    /// its total is the semaphore's job).
+    by_source: TcpLimits,
     timeout: Duration,
     /// The largest body any route takes: a declared length beyond it buys no extra time.
     max_body: u64,
@@ -42,25 +43,10 @@ impl HttpLimits {
     ) -> HttpLimits {
         HttpLimits {
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
-            by_source: Arc::default(),
-            max_per_source: max_per_source.max(1),
+            by_source: TcpLimits::new(usize::MAX, max_per_source.max(1)),
             timeout,
             max_body,
         }
-    }
-
-    /// A place for one more request from `source`, given back when the guard drops.
-    fn take_source(&self, source: IpAddr) -> Option<SourcePlace> {
-        let mut counts = self.by_source.lock().unwrap_or_else(|e| e.into_inner());
-        let n = counts.entry(source).or_default();
-        if *n >= self.max_per_source {
-            return None;
-        }
-        *n += 1;
-        Some(SourcePlace {
-            counts: self.by_source.clone(),
-            source,
-        })
     }
 
     /// The deadline for a request declaring `body_bytes`: at least 64 KiB/s for big bodies.
@@ -68,23 +54,6 @@ impl HttpLimits {
         let declared = body_bytes.unwrap_or(0).min(self.max_body);
         let slow_link = Duration::from_secs(declared / (64 * 1024));
         self.timeout.max(slow_link)
-    }
-}
-
-struct SourcePlace {
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    source: IpAddr,
-}
-
-impl Drop for SourcePlace {
-    fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = counts.get_mut(&self.source) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.source);
-            }
-        }
     }
 }
 
@@ -110,9 +79,9 @@ pub async fn guard(State(limits): State<HttpLimits>, request: Request, next: Nex
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
         let from_source = match source {
-            Some(ip) => match limits.take_source(ip) {
-                Some(place) => Some(place),
-                None => return busy("source_busy"),
+            Some(ip) => match limits.by_source.admit(ip) {
+                Ok(place) => Some(place),
+                Err(_) => return busy("source_busy"),
             },
             None => None,
         };

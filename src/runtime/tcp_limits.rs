@@ -1,6 +1,7 @@
-//! How many SIP TCP connections may be open at once, in total and per source address: a peer
-//! that opens connections without end would otherwise take every file descriptor. Each
-//! accepted connection holds a `ConnectionSlot`; dropping it gives the place back.
+//! Places counted in total and per source address: SIP TCP connections, HTTP connections and
+//! HTTP requests in progress use it, so a peer that opens without end cannot take every file
+//! descriptor or worker. Each admitted one holds a `ConnectionSlot`; dropping it gives the place
+//! back.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
