@@ -377,3 +377,149 @@ fn health_says_when_the_database_is_gone() {
     peer.send(options(peer.port(), "still-up").as_bytes());
     peer.expect("200 OK");
 }
+
+/// POST with a JSON body and a bearer token; (status, parsed JSON, the raw response).
+fn post_json(server: &Server, path: &str, token: &str, body: &str) -> (u16, serde_json::Value) {
+    let auth = format!("Bearer {token}");
+    let r = send(
+        server.http,
+        "POST",
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    );
+    assert!(r.status != 201 || r.header("cache-control") == Some("no-store"));
+    (r.status, r.json())
+}
+
+#[test]
+fn tokens_created_through_the_api_work_until_revoked() {
+    let server = Server::start("");
+    // Only admins manage tokens.
+    let (status, body) = post_json(
+        &server,
+        "/api/v1/tokens",
+        MANAGER_TOKEN,
+        r#"{"role":"manager","label":"x"}"#,
+    );
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &"auth.forbidden".into())
+    );
+    let (status, _) = server.request("GET", "/api/v1/tokens", Some(MANAGER_TOKEN));
+    assert_eq!(status, 403);
+
+    let bad = [
+        (r#"{"role":"root","label":"x"}"#, "token.invalid_role"),
+        (r#"{"role":"manager","label":" "}"#, "request.invalid_body"),
+        (
+            r#"{"role":"manager","label":"config"}"#,
+            "token.reserved_label",
+        ),
+        (
+            r#"{"role":"operator","label":"x"}"#,
+            "token.extension_required",
+        ),
+        (
+            r#"{"role":"operator","extension":"999","label":"x"}"#,
+            "token.unknown_operator",
+        ),
+        (
+            r#"{"role":"manager","extension":"101","label":"x"}"#,
+            "token.extension_not_allowed",
+        ),
+        (r#"{"role":"manager"}"#, "request.invalid_body"),
+    ];
+    for (body, code) in bad {
+        let (status, answer) = post_json(&server, "/api/v1/tokens", ADMIN_TOKEN, body);
+        assert_eq!(
+            (status, &answer["error"]["code"]),
+            (400, &code.into()),
+            "{body}: {answer}"
+        );
+    }
+
+    let (status, created) = post_json(
+        &server,
+        "/api/v1/tokens",
+        ADMIN_TOKEN,
+        r#"{"role":"operator","extension":"101","label":"Olena's laptop"}"#,
+    );
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_string();
+    let id = created["id"].as_i64().unwrap();
+    assert_eq!(created["role"], "operator");
+    assert_eq!(created["extension"], "101");
+    assert_eq!(created["from_config"], false);
+    let (status, _) = server.request("GET", "/api/v1/calls", Some(&token));
+    assert_eq!(status, 200, "the new token works");
+    // Operator scope: it cannot manage tokens.
+    let (status, _) = server.request("GET", "/api/v1/tokens", Some(&token));
+    assert_eq!(status, 403);
+
+    // The list shows it, never the token or its hash.
+    let (status, list) = server.get("/api/v1/tokens");
+    assert_eq!(status, 200);
+    let text = list.to_string();
+    assert!(!text.contains(&token), "{text}");
+    assert!(!text.contains("sha256"), "{text}");
+    let items = list["items"].as_array().unwrap();
+    let mine = items.iter().find(|t| t["id"] == id).expect("listed");
+    assert_eq!(mine["label"], "Olena's laptop");
+    let config: Vec<_> = items.iter().filter(|t| t["from_config"] == true).collect();
+    assert_eq!(config.len(), 3, "the test config's three tokens: {list}");
+
+    // A browser session opened with the token ends with it.
+    let r = send(
+        server.http,
+        "POST",
+        "/api/v1/session",
+        &[],
+        format!(r#"{{"token":"{token}"}}"#).as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    let cookie = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+
+    let (status, _) = server.request("DELETE", &format!("/api/v1/tokens/{id}"), Some(ADMIN_TOKEN));
+    assert_eq!(status, 204);
+    let (status, body) = server.request("GET", "/api/v1/calls", Some(&token));
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (401, &"auth.invalid_token".into())
+    );
+    let r = send(
+        server.http,
+        "GET",
+        "/api/v1/calls",
+        &[("Cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(r.status, 401, "the token's session ended with it");
+    let (status, body) =
+        server.request("DELETE", &format!("/api/v1/tokens/{id}"), Some(ADMIN_TOKEN));
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &"token.not_found".into())
+    );
+
+    // Config tokens are revoked in the file, not here.
+    let config_id = config[0]["id"].as_i64().unwrap();
+    let (status, body) = server.request(
+        "DELETE",
+        &format!("/api/v1/tokens/{config_id}"),
+        Some(ADMIN_TOKEN),
+    );
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (409, &"token.from_config".into())
+    );
+}

@@ -84,39 +84,42 @@ fn sigterm_drains_refuses_new_calls_hangs_up_the_rest_and_exits_zero() {
     assert!(server.log().contains("shutdown complete"));
 }
 
+/// Runs `openline serve` in `dir` with no config file; (its stdout up to "openline ready", the
+/// running server).
+fn run(dir: &std::path::Path) -> (String, std::process::Child) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_openline"))
+        .current_dir(dir)
+        .args(["serve", "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() == 0 {
+            break;
+        }
+        text.push_str(&line);
+        if line.starts_with("openline ready") {
+            break;
+        }
+    }
+    (text, child)
+}
+
+const MINTED: &str = "openline: created an admin API token (shown only now, keep it): ";
+
 #[test]
 fn first_start_without_config_prints_a_random_admin_token_once() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |dir: &std::path::Path| -> (String, std::process::Child) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_openline"))
-            .current_dir(dir)
-            .args(["serve", "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut text = String::new();
-        loop {
-            let mut line = String::new();
-            if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() == 0 {
-                break;
-            }
-            text.push_str(&line);
-            if line.starts_with("openline ready") {
-                break;
-            }
-        }
-        (text, child)
-    };
     let (first, mut child) = run(dir.path());
     let _ = child.kill();
     let _ = child.wait();
     let token = first
         .lines()
-        .find_map(|l| {
-            l.strip_prefix("openline: created an admin API token (shown only now, keep it): ")
-        })
+        .find_map(|l| l.strip_prefix(MINTED))
         .expect("token printed on first start");
     assert!(token.len() >= 32);
     assert!(
@@ -198,4 +201,59 @@ fn an_api_token_removed_from_the_config_stops_working_at_the_next_start() {
         200,
         "the configured ones still work"
     );
+}
+
+/// The only admin token cannot be revoked through the API (nobody could manage tokens until a
+/// restart); once a second admin token exists, it can, and then gets 401.
+#[test]
+fn the_last_admin_token_cannot_be_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, mut child) = run(dir.path());
+    let admin = out
+        .lines()
+        .find_map(|l| l.strip_prefix(MINTED))
+        .unwrap()
+        .to_string();
+    let http: std::net::SocketAddr = out
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http="))
+        .expect("ready line names the HTTP address")
+        .parse()
+        .unwrap();
+    let call = |method: &str, path: &str, token: &str, body: &str| {
+        let auth = format!("Bearer {token}");
+        send(
+            http,
+            method,
+            path,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let list = call("GET", "/api/v1/tokens", &admin, "").json();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["label"], "generated at first start");
+    let first = items[0]["id"].as_i64().unwrap();
+    let refused = call("DELETE", &format!("/api/v1/tokens/{first}"), &admin, "");
+    assert_eq!(refused.status, 409);
+    assert_eq!(refused.json()["error"]["code"], "token.last_admin");
+
+    let created = call(
+        "POST",
+        "/api/v1/tokens",
+        &admin,
+        r#"{"role":"admin","label":"second admin"}"#,
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let second = created.json()["token"].as_str().unwrap().to_string();
+    let done = call("DELETE", &format!("/api/v1/tokens/{first}"), &second, "");
+    assert_eq!(done.status, 204, "{}", done.text());
+    assert_eq!(call("GET", "/api/v1/tokens", &admin, "").status, 401);
+    assert_eq!(call("GET", "/api/v1/tokens", &second, "").status, 200);
+    let _ = child.kill();
+    let _ = child.wait();
 }

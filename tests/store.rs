@@ -9,7 +9,7 @@ use std::future::Future;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use openline::store::{
     ApiTokenRecord, Backend, BindingRecord, CallFilter, DISPOSITION_CRASHED, NewCall, NewLeg,
-    OperatorRecord, RatingAverage, RatingFilter, Store, StoreError,
+    OperatorRecord, RatingAverage, RatingFilter, Revoked, Store, StoreError,
 };
 use sqlx::Connection;
 
@@ -123,6 +123,7 @@ store_tests!(
     call_list_filters_and_paging,
     concurrent_calls_never_fail,
     api_tokens,
+    api_tokens_created_listed_and_revoked,
     operator_status_reason_and_time,
     call_queue_outcome_and_filters,
     ratings_and_averages,
@@ -545,6 +546,33 @@ async fn api_tokens(db: Db) -> TestResult {
     assert_eq!(dup.map(|e| e.code()), Some("store.conflict"));
     let bad = s.insert_api_token(&op, "root", None, "x").await.err();
     assert_matches!(bad, Some(StoreError::InvalidValue { .. }));
+    Ok(())
+}
+
+async fn api_tokens_created_listed_and_revoked(db: Db) -> TestResult {
+    let s = &db.store;
+    let first = s
+        .create_api_token(&"a".repeat(64), "admin", None, "first", t(0))
+        .await?;
+    assert_eq!(
+        (first.role.as_str(), first.label.as_str()),
+        ("admin", "first")
+    );
+    assert_eq!(first.created_at, t(0));
+    let op = s
+        .create_api_token(&"b".repeat(64), "operator", Some("101"), "phone", t(1))
+        .await?;
+    assert_eq!(op.extension.as_deref(), Some("101"));
+    assert_eq!(s.api_tokens().await?, vec![first.clone(), op.clone()]);
+    assert_eq!(s.revoke_api_token(first.id).await?, Revoked::LastAdmin);
+    assert_eq!(s.revoke_api_token(op.id).await?, Revoked::Done);
+    assert_eq!(s.revoke_api_token(op.id).await?, Revoked::NotFound);
+    assert!(s.api_token(&"b".repeat(64)).await?.is_none());
+    let second = s
+        .create_api_token(&"c".repeat(64), "admin", None, "second", t(2))
+        .await?;
+    assert_eq!(s.revoke_api_token(first.id).await?, Revoked::Done);
+    assert_eq!(s.api_tokens().await?, vec![second]);
     Ok(())
 }
 

@@ -20,6 +20,7 @@ pub mod queues;
 mod ratings;
 mod recordings;
 mod session;
+mod tokens;
 mod web;
 
 pub use auth::{CSRF_HEADER, Caller, SESSION_COOKIE};
@@ -206,6 +207,8 @@ pub fn router(state: ApiState) -> Router {
             get(do_not_call::list).post(do_not_call::add),
         )
         .route("/api/v1/do-not-call/{number}", delete(do_not_call::remove))
+        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/api/v1/tokens/{id}", delete(tokens::revoke))
         .fallback(|| async { ApiError::not_found("route.not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     broadcasts, calls, crm, do_not_call, events, flows, operators, queues, ratings, recordings,
-    session,
+    session, tokens,
 };
 
 #[derive(OpenApi)]
@@ -54,6 +54,9 @@ use super::{
         do_not_call::list,
         do_not_call::add,
         do_not_call::remove,
+        tokens::list,
+        tokens::create,
+        tokens::revoke,
     ),
     modifiers(&Security),
     security(("bearer" = []), ("session" = [])),

@@ -93,6 +93,7 @@ pub use records::{
     OperatorRecord, RatingAverage, RatingFilter, RatingRecord,
 };
 pub use timeline::{ERASED, Erasure, NewTimelineEntry, TimelineRecord};
+pub use tokens::{ApiTokenInfo, Revoked};
 pub use web::{IdempotencyState, SessionRecord};
 
 /// Which database a `Store` talks to.

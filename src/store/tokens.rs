@@ -1,8 +1,22 @@
 //! API tokens repository: SHA-256 hashes of bearer tokens and the role each grants.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 use super::{ApiTokenRecord, Store, StoreError, builder, query_err};
+
+/// One API token as an admin sees it in the list: never the token, never its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ApiTokenInfo {
+    pub id: i64,
+    /// `admin` | `manager` | `operator`.
+    pub role: String,
+    pub extension: Option<String>,
+    /// `config` for tokens from the config file, `generated at first start` for the one the
+    /// server minted, otherwise what the admin who created it wrote.
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+}
 
 const ROLES: [&str; 3] = ["admin", "manager", "operator"];
 
@@ -24,13 +38,7 @@ impl Store {
         extension: Option<&str>,
         label: &str,
     ) -> Result<(), StoreError> {
-        if !ROLES.contains(&role) {
-            return Err(StoreError::InvalidValue {
-                field: "api token role",
-                value: role.to_owned(),
-                expected: "admin, manager, operator",
-            });
-        }
+        check_role(role)?;
         on_writer!(self, pool => sqlx::query(
             "INSERT INTO api_tokens (token_sha256, role, extension, label, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -66,6 +74,72 @@ impl Store {
         .map_err(query_err("remove_config_tokens_except"))
     }
 
+    /// Stores a token created through the API and returns its id (what the list and revocation
+    /// name it by).
+    pub async fn create_api_token(
+        &self,
+        token_sha256: &str,
+        role: &str,
+        extension: Option<&str>,
+        label: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ApiTokenInfo, StoreError> {
+        check_role(role)?;
+        on_writer!(self, pool => sqlx::query_as::<_, ApiTokenInfo>(
+            "INSERT INTO api_tokens (token_sha256, role, extension, label, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id, role, extension, label, created_at",
+        )
+        .bind(token_sha256)
+        .bind(role)
+        .bind(extension)
+        .bind(label)
+        .bind(now)
+        .fetch_one(pool)
+        .await)
+        .map_err(query_err("create_api_token"))
+    }
+
+    /// Every API token, oldest first.
+    pub async fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>, StoreError> {
+        on_reader!(self, pool => sqlx::query_as::<_, ApiTokenInfo>(
+            "SELECT id, role, extension, label, created_at FROM api_tokens ORDER BY id",
+        )
+        .fetch_all(pool)
+        .await)
+        .map_err(query_err("api_tokens"))
+    }
+
+    /// Deletes the token with this id unless it is the last admin token (nobody could manage
+    /// tokens any more until a restart). Its browser sessions end with it.
+    pub async fn revoke_api_token(&self, id: i64) -> Result<Revoked, StoreError> {
+        // One statement decides and deletes. On PostgreSQL two admins revoking the last two
+        // admin tokens in the same instant could both pass; a restart with no token left mints
+        // a new admin token, so that is recoverable.
+        let deleted = on_writer!(self, pool => sqlx::query_scalar::<_, i64>(
+            "DELETE FROM api_tokens WHERE id = $1 AND (role <> 'admin' OR \
+             (SELECT COUNT(*) FROM api_tokens WHERE role = 'admin') > 1) RETURNING id",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await)
+        .map_err(query_err("revoke_api_token"))?;
+        if deleted.is_some() {
+            return Ok(Revoked::Done);
+        }
+        let exists = on_reader!(self, pool => sqlx::query_scalar::<_, i64>(
+            "SELECT id FROM api_tokens WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await)
+        .map_err(query_err("revoke_api_token"))?;
+        Ok(if exists.is_some() {
+            Revoked::LastAdmin
+        } else {
+            Revoked::NotFound
+        })
+    }
+
     /// What the token with this hex SHA-256 grants, if it exists.
     pub async fn api_token(
         &self,
@@ -78,5 +152,26 @@ impl Store {
         .fetch_optional(pool)
         .await)
         .map_err(query_err("api_token"))
+    }
+}
+
+/// What [`Store::revoke_api_token`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    Done,
+    NotFound,
+    /// Refused: it is the only admin token left.
+    LastAdmin,
+}
+
+fn check_role(role: &str) -> Result<(), StoreError> {
+    if ROLES.contains(&role) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidValue {
+            field: "api token role",
+            value: role.to_owned(),
+            expected: "admin, manager, operator",
+        })
     }
 }
