@@ -98,6 +98,15 @@ pub struct Header {
 pub struct Headers(pub Vec<Header>);
 
 impl Headers {
+    /// How many header fields (list elements of Via, Contact and Route count one each).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The first value of a header (names compare case-insensitively).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0

@@ -17,6 +17,11 @@ pub use headers::{Header, Headers};
 /// Largest message we accept on any transport; larger ones get 413 (TCP) or are dropped (UDP).
 pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
 
+/// Most header fields a message may carry (each element of a Via/Contact/Route list counts).
+/// Real requests carry 10–40; a 64 KiB message of tiny headers would otherwise cost thousands
+/// of allocations to parse and keep. Beyond it a request gets 400 "Too Many Header Fields".
+pub const MAX_HEADER_FIELDS: usize = 256;
+
 /// A request method (RFC 3261 §7.1: case-sensitive tokens; extension methods are kept as written).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Method {
@@ -210,13 +215,22 @@ pub fn parse(input: &[u8]) -> Result<Message, ParseError> {
     let start_line = lines.next().unwrap_or_default();
     let mut head = Headers::default();
     let mut bad_line = false;
+    let mut too_many = false;
     for line in lines {
+        if head.len() >= MAX_HEADER_FIELDS {
+            too_many = true;
+            break;
+        }
         match line.split_once(':') {
             Some((name, value)) if grammar::is_token(name.trim_end()) => {
                 let name = headers::canonical_name(name.trim_end());
                 let value = value.trim();
                 if matches!(name.as_str(), "Via" | "Contact" | "Route" | "Record-Route") {
                     for part in headers::split_list(value) {
+                        if head.len() >= MAX_HEADER_FIELDS {
+                            too_many = true;
+                            break;
+                        }
                         head.push(&name, part);
                     }
                 } else {
@@ -227,6 +241,12 @@ pub fn parse(input: &[u8]) -> Result<Message, ParseError> {
         }
     }
     let is_response = start_line.starts_with("SIP/");
+    if too_many {
+        if is_response {
+            return Err(ParseError::Drop("response with too many header fields"));
+        }
+        return Err(reject(400, "Too Many Header Fields", &head));
+    }
     if is_response {
         return parse_response(&start_line, head, body, valid_utf8 && !bad_line);
     }

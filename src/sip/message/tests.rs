@@ -149,3 +149,33 @@ fn garbage_never_panics() {
         let _ = parse(&bytes);
     }
 }
+
+/// Regression (issue: hardening): a 64 KiB request of thousands of tiny headers, or one Via line
+/// listing thousands of hops, was parsed into as many allocations; beyond 256 fields it is
+/// refused with a reason, and a request at the limit still parses.
+#[test]
+fn too_many_header_fields_get_400() {
+    let base = "OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKm\r\nFrom: <sip:b@127.0.0.1>;tag=1\r\nTo: <sip:a@127.0.0.1>\r\nCall-ID: many-1\r\nCSeq: 1 OPTIONS\r\n";
+    let with = |extra: &str| format!("{base}{extra}Content-Length: 0\r\n\r\n").into_bytes();
+    let fill = |n: usize| "X-A: 1\r\n".repeat(n);
+    // Five headers above plus Content-Length: 250 more reach exactly 256.
+    assert_eq!(outcome(&with(&fill(250))), Outcome::Request);
+    let Err(ParseError::Reject(r)) = parse(&with(&fill(251))) else {
+        panic!("257 fields must be refused")
+    };
+    assert_eq!(
+        (r.status, r.reason.as_str()),
+        (400, "Too Many Header Fields")
+    );
+    let hops = vec!["SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx"; 300].join(",");
+    let Err(ParseError::Reject(r)) = parse(&with(&format!("Via: {hops}\r\n"))) else {
+        panic!("a Via list of 300 hops must be refused")
+    };
+    assert_eq!(r.status, 400);
+    let response = format!(
+        "SIP/2.0 200 OK\r\n{}{}Content-Length: 0\r\n\r\n",
+        &base[base.find("\r\n").unwrap() + 2..],
+        fill(300)
+    );
+    assert_eq!(outcome(response.as_bytes()), Outcome::Drop);
+}
