@@ -109,15 +109,6 @@ fn final_response(peer: &UdpPeer, call_id: &str) -> String {
     panic!("no final response to {call_id}");
 }
 
-fn metric(server: &Server, name: &str) -> f64 {
-    let (_, text) = server.text("/metrics");
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// `SELECT sip_call_id, count(*)` over the inbound legs, and the number of call rows.
 fn stored_calls(server: &Server) -> (HashMap<String, i64>, i64) {
     let file = server.dir.join("data").join("openline.db");
@@ -268,12 +259,7 @@ fn while_the_records_writer_is_behind_new_calls_get_503_and_calls_up_are_still_r
         assert!(Instant::now() < deadline, "never refused: {reply}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(
-        metric(
-            &server,
-            "openline_calls_refused_total{reason=\"records_backlog\"}"
-        ) >= 1.0
-    );
+    assert!(server.metric("openline_calls_refused_total{reason=\"records_backlog\"}") >= 1.0);
     bye(&peer, "backlog-1", &ok);
     lock.release();
     // The writer catches up; the held-back call is there with its end, and calls are taken again.

@@ -248,6 +248,11 @@ async fn healthz(State(state): State<ApiState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "system", security(),
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 async fn metrics(State(state): State<ApiState>) -> Response {
+    // Read at scrape time: a leak of tasks (calls, connections) shows as growth here.
+    let alive = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    metrics::gauge!("openline_tasks_alive").set(alive as f64);
     let mut response = state.inner.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -147,6 +147,8 @@ impl SipTask {
         }
         metrics::gauge!("openline_calls_active").set(self.calls.len() as f64);
         metrics::gauge!("openline_sip_transactions").set(self.endpoint.transaction_count() as f64);
+        metrics::gauge!("openline_sip_legs").set(self.endpoint.leg_count() as f64);
+        metrics::gauge!("openline_sip_timers").set(self.endpoint.timer_count() as f64);
         metrics::gauge!("openline_rtp_ports_free").set(self.calls.free_ports() as f64);
     }
 

@@ -218,6 +218,17 @@ impl Server {
         http(self.http, "GET", path, None)
     }
 
+    /// The first sample of a metric whose line starts with `name` (labels included if given);
+    /// 0 when it is not exported (yet).
+    pub fn metric(&self, name: &str) -> f64 {
+        let (_, text) = self.text("/metrics");
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// The finished call whose first leg has this SIP Call-ID, with its legs (waits up to 30 s).
     pub fn finished_call(&self, sip_call_id: &str) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -228,6 +228,12 @@ impl Endpoint {
         self.servers.len() + self.clients.len() + self.uac.len()
     }
 
+    /// Timers armed, including stale ones not yet popped (they go when due): it must fall back
+    /// when the load does.
+    pub fn timer_count(&self) -> usize {
+        self.timers.len()
+    }
+
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }

@@ -1,0 +1,105 @@
+//! Overload and abandoned sessions: what the node holds must fall back when the load does.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+/// What the node holds, from its own gauges.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Held {
+    calls: f64,
+    legs: f64,
+    transactions: f64,
+    ports_free: f64,
+    tasks: f64,
+}
+
+fn held(server: &Server) -> Held {
+    Held {
+        calls: server.metric("openline_calls_active "),
+        legs: server.metric("openline_sip_legs "),
+        transactions: server.metric("openline_sip_transactions "),
+        ports_free: server.metric("openline_rtp_ports_free "),
+        tasks: server.metric("openline_tasks_alive "),
+    }
+}
+
+/// Waits until the node holds no call, leg or transaction and every RTP port is free again.
+fn wait_until_idle(server: &Server, ports_at_start: f64, within: Duration) -> Held {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = held(server);
+        if now.calls == 0.0
+            && now.legs == 0.0
+            && now.transactions == 0.0
+            && now.ports_free == ports_at_start
+        {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "still held: {now:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// 60 callers take the 200 and never ACK it (a scanner, or a NAT that eats the ACK): after Timer H
+/// (64·T1; T1 is 50 ms here, so 3.2 s) each session is ended with a BYE and recorded as
+/// `failed.ack_timeout`, and the node holds no leg, transaction, port or extra task afterwards.
+#[test]
+fn sessions_whose_200_is_never_acked_are_gone_after_timer_h() {
+    let server = Server::start("[sip]\nt1 = \"50ms\"\nt2 = \"400ms\"\n");
+    // The first answer starts the node's lazily made tasks (prompt cache, writers): idle after
+    // one ordinary call is the baseline.
+    let peer = UdpPeer::new(server.sip);
+    let ok = invite(&peer, "baseline-1", "100");
+    ack(&peer, "baseline-1", &ok);
+    bye(&peer, "baseline-1", &ok);
+    let ports = server.metric("openline_rtp_ports_free ");
+    let before = wait_until_idle(&server, ports, Duration::from_secs(30));
+    assert!(
+        ports > 0.0 && before.tasks > 0.0,
+        "gauges exported: {before:?}"
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let scenario = data_path("sipp/uac_no_ack.xml").display().to_string();
+    let args: Vec<String> = [
+        server.sip.to_string().as_str(),
+        "-i",
+        "127.0.0.1",
+        "-mp",
+        &free_media_port().to_string(),
+        "-sf",
+        &scenario,
+        "-m",
+        "60",
+        "-r",
+        "30",
+        "-l",
+        "60",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (code, output) = sipp(work.path(), &args);
+    assert_eq!(
+        code, 0,
+        "every unACKed call must get the server's BYE:\n{output}"
+    );
+
+    let calls = server.wait_for_calls("&disposition=failed.ack_timeout", "60 ACK timeouts", |c| {
+        c.len() == 60 && c.iter().all(|c| !c["ended_at"].is_null())
+    });
+    assert!(
+        calls
+            .iter()
+            .all(|c| c["disposition"] == "failed.ack_timeout")
+    );
+    let after = wait_until_idle(&server, ports, Duration::from_secs(30));
+    eprintln!("held before {before:?}, after {after:?}");
+    // Tasks may differ by a connection or two (the HTTP client asking), not by 60 sessions.
+    assert!(
+        (after.tasks - before.tasks).abs() <= 3.0,
+        "tasks before {before:?}, after {after:?}"
+    );
+}
