@@ -218,6 +218,13 @@ pub struct CallsConfig {
     /// (the database is down or slow): the calls up go on being recorded, and memory stays
     /// bounded. Never 0.
     pub max_records_backlog: usize,
+    /// New calls per second the node takes (token bucket, one second of burst); beyond it
+    /// 503 with Retry-After. 0: no fixed ceiling (the lag below still protects the node).
+    pub max_call_rate: f64,
+    /// Smoothed scheduler lateness beyond which new calls get 503 with Retry-After until it is
+    /// below half of it: the node is behind, and more calls would spoil the ones up. "0s": off.
+    #[serde(with = "duration_text")]
+    pub overload_lag: Duration,
 }
 
 impl Default for CallsConfig {
@@ -230,6 +237,8 @@ impl Default for CallsConfig {
             max_calls: 0,
             max_calls_per_source: 0,
             max_records_backlog: 100_000,
+            max_call_rate: 0.0,
+            overload_lag: Duration::from_millis(40),
         }
     }
 }
@@ -661,6 +670,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     let (number, unit) = text.split_at(split);
     let n: u64 = number.parse().ok()?;
     match unit {
+        "us" => Some(Duration::from_micros(n)),
         "ms" => Some(Duration::from_millis(n)),
         "s" => Some(Duration::from_secs(n)),
         "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
@@ -678,7 +688,7 @@ mod duration_text {
         let text = String::deserialize(d)?;
         super::parse_duration(&text).ok_or_else(|| {
             serde::de::Error::custom(format!(
-                "invalid duration {text:?}: use a number with ms, s, m, h or d, e.g. \"20s\""
+                "invalid duration {text:?}: use a number with us, ms, s, m, h or d, e.g. \"20s\""
             ))
         })
     }
@@ -700,6 +710,7 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("250us"), Some(Duration::from_micros(250)));
         assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
         assert_eq!(parse_duration("5"), None);
         assert_eq!(parse_duration("x5s"), None);

@@ -103,3 +103,72 @@ fn sessions_whose_200_is_never_acked_are_gone_after_timer_h() {
         "tasks before {before:?}, after {after:?}"
     );
 }
+
+/// SIPp arguments for `tests/data/sipp/uac_or_refused.xml`: `calls` at `rate` per second.
+fn refusable_calls(server: &Server, calls: u32, rate: u32) -> Vec<String> {
+    let scenario = data_path("sipp/uac_or_refused.xml").display().to_string();
+    [
+        server.sip.to_string(),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-mp".into(),
+        free_media_port().to_string(),
+        "-sf".into(),
+        scenario,
+        "-m".into(),
+        calls.to_string(),
+        "-r".into(),
+        rate.to_string(),
+    ]
+    .to_vec()
+}
+
+/// `calls.max_call_rate = 10`, 60 INVITEs in one second: one second's burst plus the rate get
+/// through and complete; the rest get 503 with Retry-After (the scenario fails a 503 without
+/// one) and are counted as refused for `call_rate`. None fails.
+#[test]
+fn a_call_rate_ceiling_refuses_the_excess_with_503_and_retry_after() {
+    let server = Server::start("[calls]\nmax_call_rate = 10\n");
+    let work = tempfile::tempdir().unwrap();
+    let (code, output) = sipp(work.path(), &refusable_calls(&server, 60, 60));
+    assert_eq!(code, 0, "no call may fail, refused or not:\n{output}");
+    let refused = server.metric("openline_calls_refused_total{reason=\"call_rate\"}");
+    let calls = server.wait_for_calls("", "the admitted calls, ended", |c| {
+        c.len() as f64 + refused == 60.0 && c.iter().all(|c| !c["ended_at"].is_null())
+    });
+    // 10 at once, then 10 per second while the INVITEs keep coming for about a second.
+    assert!(
+        (10..=25).contains(&calls.len()),
+        "{} admitted, {refused} refused",
+        calls.len()
+    );
+    for call in &calls {
+        let disposition = call["disposition"].as_str().unwrap_or("");
+        assert!(!disposition.starts_with("failed"), "{call}");
+        assert!(!call["answered_at"].is_null(), "{call}");
+    }
+}
+
+/// With a lag limit no scheduler can meet (1 µs), the node counts as overloaded all the time:
+/// every new call gets 503 + Retry-After and is counted as refused for `overload`; OPTIONS
+/// and REGISTER are still answered.
+#[test]
+fn an_overloaded_node_refuses_new_calls_but_still_answers_other_requests() {
+    let server = Server::start("[calls]\noverload_lag = \"1us\"\n");
+    let work = tempfile::tempdir().unwrap();
+    let (code, output) = sipp(work.path(), &refusable_calls(&server, 5, 5));
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(
+        server.metric("openline_calls_refused_total{reason=\"overload\"}"),
+        5.0
+    );
+    let (_, body) = server.get("/api/v1/calls");
+    assert_eq!(body["calls"].as_array().map(Vec::len), Some(0), "{body}");
+    assert!(server.metric("openline_runtime_lag_seconds ") > 0.0);
+    let peer = UdpPeer::new(server.sip);
+    peer.request(&options(peer.port(), "while-overloaded"), "SIP/2.0 200 OK");
+    let direct = UdpPeer::new(server.sip);
+    let ok = invite_expect(&direct, "overloaded-1", "100", &offer(7078, 101), "503");
+    assert!(ok.starts_with("SIP/2.0 503"), "{ok}");
+    assert!(header(&ok, "Retry-After") == Some("2"), "{ok}");
+}

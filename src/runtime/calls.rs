@@ -66,6 +66,8 @@ pub struct CallsConfig {
     pub max_calls_per_source: usize,
     /// `calls.max_records_backlog`.
     pub max_records_backlog: usize,
+    /// `calls.max_call_rate` (0: none).
+    pub max_call_rate: f64,
 }
 
 /// How SIP says a call ended, kept until its task has finished.
@@ -166,6 +168,11 @@ pub struct Calls {
     acd: Acd,
     /// Calls voice broadcasts placed, by their leg (also in `active`).
     originated: HashMap<LegId, originate::Originated>,
+    /// Overload signals read by admission (`runtime::overload`).
+    overloaded: super::overload::Overloaded,
+    call_rate: Option<super::overload::CallRate>,
+    /// SIP messages waiting for the SIP task, as it last saw.
+    sip_backlog: usize,
 }
 
 impl Calls {
@@ -178,7 +185,6 @@ impl Calls {
         acd: Acd,
     ) -> Self {
         Calls {
-            config,
             ports,
             shared,
             records,
@@ -188,9 +194,24 @@ impl Calls {
             local_ips: HashMap::new(),
             outbound: HashMap::new(),
             ring_deadlines: BTreeSet::new(),
+            call_rate: (config.max_call_rate > 0.0)
+                .then(|| super::overload::CallRate::new(config.max_call_rate)),
+            config,
             acd,
             originated: HashMap::new(),
+            overloaded: Default::default(),
+            sip_backlog: 0,
         }
+    }
+
+    /// The lag probe's verdict, read by admission.
+    pub fn set_overload_signal(&mut self, overloaded: super::overload::Overloaded) {
+        self.overloaded = overloaded;
+    }
+
+    /// How many SIP messages wait behind the one being handled.
+    pub fn set_sip_backlog(&mut self, waiting: usize) {
+        self.sip_backlog = waiting;
     }
 
     pub fn len(&self) -> usize {
@@ -219,10 +240,16 @@ impl Calls {
         let call_id = new_call_id(utc);
         let span = tracing::info_span!("call", call_id = %call_id, sip_call_id = %call.sip_call_id);
         let _entered = span.enter();
-        if let Some((reason, status, text)) = self.admission(&call) {
-            metrics::counter!("openline_calls_refused_total", "reason" => reason).increment(1);
-            tracing::warn!(reason, peer = %call.peer.addr, "incoming call refused");
-            endpoint.reject(now, call.leg, status, text);
+        if let Some(refusal) = self.admission(now, &call) {
+            metrics::counter!("openline_calls_refused_total", "reason" => refusal.reason)
+                .increment(1);
+            tracing::warn!(reason = refusal.reason, peer = %call.peer.addr, "incoming call refused");
+            let retry_after = refusal.retry_after.map(|s| s.to_string());
+            let extra: Vec<(&str, &str)> = retry_after
+                .iter()
+                .map(|s| ("Retry-After", s.as_str()))
+                .collect();
+            endpoint.reject_with(now, call.leg, refusal.status, refusal.text, &extra);
             return;
         }
         metrics::counter!("openline_calls_started_total").increment(1);

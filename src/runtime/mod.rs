@@ -17,6 +17,7 @@ pub mod health;
 pub mod http_server;
 pub mod icmp;
 pub mod ivr_io;
+pub mod overload;
 pub mod ports;
 pub mod records;
 pub mod retention;
@@ -297,7 +298,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         .build()
         .map_err(|e| tracing::error!(error = %e, "no HTTP client: webhooks will fail"))
         .ok();
-    let calls = calls::Calls::new(
+    let mut calls = calls::Calls::new(
         calls::CallsConfig {
             answer_delay: calls_config.answer_delay,
             routes: settings.file.routes.clone(),
@@ -321,6 +322,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             max_calls: calls_config.max_calls,
             max_calls_per_source: calls_config.max_calls_per_source,
             max_records_backlog: calls_config.max_records_backlog.max(1),
+            max_call_rate: calls_config.max_call_rate,
         },
         ports::PortPool::new(settings.rtp_ports),
         calls::CallsShared {
@@ -336,6 +338,11 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         notice_tx,
         acd,
     );
+    calls.set_overload_signal(overload::spawn_lag_probe(
+        calls_config.overload_lag,
+        io_token.clone(),
+        &tracker,
+    ));
     let sip_task = sip_task::SipTask::new(endpoint, udp, node_id.clone(), records_tx, calls);
     let mut sip_handle = health.spawn_sip(sip_task.run(input_rx, command_rx, notice_rx));
     let broadcasts_stop = CancellationToken::new();

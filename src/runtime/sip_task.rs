@@ -76,7 +76,10 @@ impl SipTask {
             };
             tokio::select! {
                 input = inputs.recv() => match input {
-                    Some(input) => self.on_input(input),
+                    Some(input) => {
+                        self.calls.set_sip_backlog(inputs.len());
+                        self.on_input(input)
+                    }
                     None => break,
                 },
                 command = commands.recv() => match command {

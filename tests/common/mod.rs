@@ -17,6 +17,21 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 pub const MANAGER_TOKEN: &str = "test-manager-token-0123456789abcdef";
 pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789abcdef";
 
+/// The test server's config: [`BASE_CONFIG`], then the test's own. The overload lag gate is
+/// off unless a test sets `overload_lag`: the suite runs many servers on two cores at once, and
+/// their lateness is the other tests' doing, not the server's overload (tests/overload.rs turns
+/// it on).
+fn test_config(extra: &str) -> String {
+    let mut extra = extra.to_string();
+    if !extra.contains("overload_lag") {
+        match extra.find("[calls]\n") {
+            Some(at) => extra.insert_str(at + "[calls]\n".len(), "overload_lag = \"0s\"\n"),
+            None => extra.push_str("\n[calls]\noverload_lag = \"0s\"\n"),
+        }
+    }
+    format!("{BASE_CONFIG}\n{extra}")
+}
+
 /// Operators every test server knows.
 pub const BASE_CONFIG: &str = r#"
 [[operators]]
@@ -88,7 +103,7 @@ impl Server {
         database: Option<&str>,
     ) -> Server {
         let config = dir.join("openline.toml");
-        std::fs::write(&config, format!("{BASE_CONFIG}\n{extra_config}")).expect("config");
+        std::fs::write(&config, test_config(extra_config)).expect("config");
         let log = std::fs::File::options()
             .create(true)
             .append(true)

@@ -683,6 +683,18 @@ impl Endpoint {
 
     /// A final error for an early leg (e.g. 404 unrouted, 488 no common codec, 486 busy).
     pub fn reject(&mut self, now: Instant, leg: LegId, status: u16, reason: &str) {
+        self.reject_with(now, leg, status, reason, &[]);
+    }
+
+    /// [`Self::reject`] with extra headers (`Retry-After` on a 503).
+    pub fn reject_with(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        status: u16,
+        reason: &str,
+        extra: &[(&str, &str)],
+    ) {
         if !self
             .legs
             .get(&leg)
@@ -690,7 +702,7 @@ impl Endpoint {
         {
             return;
         }
-        self.final_for_invite(now, leg, status, reason, &[]);
+        self.final_for_invite(now, leg, status, reason, extra);
         self.end_leg(leg, EndReason::Rejected(status));
     }
 
