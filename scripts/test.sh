@@ -21,6 +21,9 @@ command -v unshare >/dev/null 2>&1 || need_packages+=(util-linux)
 [[ -x /usr/bin/chromium ]] || need_packages+=(chromium)
 command -v node >/dev/null 2>&1 || need_packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_packages+=(npm)
+# SIPVicious (tests/scanners.rs) goes into a virtualenv: Debian's python needs python3-venv for it.
+command -v python3 >/dev/null 2>&1 || need_packages+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_packages+=(python3-venv)
 if ((${#need_packages[@]})); then
     log "installing ${need_packages[*]}"
     if [[ $(id -u) -ne 0 ]]; then
@@ -36,6 +39,18 @@ if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
     log "installing playwright-core for the browser test (npm ci in tests/browser)"
     (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# SIPVicious 0.3.8 from PyPI for tests/scanners.rs, in a virtualenv outside the clone (kept
+# between runs like the cargo target dir).
+sipvicious_venv=${OPENLINE_TOOLS_DIR:-/var/cache/openline-tools}/sipvicious-0.3.8
+if ! "$sipvicious_venv/bin/python" -c 'import sipvicious' >/dev/null 2>&1; then
+    log "installing SIPVicious 0.3.8 into $sipvicious_venv"
+    rm -rf "$sipvicious_venv"
+    mkdir -p "$(dirname "$sipvicious_venv")"
+    python3 -m venv "$sipvicious_venv"
+    "$sipvicious_venv/bin/pip" install --quiet --disable-pip-version-check sipvicious==0.3.8
+fi
+export OPENLINE_SIPVICIOUS_PYTHON="$sipvicious_venv/bin/python"
 
 log "starting a throwaway PostgreSQL"
 PGURL=$(scripts/test-postgres.sh start)

@@ -20,6 +20,7 @@ pub mod queues;
 mod ratings;
 mod recordings;
 mod session;
+pub mod sip_blocks;
 mod tokens;
 mod web;
 
@@ -55,6 +56,8 @@ pub struct ApiOptions {
     pub flows: Option<flows::FlowsAccess>,
     /// The live queues and operators (set by the runtime; the SIP task owns them).
     pub acd: Option<queues::AcdAccess>,
+    /// The SIP task's brute-force blocks (set by the runtime).
+    pub sip_blocks: Option<sip_blocks::SipBlocksAccess>,
     /// The broadcast dispatcher (set by the runtime).
     pub broadcasts: Option<crate::runtime::broadcasts::BroadcastsHandle>,
     /// The trunks broadcasts may name, with their calls-per-second caps.
@@ -81,6 +84,7 @@ impl ApiOptions {
             secure_cookie: settings.file.web.secure_cookie,
             flows: None,
             acd: None,
+            sip_blocks: None,
             broadcasts: None,
             trunks: settings
                 .file
@@ -209,6 +213,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/do-not-call/{number}", delete(do_not_call::remove))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/api/v1/tokens/{id}", delete(tokens::revoke))
+        .route("/api/v1/sip/blocks", get(sip_blocks::list))
+        .route("/api/v1/sip/blocks/{ip}", delete(sip_blocks::lift))
         .fallback(|| async { ApiError::not_found("route.not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     broadcasts, calls, crm, do_not_call, events, flows, operators, queues, ratings, recordings,
-    session, tokens,
+    session, sip_blocks, tokens,
 };
 
 #[derive(OpenApi)]
@@ -57,6 +57,8 @@ use super::{
         tokens::list,
         tokens::create,
         tokens::revoke,
+        sip_blocks::list,
+        sip_blocks::lift,
     ),
     modifiers(&Security),
     security(("bearer" = []), ("session" = [])),

@@ -17,6 +17,7 @@ pub mod health;
 pub mod http_server;
 pub mod icmp;
 pub mod ivr_io;
+pub mod memory;
 pub mod overload;
 pub mod ports;
 pub mod records;
@@ -222,6 +223,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             max_failures: sip.max_auth_failures,
             failure_window: sip.auth_failure_window,
             cooldown: sip.auth_cooldown,
+            max_failures_per_source: sip.max_auth_failures_per_source,
             nonce_lifetime_secs: 300,
             algorithms: sip
                 .digest_algorithms
@@ -338,6 +340,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         notice_tx,
         acd,
     );
+    memory::spawn_trimmer(io_token.clone(), &tracker);
     calls.set_overload_signal(overload::spawn_lag_probe(
         calls_config.overload_lag,
         io_token.clone(),
@@ -367,6 +370,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         api::ApiOptions {
             flows: Some(flows_for_api),
             acd: Some(api::queues::AcdAccess::new(command_tx.clone())),
+            sip_blocks: Some(api::sip_blocks::SipBlocksAccess::new(command_tx.clone())),
             broadcasts: Some(broadcasts),
             clock,
             tts: tts_available,

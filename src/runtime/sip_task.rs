@@ -33,6 +33,19 @@ pub enum SipCommand {
     Originate(Box<super::broadcasts::OriginateRequest>),
     /// A voice broadcast was cancelled: its calls still ringing are cancelled.
     CancelBroadcast(String),
+    /// The brute-force blocks in force (`GET /api/v1/sip/blocks`).
+    AuthBlocks(oneshot::Sender<Vec<AuthBlockView>>),
+    /// An admin lifts the blocks of an address; replies how many entries went.
+    LiftBlocks(std::net::IpAddr, oneshot::Sender<usize>),
+}
+
+/// A brute-force block as the API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuthBlockView {
+    pub ip: std::net::IpAddr,
+    /// The user tried; null when the whole address is blocked.
+    pub user: Option<String>,
+    pub until: chrono::DateTime<Utc>,
 }
 
 pub struct SipTask {
@@ -130,6 +143,26 @@ impl SipTask {
                 let _ = reply.send((self.endpoint.leg_count(), self.endpoint.transaction_count()));
             }
             SipCommand::Acd(request) => self.calls.acd_request(&mut self.endpoint, now, request),
+            SipCommand::AuthBlocks(reply) => {
+                let utc = Utc::now();
+                let blocks = self.endpoint.registrar_mut().auth_blocks(now);
+                let views = blocks
+                    .into_iter()
+                    .map(|b| AuthBlockView {
+                        ip: b.ip,
+                        user: b.user,
+                        until: utc
+                            + chrono::Duration::from_std(b.until.saturating_duration_since(now))
+                                .unwrap_or_default(),
+                    })
+                    .collect();
+                let _ = reply.send(views);
+            }
+            SipCommand::LiftBlocks(ip, reply) => {
+                let lifted = self.endpoint.registrar_mut().lift_blocks(ip);
+                tracing::info!(%ip, lifted, "brute-force blocks lifted by an admin");
+                let _ = reply.send(lifted);
+            }
             SipCommand::Originate(request) => {
                 self.calls.originate(&mut self.endpoint, now, *request)
             }
@@ -152,6 +185,11 @@ impl SipTask {
         metrics::gauge!("openline_sip_transactions").set(self.endpoint.transaction_count() as f64);
         metrics::gauge!("openline_sip_legs").set(self.endpoint.leg_count() as f64);
         metrics::gauge!("openline_sip_timers").set(self.endpoint.timer_count() as f64);
+        let (sources, pairs) = self.endpoint.registrar().block_counts();
+        metrics::gauge!("openline_sip_auth_blocks", "kind" => "source").set(sources as f64);
+        metrics::gauge!("openline_sip_auth_blocks", "kind" => "user").set(pairs as f64);
+        metrics::counter!("openline_sip_blocked_dropped_total")
+            .absolute(self.endpoint.stats.blocked);
         metrics::gauge!("openline_rtp_ports_free").set(self.calls.free_ports() as f64);
     }
 

@@ -25,6 +25,9 @@ pub struct RegistrarConfig {
     pub max_failures: u32,
     pub failure_window: Duration,
     pub cooldown: Duration,
+    /// Failed attempts from one source IP, whatever the users, within `failure_window` before
+    /// the whole source is blocked for `cooldown` (a scanner trying many extensions).
+    pub max_failures_per_source: u32,
     pub nonce_lifetime_secs: u64,
     /// Challenges offered, most preferred first (RFC 8760 §2.4).
     pub algorithms: Vec<auth::Algorithm>,
@@ -40,6 +43,7 @@ impl Default for RegistrarConfig {
             max_failures: 5,
             failure_window: Duration::from_secs(60),
             cooldown: Duration::from_secs(300),
+            max_failures_per_source: 20,
             nonce_lifetime_secs: 300,
             algorithms: vec![auth::Algorithm::Md5, auth::Algorithm::Sha256],
         }
@@ -102,6 +106,10 @@ fn reply(status: u16, reason: &'static str, extra: Vec<(String, String)>) -> Reg
 /// The outcome of a digest check.
 enum DigestCheck {
     Valid(String),
+    /// The (source, user) pair is blocked: no answer at all. The attempt that tripped the block
+    /// got 403; answering every later one would only feed a tool that retries without end
+    /// (SIPVicious svcrack sends REGISTERs as fast as 403s come back).
+    Ignore,
     Refuse {
         status: u16,
         reason: &'static str,
@@ -116,6 +124,8 @@ pub enum InviteAuth {
     Anonymous,
     /// An operator, by extension, proven by digest.
     Operator(String),
+    /// No answer: the caller is blocked for brute force.
+    Ignore,
     /// Answer with this (a 407 challenge, or 403).
     Refuse {
         status: u16,
@@ -124,12 +134,23 @@ pub enum InviteAuth {
     },
 }
 
+/// A brute-force block in force (`GET /api/v1/sip/blocks`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthBlock {
+    pub ip: std::net::IpAddr,
+    /// The user tried, for a (source, user) block; `None` when the whole source is blocked.
+    pub user: Option<String>,
+    pub until: Instant,
+}
+
 pub struct Registrar {
     config: RegistrarConfig,
     operators: HashMap<String, OperatorSecret>,
     bindings: HashMap<String, Vec<Binding>>,
     nonces: NonceIssuer,
     throttle: AuthThrottle,
+    /// Failures per source IP across users (the user part of its keys is empty).
+    sources: AuthThrottle,
     /// Nonce counts already accepted (replay protection).
     used: auth::replay::NonceCounts,
 }
@@ -142,8 +163,15 @@ impl Registrar {
             config.cooldown,
             100_000,
         );
+        let sources = AuthThrottle::new(
+            config.max_failures_per_source,
+            config.failure_window,
+            config.cooldown,
+            100_000,
+        );
         Registrar {
             nonces: NonceIssuer::new(nonce_secret, config.nonce_lifetime_secs),
+            sources,
             used: auth::replay::NonceCounts::new(config.nonce_lifetime_secs, 200_000),
             throttle,
             config,
@@ -192,7 +220,48 @@ impl Registrar {
         }
         self.bindings.retain(|_, list| !list.is_empty());
         self.throttle.prune(now);
+        self.sources.prune(now);
         removed
+    }
+
+    /// True while `ip` as a whole is blocked (too many failed attempts across users): the
+    /// endpoint drops its new requests unanswered, which costs nothing and tells a scanner
+    /// nothing.
+    pub fn source_blocked(&mut self, now: Instant, ip: std::net::IpAddr) -> bool {
+        self.sources.is_blocked(now, ip, "")
+    }
+
+    /// Every block in force: whole sources (no user) and (source, user) pairs.
+    pub fn auth_blocks(&mut self, now: Instant) -> Vec<AuthBlock> {
+        let sources = self
+            .sources
+            .blocked(now)
+            .into_iter()
+            .map(|(ip, _, until)| AuthBlock {
+                ip,
+                user: None,
+                until,
+            });
+        let pairs = self
+            .throttle
+            .blocked(now)
+            .into_iter()
+            .map(|(ip, user, until)| AuthBlock {
+                ip,
+                user: Some(user),
+                until,
+            });
+        sources.chain(pairs).collect()
+    }
+
+    /// (whole sources, (source, user) pairs) blocked as of the last prune.
+    pub fn block_counts(&self) -> (usize, usize) {
+        (self.sources.blocked_count(), self.throttle.blocked_count())
+    }
+
+    /// Lifts every block and failure count of `ip`; returns how many entries went.
+    pub fn lift_blocks(&mut self, ip: std::net::IpAddr) -> usize {
+        self.sources.forget_ip(ip) + self.throttle.forget_ip(ip)
     }
 
     fn challenges(&self, utc: DateTime<Utc>, stale: bool) -> Vec<(String, String)> {
@@ -237,6 +306,7 @@ impl Registrar {
         let username = match self.check_digest(now, utc, request, "Authorization", peer, &aor_user)
         {
             DigestCheck::Valid(username) => username,
+            DigestCheck::Ignore => return RegisterOutcome::Ignore,
             DigestCheck::Refuse {
                 status,
                 reason,
@@ -285,7 +355,7 @@ impl Registrar {
         let ip = peer.addr.ip();
         let Some(authorization) = request.headers.get(header) else {
             if self.throttle.is_blocked(now, ip, claimed_user) {
-                return forbidden;
+                return DigestCheck::Ignore;
             }
             return challenge(self, false);
         };
@@ -295,7 +365,7 @@ impl Registrar {
             Err(_) => return challenge(self, false),
         };
         if self.throttle.is_blocked(now, ip, &creds.username) {
-            return forbidden;
+            return DigestCheck::Ignore;
         }
         let stored = self
             .operators
@@ -331,6 +401,11 @@ impl Registrar {
             | Verdict::RealmMismatch
             | Verdict::UriMismatch => {
                 self.throttle.record_failure(now, ip, &creds.username);
+                self.sources.record_failure(now, ip, "");
+                if self.sources.is_blocked(now, ip, "") {
+                    tracing::warn!(%ip, "too many failed digest attempts from this source: blocked");
+                    return forbidden;
+                }
                 if self.throttle.is_blocked(now, ip, &creds.username) {
                     return forbidden;
                 }
@@ -365,6 +440,7 @@ impl Registrar {
                 reason: "Forbidden",
                 extra: Vec::new(),
             },
+            DigestCheck::Ignore => InviteAuth::Ignore,
             DigestCheck::Refuse {
                 status,
                 reason,

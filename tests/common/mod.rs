@@ -387,7 +387,12 @@ pub struct UdpPeer {
 
 impl UdpPeer {
     pub fn new(server: SocketAddr) -> UdpPeer {
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        Self::bound("127.0.0.1", server)
+    }
+
+    /// A peer on another loopback address (any of 127.0.0.0/8 works on Linux).
+    pub fn bound(local_ip: &str, server: SocketAddr) -> UdpPeer {
+        let socket = UdpSocket::bind((local_ip, 0)).expect("bind");
         socket
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");

@@ -16,17 +16,23 @@ pub struct Phone {
 impl Phone {
     /// Registers `ext` from a fresh socket: 401, then the digest answer, then 200.
     pub fn register(server: SocketAddr, ext: &str, password: &str) -> Phone {
+        Self::register_from(server, "127.0.0.1", ext, password)
+    }
+
+    /// [`Phone::register`] from a socket on another loopback address (`127.0.0.2`: "another
+    /// source" for the per-source limits).
+    pub fn register_from(server: SocketAddr, local_ip: &str, ext: &str, password: &str) -> Phone {
         use openline::sip::auth::{self, Algorithm, Challenge};
-        let sip = UdpPeer::new(server);
+        let sip = UdpPeer::bound(local_ip, server);
         let port = sip.port();
         let register = |cseq: u32, authz: Option<&str>| {
             let authz = authz
                 .map(|a| format!("Authorization: {a}\r\n"))
                 .unwrap_or_default();
             format!(
-                "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKreg{ext}{cseq};rport\r\n\
+                "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local_ip}:{port};branch=z9hG4bKreg{ext}{cseq};rport\r\n\
                  Max-Forwards: 70\r\nFrom: <sip:{ext}@127.0.0.1>;tag=r{ext}\r\nTo: <sip:{ext}@127.0.0.1>\r\nCall-ID: reg-{ext}-{port}\r\n\
-                 CSeq: {cseq} REGISTER\r\nContact: <sip:{ext}@127.0.0.1:{port}>\r\nExpires: 600\r\n{authz}Content-Length: 0\r\n\r\n"
+                 CSeq: {cseq} REGISTER\r\nContact: <sip:{ext}@{local_ip}:{port}>\r\nExpires: 600\r\n{authz}Content-Length: 0\r\n\r\n"
             )
         };
         let challenge = sip.request(&register(1, None), "401");

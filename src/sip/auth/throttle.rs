@@ -154,6 +154,31 @@ impl AuthThrottle {
         }
     }
 
+    /// The pairs in cool-down now: (IP, user, when the block ends), oldest block first.
+    pub fn blocked(&mut self, now: Instant) -> Vec<(IpAddr, String, Instant)> {
+        self.prune(now);
+        self.blocked
+            .iter()
+            .map(|(&(since, _), (ip, user))| (*ip, user.clone(), since + self.cooldown))
+            .collect()
+    }
+
+    /// Forgets every pair of this IP (an admin lifts a block); returns how many there were.
+    pub fn forget_ip(&mut self, ip: IpAddr) -> usize {
+        let keys: Vec<Key> = self.entries.keys().filter(|k| k.0 == ip).cloned().collect();
+        for k in &keys {
+            if let Some(entry) = self.entries.remove(k) {
+                self.unindex(&entry);
+            }
+        }
+        keys.len()
+    }
+
+    /// Blocks in force as of the last prune (cheap: for a gauge).
+    pub fn blocked_count(&self) -> usize {
+        self.blocked.len()
+    }
+
     /// Number of tracked (IP, user) pairs.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -197,6 +222,31 @@ mod tests {
 
     fn throttle() -> AuthThrottle {
         AuthThrottle::new(5, 60 * SEC, 300 * SEC, 1000)
+    }
+
+    #[test]
+    fn blocks_are_listed_with_their_end_and_lifted_per_ip() {
+        let mut t = throttle();
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            t.record_failure(t0, A, "101");
+        }
+        t.record_failure(t0, A, "102");
+        t.record_failure(t0 + SEC, B, "101");
+        for _ in 0..5 {
+            t.record_failure(t0 + SEC, B, "103");
+        }
+        assert_eq!(
+            t.blocked(t0 + 2 * SEC),
+            vec![
+                (A, "101".to_string(), t0 + 300 * SEC),
+                (B, "103".to_string(), t0 + 301 * SEC)
+            ]
+        );
+        assert_eq!(t.forget_ip(A), 2);
+        assert!(!t.is_blocked(t0 + 2 * SEC, A, "101"));
+        assert!(t.is_blocked(t0 + 2 * SEC, B, "103"));
+        assert_eq!(t.blocked(t0 + 301 * SEC), vec![]);
     }
 
     #[test]

@@ -117,6 +117,8 @@ pub struct Stats {
     pub responses: u64,
     pub rejected: u64,
     pub dropped: u64,
+    /// New requests from sources blocked for brute force, dropped unanswered.
+    pub blocked: u64,
 }
 
 enum ServerMachine {

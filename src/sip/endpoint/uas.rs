@@ -39,6 +39,12 @@ impl Endpoint {
             self.drain_server(now, id);
             return;
         }
+        // A source blocked for brute force gets nothing for new requests: no transaction, no
+        // answer (what is up in a dialog with it goes on).
+        if request.to.tag().is_none() && self.registrar.source_blocked(now, peer.addr.ip()) {
+            self.stats.blocked += 1;
+            return;
+        }
         let is_invite = request.method == Method::Invite;
         let txn = self.new_server(now, key.clone(), peer, is_invite);
         if request.method == Method::Cancel {
@@ -178,6 +184,12 @@ impl Endpoint {
         ) {
             InviteAuth::Anonymous => None,
             InviteAuth::Operator(ext) => Some(ext),
+            InviteAuth::Ignore => {
+                if let Some(t) = self.servers.remove(&txn) {
+                    self.server_index.remove(&t.key);
+                }
+                return;
+            }
             InviteAuth::Refuse {
                 status,
                 reason,

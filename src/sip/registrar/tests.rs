@@ -155,10 +155,10 @@ fn repeated_failures_are_throttled_per_address_and_user() {
         let expected = if i < 4 { 401 } else { 403 };
         assert_eq!(status(&out), expected, "attempt {i}");
     }
-    // Blocked now: no challenge at all, even with the right password.
+    // Blocked now: no answer at all (no challenge to try a password against).
     let utc = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
     let out = r.handle_register(now, utc, &register("101", 50, contact), peer("127.0.0.1"));
-    assert_eq!(status(&out), 403);
+    assert_eq!(out, RegisterOutcome::Ignore);
     // Another phone of the same office (same IP, other user) is not affected.
     let other = r.handle_register(now, utc, &register("102", 1, contact), peer("127.0.0.1"));
     assert_eq!(status(&other), 401);
@@ -174,6 +174,47 @@ fn repeated_failures_are_throttled_per_address_and_user() {
         60,
     );
     assert_eq!(status(&out), 200);
+}
+
+/// Regression (issue: hardening): 403 for every try of a blocked pair kept svcrack sending
+/// REGISTERs as fast as the 403s came back. Twenty failures across users from one address
+/// block the whole address; the endpoint then drops its new requests.
+#[test]
+fn failures_across_users_block_the_whole_source() {
+    let mut r = registrar();
+    let now = crate::testing::t0();
+    let contact = "Contact: <sip:x@10.0.0.5>\r\n";
+    let mut cseq = 1;
+    for user in ["101", "102", "103", "104", "105"] {
+        for _ in 0..4 {
+            assert!(!r.source_blocked(now, "127.0.0.1".parse().unwrap()));
+            login(
+                &mut r,
+                now,
+                user,
+                "bad",
+                auth::Algorithm::Md5,
+                contact,
+                cseq,
+            );
+            cseq += 2;
+        }
+    }
+    assert!(r.source_blocked(now, "127.0.0.1".parse().unwrap()));
+    assert!(!r.source_blocked(now, "127.0.0.2".parse().unwrap()));
+    let blocks = r.auth_blocks(now);
+    assert_eq!(blocks.len(), 1, "{blocks:?}");
+    assert_eq!(
+        (blocks[0].user.as_deref(), blocks[0].until),
+        (None, now + Duration::from_secs(300))
+    );
+    assert_eq!(
+        r.lift_blocks("127.0.0.1".parse().unwrap()),
+        6,
+        "the source and 5 counting pairs"
+    );
+    assert!(!r.source_blocked(now, "127.0.0.1".parse().unwrap()));
+    assert!(r.auth_blocks(now).is_empty());
 }
 
 #[test]
