@@ -64,3 +64,5 @@ log "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --all-targets --locked --no-fail-fast -- --test-threads="${OPENLINE_TEST_THREADS:-4}"
+log "fuzz smoke run (AFL++, every target for ${OPENLINE_FUZZ_SMOKE_SECONDS:-10} s)"
+scripts/fuzz.sh smoke "${OPENLINE_FUZZ_SMOKE_SECONDS:-10}"

@@ -560,7 +560,7 @@ impl FileConfig {
         }
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let mut seen = std::collections::HashSet::new();
         for op in &self.operators {
             let valid = !op.extension.is_empty()

@@ -30,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod crm;
 pub mod dialplan;
+pub mod fuzzing;
 pub mod ivr;
 pub mod media;
 pub mod queue;

@@ -143,6 +143,19 @@ impl ApiState {
     }
 }
 
+/// Every JSON body the API reads, each parsed from the same bytes as its handler parses it (the
+/// `http_json` fuzz target, `crate::fuzzing`).
+#[doc(hidden)]
+pub fn parse_request_bodies(data: &[u8]) {
+    use params::json_body;
+    let _ = json_body::<operators::StatusBody>(data);
+    let _ = json_body::<do_not_call::DoNotCallBody>(data);
+    let _ = json_body::<tokens::NewTokenBody>(data);
+    let _ = json_body::<crm::NewPersonBody>(data);
+    let _ = json_body::<session::SignIn>(data);
+    let _ = json_body::<broadcasts::creation::NewBroadcastBody>(data);
+}
+
 pub fn router(state: ApiState) -> Router {
     let http = &state.options().http;
     let limits = limits::HttpLimits::new(
