@@ -303,7 +303,10 @@ fn parse_request(start_line: &str, head: Headers, body: &[u8]) -> Result<Message
         return Err(reject(400, "Malformed Request-Line", &head));
     }
     if !version.eq_ignore_ascii_case("SIP/2.0") {
-        let looks_like_sip = version.len() > 4 && version[..4].eq_ignore_ascii_case("SIP/");
+        // By bytes: a version token with a multi-byte character in its first four bytes
+        // must not be sliced as text (a fuzzer found that panic).
+        let looks_like_sip =
+            version.len() > 4 && version.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/");
         return Err(if looks_like_sip {
             reject(505, "Version Not Supported", &head)
         } else {

@@ -179,3 +179,14 @@ fn too_many_header_fields_get_400() {
     );
     assert_eq!(outcome(response.as_bytes()), Outcome::Drop);
 }
+
+/// Regression (fuzz: sip_message, crash 1): a Request-Line whose version has a multi-byte
+/// character across its fourth byte (`SIPʚ/2.0`) panicked the parser, so one datagram could
+/// stop the SIP task. It is a malformed Request-Line (400).
+#[test]
+fn a_version_with_a_multibyte_character_is_a_malformed_request_line() {
+    let msg = "INVITE sip:user@example.com SIP\u{29a}/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKv\r\nTo: <sip:user@example.com>\r\nFrom: <sip:caller@example.net>;tag=1\r\nCall-ID: v-1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(outcome(msg.as_bytes()), Outcome::Reject(400));
+    let sip_like = msg.replace("SIP\u{29a}/2.0", "SIP/\u{29a}");
+    assert_eq!(outcome(sip_like.as_bytes()), Outcome::Reject(505));
+}
