@@ -138,9 +138,10 @@ pub struct SipConfig {
     pub default_expires: u32,
     /// Failed digest attempts per (source address, user) before a cool-down without challenges.
     pub max_auth_failures: u32,
-    /// Failed digest attempts from one source address, whatever the users, before that whole
-    /// source is ignored for the cool-down (a scanner walking extensions).
-    pub max_auth_failures_per_source: u32,
+    /// Users given a wrong password from one source address (IPv6: one /64) within the
+    /// window before that whole source is ignored for the cool-down (a scanner walking
+    /// extensions; an office's phones each stop at their own `max_auth_failures`).
+    pub max_failed_users_per_source: u32,
     #[serde(with = "duration_text")]
     pub auth_failure_window: Duration,
     #[serde(with = "duration_text")]
@@ -171,7 +172,7 @@ impl Default for SipConfig {
             max_expires: 7200,
             default_expires: 3600,
             max_auth_failures: 5,
-            max_auth_failures_per_source: 20,
+            max_failed_users_per_source: 20,
             auth_failure_window: Duration::from_secs(60),
             auth_cooldown: Duration::from_secs(300),
             nonce_secret: None,
@@ -551,13 +552,26 @@ impl FileConfig {
                 self.http.max_connections_per_source >= 1,
             ),
         ];
-        match checks.into_iter().find(|(_, ok)| !ok) {
-            Some((key, _)) => Err(ConfigError::Invalid {
+        if let Some((key, _)) = checks.into_iter().find(|(_, ok)| !ok) {
+            return Err(ConfigError::Invalid {
                 key,
                 reason: "use at least 1 (a time: at least 1s); 0 would refuse everything".into(),
-            }),
-            None => Ok(()),
+            });
         }
+        // Brute-force windows beyond a day are a typo, and would overflow the block's end.
+        let day = Duration::from_secs(86_400);
+        for (key, value) in [
+            ("sip.auth_failure_window", self.sip.auth_failure_window),
+            ("sip.auth_cooldown", self.sip.auth_cooldown),
+        ] {
+            if value > day {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "at most 1d".into(),
+                });
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
@@ -728,6 +742,17 @@ mod tests {
         let config = FileConfig::parse(text).expect("example parses");
         config.validate().expect("example validates");
         assert!(!config.operators.is_empty());
+    }
+
+    /// Regression (review): a cool-down of years overflowed the block's end and would panic
+    /// the SIP task when the blocks were listed; beyond a day it is refused at start.
+    #[test]
+    fn brute_force_windows_are_at_most_a_day() {
+        let config = FileConfig::parse("[sip]\nauth_cooldown = \"36500d\"\n").unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("sip.auth_cooldown"), "{err}");
+        let config = FileConfig::parse("[sip]\nauth_cooldown = \"1d\"\n").unwrap();
+        config.validate().unwrap();
     }
 
     #[test]

@@ -223,7 +223,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             max_failures: sip.max_auth_failures,
             failure_window: sip.auth_failure_window,
             cooldown: sip.auth_cooldown,
-            max_failures_per_source: sip.max_auth_failures_per_source,
+            max_failed_users_per_source: sip.max_failed_users_per_source,
             nonce_lifetime_secs: 300,
             algorithms: sip
                 .digest_algorithms
@@ -340,12 +340,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         notice_tx,
         acd,
     );
-    memory::spawn_trimmer(io_token.clone(), &tracker);
-    calls.set_overload_signal(overload::spawn_lag_probe(
-        calls_config.overload_lag,
-        io_token.clone(),
-        &tracker,
-    ));
+    let overloaded =
+        overload::spawn_lag_probe(calls_config.overload_lag, io_token.clone(), &tracker);
+    memory::spawn_trimmer(overloaded.clone(), io_token.clone(), &tracker);
+    calls.set_overload_signal(overloaded);
     let sip_task = sip_task::SipTask::new(endpoint, udp, node_id.clone(), records_tx, calls);
     let mut sip_handle = health.spawn_sip(sip_task.run(input_rx, command_rx, notice_rx));
     let broadcasts_stop = CancellationToken::new();

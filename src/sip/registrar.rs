@@ -25,9 +25,9 @@ pub struct RegistrarConfig {
     pub max_failures: u32,
     pub failure_window: Duration,
     pub cooldown: Duration,
-    /// Failed attempts from one source IP, whatever the users, within `failure_window` before
-    /// the whole source is blocked for `cooldown` (a scanner trying many extensions).
-    pub max_failures_per_source: u32,
+    /// Users given a wrong password from one source (IPv6: one /64) within `failure_window`
+    /// before the whole source is ignored for `cooldown` (a scanner walking extensions).
+    pub max_failed_users_per_source: u32,
     pub nonce_lifetime_secs: u64,
     /// Challenges offered, most preferred first (RFC 8760 §2.4).
     pub algorithms: Vec<auth::Algorithm>,
@@ -43,7 +43,7 @@ impl Default for RegistrarConfig {
             max_failures: 5,
             failure_window: Duration::from_secs(60),
             cooldown: Duration::from_secs(300),
-            max_failures_per_source: 20,
+            max_failed_users_per_source: 20,
             nonce_lifetime_secs: 300,
             algorithms: vec![auth::Algorithm::Md5, auth::Algorithm::Sha256],
         }
@@ -134,6 +134,18 @@ pub enum InviteAuth {
     },
 }
 
+/// The source a failure is counted against: the address, or its /64 for IPv6 (one host
+/// holds a whole /64 and could walk it to start a fresh count with every try).
+fn source_of(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0).into()
+        }
+        other => other,
+    }
+}
+
 /// A brute-force block in force (`GET /api/v1/sip/blocks`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthBlock {
@@ -149,7 +161,8 @@ pub struct Registrar {
     bindings: HashMap<String, Vec<Binding>>,
     nonces: NonceIssuer,
     throttle: AuthThrottle,
-    /// Failures per source IP across users (the user part of its keys is empty).
+    /// Users with a wrong password per source (`source_of`; the user part of its keys is
+    /// empty: each counted failure is a user new to the source in its window).
     sources: AuthThrottle,
     /// Nonce counts already accepted (replay protection).
     used: auth::replay::NonceCounts,
@@ -164,7 +177,7 @@ impl Registrar {
             100_000,
         );
         let sources = AuthThrottle::new(
-            config.max_failures_per_source,
+            config.max_failed_users_per_source,
             config.failure_window,
             config.cooldown,
             100_000,
@@ -228,7 +241,7 @@ impl Registrar {
     /// endpoint drops its new requests unanswered, which costs nothing and tells a scanner
     /// nothing.
     pub fn source_blocked(&mut self, now: Instant, ip: std::net::IpAddr) -> bool {
-        self.sources.is_blocked(now, ip, "")
+        self.sources.is_blocked(now, source_of(ip), "")
     }
 
     /// Every block in force: whole sources (no user) and (source, user) pairs.
@@ -261,11 +274,22 @@ impl Registrar {
 
     /// Lifts every block and failure count of `ip`; returns how many entries went.
     pub fn lift_blocks(&mut self, ip: std::net::IpAddr) -> usize {
-        self.sources.forget_ip(ip) + self.throttle.forget_ip(ip)
+        self.sources.forget_ip(source_of(ip)) + self.throttle.forget_ip(ip)
     }
 
-    fn challenges(&self, utc: DateTime<Utc>, stale: bool) -> Vec<(String, String)> {
+    /// What a nonce is bound to: the realm and the client's address.
+    fn nonce_scope(&self, ip: std::net::IpAddr) -> String {
+        format!("{}\u{0}{ip}", self.config.realm)
+    }
+
+    fn challenges(
+        &self,
+        utc: DateTime<Utc>,
+        stale: bool,
+        ip: std::net::IpAddr,
+    ) -> Vec<(String, String)> {
         let unix = utc.timestamp().max(0) as u64;
+        let scope = self.nonce_scope(ip);
         // RFC 8760 §2.4: the preferred algorithm's challenge comes first.
         self.config
             .algorithms
@@ -274,7 +298,7 @@ impl Registrar {
             .map(|algorithm| {
                 let challenge = Challenge {
                     realm: self.config.realm.clone(),
-                    nonce: self.nonces.issue(&self.config.realm, unix),
+                    nonce: self.nonces.issue(&scope, unix),
                     opaque: None,
                     algorithm,
                     qop_auth: true,
@@ -342,7 +366,7 @@ impl Registrar {
             status,
             reason,
             extra: this
-                .challenges(utc, stale)
+                .challenges(utc, stale, peer.addr.ip())
                 .into_iter()
                 .map(|(_, v)| (challenge_header.to_string(), v))
                 .collect(),
@@ -375,11 +399,12 @@ impl Registrar {
                 auth::Algorithm::Sha256 => s.ha1_sha256.as_str(),
             });
         let unix = utc.timestamp().max(0) as u64;
-        let verdict = auth::verify(
+        let verdict = auth::digest::verify_scoped(
             &creds,
             request.method.as_str(),
             &request.uri,
             &self.config.realm,
+            &self.nonce_scope(ip),
             stored,
             &self.nonces,
             unix,
@@ -400,11 +425,18 @@ impl Registrar {
             | Verdict::BadNonce
             | Verdict::RealmMismatch
             | Verdict::UriMismatch => {
-                self.throttle.record_failure(now, ip, &creds.username);
-                self.sources.record_failure(now, ip, "");
-                if self.sources.is_blocked(now, ip, "") {
-                    tracing::warn!(%ip, "too many failed digest attempts from this source: blocked");
-                    return forbidden;
+                let failures = self.throttle.record_failure(now, ip, &creds.username);
+                // The source counts users, not tries, and only wrong passwords: a nonce from
+                // before a restart (BadNonce) is what every phone of an office sends once, and
+                // a wrong password needs a nonce we issued, which a forged UDP source cannot
+                // easily get answered to it.
+                if failures == 1 && verdict == Verdict::WrongPassword {
+                    let source = source_of(ip);
+                    self.sources.record_failure(now, source, "");
+                    if self.sources.is_blocked(now, source, "") {
+                        tracing::warn!(%source, "wrong passwords for too many users from this source: blocked");
+                        return forbidden;
+                    }
                 }
                 if self.throttle.is_blocked(now, ip, &creds.username) {
                     return forbidden;

@@ -25,8 +25,16 @@ impl Calls {
             }
         };
         let Some((port, sockets)) = self.bind_rtp() else {
+            // The node is full by its port range: as `node_full`, the caller may come back.
             tracing::warn!("no free RTP port");
-            endpoint.reject(now, call.leg, 503, "Service Unavailable");
+            metrics::counter!("openline_calls_refused_total", "reason" => "rtp_ports").increment(1);
+            endpoint.reject_with(
+                now,
+                call.leg,
+                503,
+                "Service Unavailable",
+                &[("Retry-After", "5")],
+            );
             return false;
         };
         let local_ip = self

@@ -112,10 +112,36 @@ pub fn verify(
     nonces: &NonceIssuer,
     unix_secs: u64,
 ) -> Verdict {
+    verify_scoped(
+        creds,
+        method,
+        request_uri,
+        realm,
+        realm,
+        stored_ha1,
+        nonces,
+        unix_secs,
+    )
+}
+
+/// [`verify`] for nonces issued for `nonce_scope` rather than the realm alone (the registrar
+/// binds each nonce to the client's address: a nonce fetched from one address is `BadNonce`
+/// from another, so a forged UDP source cannot spend it).
+#[allow(clippy::too_many_arguments)]
+pub fn verify_scoped(
+    creds: &Credentials,
+    method: &str,
+    request_uri: &str,
+    realm: &str,
+    nonce_scope: &str,
+    stored_ha1: Option<&str>,
+    nonces: &NonceIssuer,
+    unix_secs: u64,
+) -> Verdict {
     if creds.realm != realm {
         return Verdict::RealmMismatch;
     }
-    let nonce_state = nonces.check(&creds.nonce, realm, unix_secs);
+    let nonce_state = nonces.check(&creds.nonce, nonce_scope, unix_secs);
     if nonce_state == NonceCheck::Invalid {
         return Verdict::BadNonce;
     }

@@ -92,8 +92,9 @@ impl AuthThrottle {
     }
 
     /// Counts a failed attempt; the `max_failures`-th within the window blocks the pair until
-    /// `now + cooldown`. Failures while blocked do not extend the block.
-    pub fn record_failure(&mut self, now: Instant, ip: IpAddr, user: &str) {
+    /// `now + cooldown`. Failures while blocked do not extend the block. Returns the pair's
+    /// failures in its window so far (1: the first, a user new to this address).
+    pub fn record_failure(&mut self, now: Instant, ip: IpAddr, user: &str) -> u32 {
         self.prune(now);
         let k = key(ip, user);
         if let Some(entry) = self.entries.get_mut(&k) {
@@ -105,7 +106,7 @@ impl AuthThrottle {
                     self.blocked.insert((now, entry.seq), k);
                 }
             }
-            return;
+            return entry.failures;
         }
         while self.entries.len() >= self.max_entries && self.evict_one() {}
         let seq = self.next_seq;
@@ -125,6 +126,7 @@ impl AuthThrottle {
                 seq,
             },
         );
+        1
     }
 
     /// Forgets the pair (successful authentication).
@@ -159,7 +161,10 @@ impl AuthThrottle {
         self.prune(now);
         self.blocked
             .iter()
-            .map(|(&(since, _), (ip, user))| (*ip, user.clone(), since + self.cooldown))
+            .map(|(&(since, _), (ip, user))| {
+                let until = since.checked_add(self.cooldown).unwrap_or(since);
+                (*ip, user.clone(), until)
+            })
             .collect()
     }
 

@@ -40,8 +40,11 @@ impl Endpoint {
             return;
         }
         // A source blocked for brute force gets nothing for new requests: no transaction, no
-        // answer (what is up in a dialog with it goes on).
-        if request.to.tag().is_none() && self.registrar.source_blocked(now, peer.addr.ip()) {
+        // answer (what is up in a dialog with it goes on, and a CANCEL of its ringing call).
+        if request.to.tag().is_none()
+            && request.method != Method::Cancel
+            && self.registrar.source_blocked(now, peer.addr.ip())
+        {
             self.stats.blocked += 1;
             return;
         }
@@ -114,12 +117,8 @@ impl Endpoint {
         peer: Peer,
     ) {
         match self.registrar.handle_register(now, utc, request, peer) {
-            RegisterOutcome::Ignore => {
-                // No answer at all: drop the transaction without a response.
-                if let Some(t) = self.servers.remove(&txn) {
-                    self.server_index.remove(&t.key);
-                }
-            }
+            // No answer at all: drop the transaction without a response.
+            RegisterOutcome::Ignore => self.forget_server(txn),
             RegisterOutcome::Reply {
                 status,
                 reason,
@@ -152,6 +151,13 @@ impl Endpoint {
         }
     }
 
+    /// Drops a server transaction that will get no response (a request we ignore).
+    fn forget_server(&mut self, txn: u64) {
+        if let Some(t) = self.servers.remove(&txn) {
+            self.server_index.remove(&t.key);
+        }
+    }
+
     fn new_call(
         &mut self,
         now: Instant,
@@ -161,8 +167,6 @@ impl Endpoint {
         request: Request,
         peer: Peer,
     ) {
-        // 100 Trying at once, so the caller's Timer A stops (§17.2.1).
-        self.reply(now, txn, &request, peer, 100, "Trying", None, &[]);
         let local_tag = new_tag();
         // Operators prove who they are; external numbers are for them only (toll fraud).
         let dialed = crate::sip::message::grammar::uri_user(&request.uri).unwrap_or_default();
@@ -184,10 +188,10 @@ impl Endpoint {
         ) {
             InviteAuth::Anonymous => None,
             InviteAuth::Operator(ext) => Some(ext),
+            // Blocked for brute force: not even a 100 Trying (after one, the caller's INVITE
+            // would wait for a final answer without end).
             InviteAuth::Ignore => {
-                if let Some(t) = self.servers.remove(&txn) {
-                    self.server_index.remove(&t.key);
-                }
+                self.forget_server(txn);
                 return;
             }
             InviteAuth::Refuse {
@@ -212,6 +216,9 @@ impl Endpoint {
                 return;
             }
         };
+        // 100 Trying once the caller is let in, so its Timer A stops (§17.2.1). The checks
+        // above answer at once or not at all.
+        self.reply(now, txn, &request, peer, 100, "Trying", None, &[]);
         if !self.accepting {
             let extra = [("Retry-After", "30")];
             self.reply(

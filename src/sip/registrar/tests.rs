@@ -21,7 +21,7 @@ fn registrar() -> Registrar {
 fn peer(ip: &str) -> Peer {
     Peer {
         transport: TransportKind::Udp,
-        addr: format!("{ip}:5062").parse().unwrap(),
+        addr: std::net::SocketAddr::new(ip.parse().unwrap(), 5062),
         conn: None,
     }
 }
@@ -177,17 +177,18 @@ fn repeated_failures_are_throttled_per_address_and_user() {
 }
 
 /// Regression (issue: hardening): 403 for every try of a blocked pair kept svcrack sending
-/// REGISTERs as fast as the 403s came back. Twenty failures across users from one address
-/// block the whole address; the endpoint then drops its new requests.
+/// REGISTERs as fast as the 403s came back. Wrong passwords for 20 different users from one
+/// address block the whole address; the endpoint then drops its new requests. Tries count once
+/// per user, and only wrong passwords: stale nonces after a restart do not block an office.
 #[test]
-fn failures_across_users_block_the_whole_source() {
+fn wrong_passwords_for_many_users_block_the_whole_source() {
     let mut r = registrar();
     let now = crate::testing::t0();
     let contact = "Contact: <sip:x@10.0.0.5>\r\n";
-    let mut cseq = 1;
-    for user in ["101", "102", "103", "104", "105"] {
-        for _ in 0..4 {
-            assert!(!r.source_blocked(now, "127.0.0.1".parse().unwrap()));
+    let here: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    // Many tries for few users: the pairs block, the source does not.
+    for user in ["101", "102"] {
+        for cseq in (1..10).step_by(2) {
             login(
                 &mut r,
                 now,
@@ -197,24 +198,84 @@ fn failures_across_users_block_the_whole_source() {
                 contact,
                 cseq,
             );
-            cseq += 2;
         }
     }
-    assert!(r.source_blocked(now, "127.0.0.1".parse().unwrap()));
+    assert!(!r.source_blocked(now, here));
+    // A nonce from another address is not ours to check a password with (BadNonce): 30
+    // such users do not count.
+    let utc = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+    let elsewhere = r.handle_register(now, utc, &register("103", 1, contact), peer("127.0.0.9"));
+    let nonce_elsewhere = challenge_of(&elsewhere, auth::Algorithm::Md5);
+    for n in 0..30 {
+        let user = format!("2{n:02}");
+        let authz = auth::authorize(
+            &nonce_elsewhere,
+            &user,
+            "bad",
+            "REGISTER",
+            "sip:127.0.0.1",
+            1,
+            "c0ffee",
+        );
+        let extra = format!("{contact}Authorization: {authz}\r\n");
+        let out = r.handle_register(now, utc, &register(&user, 2, &extra), peer("127.0.0.1"));
+        assert_eq!(
+            status(&out),
+            401,
+            "a nonce bound to another address is re-challenged"
+        );
+    }
+    assert!(!r.source_blocked(now, here));
+    // Wrong passwords for 18 more users (20 with 101 and 102): the address is blocked.
+    for n in 0..18 {
+        assert!(!r.source_blocked(now, here), "blocked after {n}");
+        login(
+            &mut r,
+            now,
+            &format!("3{n:02}"),
+            "bad",
+            auth::Algorithm::Md5,
+            contact,
+            1,
+        );
+    }
+    assert!(r.source_blocked(now, here));
     assert!(!r.source_blocked(now, "127.0.0.2".parse().unwrap()));
     let blocks = r.auth_blocks(now);
-    assert_eq!(blocks.len(), 1, "{blocks:?}");
-    assert_eq!(
-        (blocks[0].user.as_deref(), blocks[0].until),
-        (None, now + Duration::from_secs(300))
-    );
-    assert_eq!(
-        r.lift_blocks("127.0.0.1".parse().unwrap()),
-        6,
-        "the source and 5 counting pairs"
-    );
-    assert!(!r.source_blocked(now, "127.0.0.1".parse().unwrap()));
+    let whole: Vec<_> = blocks.iter().filter(|b| b.user.is_none()).collect();
+    assert_eq!(whole.len(), 1, "{blocks:?}");
+    assert_eq!(whole[0].until, now + Duration::from_secs(300));
+    assert!(r.lift_blocks(here) > 1);
+    assert!(!r.source_blocked(now, here));
     assert!(r.auth_blocks(now).is_empty());
+}
+
+/// IPv6 sources are counted per /64: walking the addresses of one's own /64 starts no new count.
+#[test]
+fn an_ipv6_source_is_its_slash_64() {
+    let mut r = registrar();
+    let now = crate::testing::t0();
+    let utc = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+    let contact = "Contact: <sip:x@[2001:db8::5]>\r\n";
+    for n in 0..20u16 {
+        let ip = format!("2001:db8:0:7::{:x}", n + 1);
+        let user = format!("4{n:02}");
+        let first = r.handle_register(now, utc, &register(&user, 1, contact), peer(&ip));
+        let challenge = challenge_of(&first, auth::Algorithm::Md5);
+        let authz = auth::authorize(
+            &challenge,
+            &user,
+            "bad",
+            "REGISTER",
+            "sip:127.0.0.1",
+            1,
+            "c0ffee",
+        );
+        let extra = format!("{contact}Authorization: {authz}\r\n");
+        r.handle_register(now, utc, &register(&user, 2, &extra), peer(&ip));
+    }
+    assert!(r.source_blocked(now, "2001:db8:0:7::ffff".parse().unwrap()));
+    assert!(!r.source_blocked(now, "2001:db8:0:8::1".parse().unwrap()));
 }
 
 #[test]
