@@ -369,3 +369,61 @@ fn an_address_of_record_that_is_not_a_sip_uri_is_a_bad_request() {
     let outcome = r.handle_register(crate::testing::t0(), utc, &req, peer("127.0.0.1"));
     assert_eq!(status(&outcome), 400);
 }
+
+fn invite_request(user: &str, cseq: u32, extra: &str) -> Request {
+    let text = format!(
+        "INVITE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKi{cseq}\r\n\
+         From: <sip:{user}@127.0.0.1>;tag=f{cseq}\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: inv-{cseq}\r\n\
+         CSeq: {cseq} INVITE\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
+    );
+    match parse(text.as_bytes()) {
+        Ok(Message::Request(r)) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Acceptance (issue: hardening): a captured INVITE Proxy-Authorization sent again is refused
+/// (a fresh challenge with stale=true), as for REGISTER.
+#[test]
+fn a_replayed_invite_authorization_is_challenged_again() {
+    let mut r = registrar();
+    let now = crate::testing::t0();
+    let utc = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+    let from = peer("127.0.0.1");
+    let InviteAuth::Refuse { status, extra, .. } =
+        r.authorize_invite(now, utc, &invite_request("101", 1, ""), from, true)
+    else {
+        panic!("no challenge")
+    };
+    assert_eq!(status, 407);
+    let challenge = extra
+        .iter()
+        .filter(|(n, _)| n == "Proxy-Authenticate")
+        .map(|(_, v)| Challenge::parse(v).unwrap())
+        .find(|c| c.algorithm == auth::Algorithm::Md5)
+        .unwrap();
+    let authz = auth::authorize(
+        &challenge,
+        "101",
+        "s3cret",
+        "INVITE",
+        "sip:100@127.0.0.1",
+        1,
+        "ab",
+    );
+    let answered = invite_request("101", 2, &format!("Proxy-Authorization: {authz}\r\n"));
+    assert_eq!(
+        r.authorize_invite(now, utc, &answered, from, true),
+        InviteAuth::Operator("101".into())
+    );
+    let InviteAuth::Refuse { status, extra, .. } =
+        r.authorize_invite(now, utc, &answered, from, true)
+    else {
+        panic!("the replay was accepted")
+    };
+    assert_eq!(status, 407);
+    assert!(
+        extra.iter().any(|(_, v)| v.contains("stale=true")),
+        "{extra:?}"
+    );
+}
