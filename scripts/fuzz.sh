@@ -28,8 +28,13 @@ ensure_cargo_afl() {
         log "installing cargo-afl $CARGO_AFL_VERSION (builds AFL++ too)"
         cargo install --locked cargo-afl --version "$CARGO_AFL_VERSION"
     fi
-    # cargo-afl builds AFL++ on first use for this rustc; do it up front, quietly.
-    cargo afl config --build >/dev/null 2>&1 || true
+    # cargo-afl builds AFL++ once per rustc; up front, quietly ("already built" is fine).
+    local out
+    if ! out=$(cargo afl config --build 2>&1) && ! grep -q "already built" <<<"$out"; then
+        log "building AFL++ failed:"
+        echo "$out" >&2
+        exit 1
+    fi
 }
 
 build() {
@@ -101,11 +106,14 @@ case "${1:-}" in
     replay)
         target=${2:?target}
         shift 2
+        ensure_cargo_afl
         build
+        failed=0
         for f in "$@"; do
             echo "-- $f"
-            "$FUZZ_TARGET_DIR/release/$target" <"$f" && echo "ok"
+            if "$FUZZ_TARGET_DIR/release/$target" <"$f"; then echo "ok"; else failed=1; fi
         done
+        exit "$failed"
         ;;
     *)
         sed -n '2,14p' "$0" >&2
