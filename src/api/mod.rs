@@ -20,7 +20,8 @@ pub mod queues;
 mod ratings;
 mod recordings;
 mod session;
-pub mod sip_blocks;
+pub mod sip_access;
+mod sip_blocks;
 mod tokens;
 mod web;
 
@@ -56,8 +57,8 @@ pub struct ApiOptions {
     pub flows: Option<flows::FlowsAccess>,
     /// The live queues and operators (set by the runtime; the SIP task owns them).
     pub acd: Option<queues::AcdAccess>,
-    /// The SIP task's brute-force blocks (set by the runtime).
-    pub sip_blocks: Option<sip_blocks::SipBlocksAccess>,
+    /// The SIP task, for what only it knows (brute-force blocks; set by the runtime).
+    pub sip: Option<sip_access::SipAccess>,
     /// The broadcast dispatcher (set by the runtime).
     pub broadcasts: Option<crate::runtime::broadcasts::BroadcastsHandle>,
     /// The trunks broadcasts may name, with their calls-per-second caps.
@@ -84,7 +85,7 @@ impl ApiOptions {
             secure_cookie: settings.file.web.secure_cookie,
             flows: None,
             acd: None,
-            sip_blocks: None,
+            sip: None,
             broadcasts: None,
             trunks: settings
                 .file

@@ -3,8 +3,9 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
+use super::sip_access::SipAccess;
 use super::{ApiError, ApiState, Caller};
 use crate::queue::Presence;
 use crate::runtime::acd::{OperatorSnapshot, QueueSnapshot};
@@ -12,26 +13,18 @@ use crate::runtime::calls::AcdRequest;
 use crate::runtime::sip_task::SipCommand;
 
 /// A way to the ACD inside the SIP task.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AcdAccess {
-    sip: mpsc::Sender<SipCommand>,
-}
-
-impl std::fmt::Debug for AcdAccess {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AcdAccess")
-    }
+    sip: SipAccess,
 }
 
 impl AcdAccess {
-    pub fn new(sip: mpsc::Sender<SipCommand>) -> Self {
+    pub fn new(sip: SipAccess) -> Self {
         AcdAccess { sip }
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> AcdRequest) -> Option<T> {
-        let (tx, rx) = oneshot::channel();
-        self.sip.send(SipCommand::Acd(make(tx))).await.ok()?;
-        rx.await.ok()
+        self.sip.ask(|reply| SipCommand::Acd(make(reply))).await
     }
 
     pub async fn queues(&self) -> Option<Vec<QueueSnapshot>> {

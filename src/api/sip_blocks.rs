@@ -7,34 +7,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
 use utoipa::ToSchema;
 
+use super::sip_access::SipAccess;
 use super::{ApiError, ApiState, Caller};
 use crate::runtime::sip_task::{AuthBlockView, SipCommand};
-
-#[derive(Clone)]
-pub struct SipBlocksAccess {
-    sip: mpsc::Sender<SipCommand>,
-}
-
-impl std::fmt::Debug for SipBlocksAccess {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SipBlocksAccess")
-    }
-}
-
-impl SipBlocksAccess {
-    pub fn new(sip: mpsc::Sender<SipCommand>) -> Self {
-        SipBlocksAccess { sip }
-    }
-
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> SipCommand) -> Option<T> {
-        let (tx, rx) = oneshot::channel();
-        self.sip.send(make(tx)).await.ok()?;
-        rx.await.ok()
-    }
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct BlockList {
@@ -43,8 +20,8 @@ pub struct BlockList {
     items: Vec<AuthBlockView>,
 }
 
-fn access(state: &ApiState) -> Result<&SipBlocksAccess, ApiError> {
-    state.options().sip_blocks.as_ref().ok_or_else(gone)
+fn access(state: &ApiState) -> Result<&SipAccess, ApiError> {
+    state.options().sip.as_ref().ok_or_else(gone)
 }
 
 #[utoipa::path(get, path = "/api/v1/sip/blocks", tag = "admin",

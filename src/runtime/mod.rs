@@ -361,14 +361,15 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         broadcasts_stop.clone(),
     );
 
+    let sip_access = api::sip_access::SipAccess::new(command_tx.clone());
     let api_state = ApiState::new(
         store.clone(),
         metrics,
         node_id.clone(),
         api::ApiOptions {
             flows: Some(flows_for_api),
-            acd: Some(api::queues::AcdAccess::new(command_tx.clone())),
-            sip_blocks: Some(api::sip_blocks::SipBlocksAccess::new(command_tx.clone())),
+            acd: Some(api::queues::AcdAccess::new(sip_access.clone())),
+            sip: Some(sip_access),
             broadcasts: Some(broadcasts),
             clock,
             tts: tts_available,

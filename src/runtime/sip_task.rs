@@ -48,6 +48,34 @@ pub struct AuthBlockView {
     pub until: chrono::DateTime<Utc>,
 }
 
+/// What the node holds, set after every message: handles looked up once, so each update is an
+/// atomic store rather than a registry lookup (this runs per SIP message).
+struct Gauges {
+    calls: metrics::Gauge,
+    transactions: metrics::Gauge,
+    legs: metrics::Gauge,
+    timers: metrics::Gauge,
+    ports_free: metrics::Gauge,
+    blocked_sources: metrics::Gauge,
+    blocked_users: metrics::Gauge,
+    blocked_dropped: metrics::Counter,
+}
+
+impl Gauges {
+    fn new() -> Self {
+        Gauges {
+            calls: metrics::gauge!("openline_calls_active"),
+            transactions: metrics::gauge!("openline_sip_transactions"),
+            legs: metrics::gauge!("openline_sip_legs"),
+            timers: metrics::gauge!("openline_sip_timers"),
+            ports_free: metrics::gauge!("openline_rtp_ports_free"),
+            blocked_sources: metrics::gauge!("openline_sip_auth_blocks", "kind" => "source"),
+            blocked_users: metrics::gauge!("openline_sip_auth_blocks", "kind" => "user"),
+            blocked_dropped: metrics::counter!("openline_sip_blocked_dropped_total"),
+        }
+    }
+}
+
 pub struct SipTask {
     pub endpoint: Endpoint,
     pub udp: Arc<UdpSocket>,
@@ -55,6 +83,7 @@ pub struct SipTask {
     pub node_id: String,
     pub records: RecordsTx,
     pub calls: Calls,
+    gauges: Gauges,
 }
 
 impl SipTask {
@@ -72,6 +101,7 @@ impl SipTask {
             node_id,
             records,
             calls,
+            gauges: Gauges::new(),
         }
     }
 
@@ -181,16 +211,16 @@ impl SipTask {
                 Output::Event(event) => self.on_event(event),
             }
         }
-        metrics::gauge!("openline_calls_active").set(self.calls.len() as f64);
-        metrics::gauge!("openline_sip_transactions").set(self.endpoint.transaction_count() as f64);
-        metrics::gauge!("openline_sip_legs").set(self.endpoint.leg_count() as f64);
-        metrics::gauge!("openline_sip_timers").set(self.endpoint.timer_count() as f64);
+        let g = &self.gauges;
+        g.calls.set(self.calls.len() as f64);
+        g.transactions.set(self.endpoint.transaction_count() as f64);
+        g.legs.set(self.endpoint.leg_count() as f64);
+        g.timers.set(self.endpoint.timer_count() as f64);
         let (sources, pairs) = self.endpoint.registrar().block_counts();
-        metrics::gauge!("openline_sip_auth_blocks", "kind" => "source").set(sources as f64);
-        metrics::gauge!("openline_sip_auth_blocks", "kind" => "user").set(pairs as f64);
-        metrics::counter!("openline_sip_blocked_dropped_total")
-            .absolute(self.endpoint.stats.blocked);
-        metrics::gauge!("openline_rtp_ports_free").set(self.calls.free_ports() as f64);
+        g.blocked_sources.set(sources as f64);
+        g.blocked_users.set(pairs as f64);
+        g.blocked_dropped.absolute(self.endpoint.stats.blocked);
+        g.ports_free.set(self.calls.free_ports() as f64);
     }
 
     async fn send(&mut self, peer: Peer, bytes: Bytes) {

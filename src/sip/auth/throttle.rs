@@ -232,7 +232,7 @@ mod tests {
     #[test]
     fn blocks_are_listed_with_their_end_and_lifted_per_ip() {
         let mut t = throttle();
-        let t0 = Instant::now();
+        let t0 = crate::testing::t0();
         for _ in 0..5 {
             t.record_failure(t0, A, "101");
         }

@@ -5,6 +5,7 @@
 //! `poll_output` returns: bytes to send to a [`Peer`] and [`Event`]s for the call layer. The call layer
 //! answers incoming calls through `ring`, `answer`, `reject` and `hangup`.
 
+mod leg_commands;
 mod uac;
 mod uas;
 

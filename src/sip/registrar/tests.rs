@@ -67,12 +67,43 @@ fn login(
     contact: &str,
     cseq: u32,
 ) -> RegisterOutcome {
+    login_from(r, now, "127.0.0.1", user, password, alg, contact, cseq)
+}
+
+/// [`login`] from another source address.
+#[allow(clippy::too_many_arguments)]
+fn login_from(
+    r: &mut Registrar,
+    now: Instant,
+    ip: &str,
+    user: &str,
+    password: &str,
+    alg: auth::Algorithm,
+    contact: &str,
+    cseq: u32,
+) -> RegisterOutcome {
     let utc = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
-    let first = r.handle_register(now, utc, &register(user, cseq, contact), peer("127.0.0.1"));
+    let first = r.handle_register(now, utc, &register(user, cseq, contact), peer(ip));
     assert_eq!(status(&first), 401);
     let challenge = challenge_of(&first, alg);
+    answer(r, now, ip, &challenge, user, password, contact, cseq + 1)
+}
+
+/// A REGISTER from `ip` answering `challenge` with `password`.
+#[allow(clippy::too_many_arguments)]
+fn answer(
+    r: &mut Registrar,
+    now: Instant,
+    ip: &str,
+    challenge: &Challenge,
+    user: &str,
+    password: &str,
+    contact: &str,
+    cseq: u32,
+) -> RegisterOutcome {
+    let utc = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
     let authz = auth::authorize(
-        &challenge,
+        challenge,
         user,
         password,
         "REGISTER",
@@ -81,12 +112,7 @@ fn login(
         "c0ffee",
     );
     let extra = format!("{contact}Authorization: {authz}\r\n");
-    r.handle_register(
-        now,
-        utc,
-        &register(user, cseq + 1, &extra),
-        peer("127.0.0.1"),
-    )
+    r.handle_register(now, utc, &register(user, cseq, &extra), peer(ip))
 }
 
 #[test]
@@ -208,17 +234,16 @@ fn wrong_passwords_for_many_users_block_the_whole_source() {
     let nonce_elsewhere = challenge_of(&elsewhere, auth::Algorithm::Md5);
     for n in 0..30 {
         let user = format!("2{n:02}");
-        let authz = auth::authorize(
+        let out = answer(
+            &mut r,
+            now,
+            "127.0.0.1",
             &nonce_elsewhere,
             &user,
             "bad",
-            "REGISTER",
-            "sip:127.0.0.1",
-            1,
-            "c0ffee",
+            contact,
+            2,
         );
-        let extra = format!("{contact}Authorization: {authz}\r\n");
-        let out = r.handle_register(now, utc, &register(&user, 2, &extra), peer("127.0.0.1"));
         assert_eq!(
             status(&out),
             401,
@@ -255,24 +280,20 @@ fn wrong_passwords_for_many_users_block_the_whole_source() {
 fn an_ipv6_source_is_its_slash_64() {
     let mut r = registrar();
     let now = crate::testing::t0();
-    let utc = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
     let contact = "Contact: <sip:x@[2001:db8::5]>\r\n";
     for n in 0..20u16 {
         let ip = format!("2001:db8:0:7::{:x}", n + 1);
         let user = format!("4{n:02}");
-        let first = r.handle_register(now, utc, &register(&user, 1, contact), peer(&ip));
-        let challenge = challenge_of(&first, auth::Algorithm::Md5);
-        let authz = auth::authorize(
-            &challenge,
+        login_from(
+            &mut r,
+            now,
+            &ip,
             &user,
             "bad",
-            "REGISTER",
-            "sip:127.0.0.1",
+            auth::Algorithm::Md5,
+            contact,
             1,
-            "c0ffee",
         );
-        let extra = format!("{contact}Authorization: {authz}\r\n");
-        r.handle_register(now, utc, &register(&user, 2, &extra), peer(&ip));
     }
     assert!(r.source_blocked(now, "2001:db8:0:7::ffff".parse().unwrap()));
     assert!(!r.source_blocked(now, "2001:db8:0:8::1".parse().unwrap()));
