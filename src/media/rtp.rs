@@ -116,6 +116,15 @@ pub struct Received {
 
 /// Largest jump of the peer's timestamps we still follow (10 s); beyond it the stream is re-based.
 const MAX_TIMESTAMP_JUMP: i64 = 8000 * 10;
+/// How far the newest packet of a stream may sit behind the call clock (100 ms) before the stream
+/// is re-placed at "now": its timestamps lag real time (a phone that stopped sending during a mute
+/// without advancing them, a slow clock). Left alone, everything after such a stall would arrive
+/// "in the past" and be dropped by the recorder, which writes out silence 200 ms behind the clock.
+/// Older packets (reordered, duplicated) never re-place the stream.
+const MAX_LAG: i64 = 800;
+/// How far ahead of the call clock the newest packet may sit (1 s) before the stream is re-placed
+/// (a fast clock, or the lag correction above ratcheting forward over hours of jitter spikes).
+const MAX_LEAD: i64 = 8000;
 
 /// The peer's stream as we receive it.
 #[derive(Debug, Clone, Default)]
@@ -127,6 +136,8 @@ pub struct Incoming {
     ssrc: Option<u32>,
     /// (peer timestamp, call-clock position) of the reference packet of the current SSRC.
     base: Option<(u32, u64)>,
+    /// The newest timestamp seen on the current SSRC.
+    newest: Option<u32>,
     pub stats: ReceiveStats,
     pub refused: u64,
 }
@@ -246,15 +257,25 @@ impl Incoming {
             // placed at "now".
             self.ssrc = Some(h.ssrc);
             self.base = Some((h.timestamp, now_position));
+            self.newest = None;
             self.stats = ReceiveStats::default();
+        }
+        let newest = self
+            .newest
+            .is_none_or(|n| h.timestamp.wrapping_sub(n) as i32 > 0);
+        if newest {
+            self.newest = Some(h.timestamp);
         }
         let (base_ts, base_pos) = self.base.unwrap_or((h.timestamp, now_position));
         let offset = i64::from(h.timestamp.wrapping_sub(base_ts) as i32);
-        let position = if offset.abs() > MAX_TIMESTAMP_JUMP || base_pos as i64 + offset < 0 {
+        let placed = base_pos as i64 + offset;
+        let now = now_position as i64;
+        let off_clock = newest && (placed + MAX_LAG < now || placed > now + MAX_LEAD);
+        let position = if offset.abs() > MAX_TIMESTAMP_JUMP || placed < 0 || off_clock {
             self.base = Some((h.timestamp, now_position));
             now_position
         } else {
-            (base_pos as i64 + offset) as u64
+            placed as u64
         };
         self.stats
             .update(h.sequence_number, now_position as i64, h.timestamp);
@@ -349,6 +370,35 @@ mod tests {
             .unwrap();
         assert_eq!(p2.position, 6000);
         assert_eq!(p2.ssrc, 2);
+    }
+
+    /// Regression (call_control_e2e): a peer that stopped sending for seconds and went on with
+    /// its timestamps where they were had all later audio placed seconds in the past, and the
+    /// recorder (already past that point) dropped every packet: the rest of the call was silent.
+    #[test]
+    fn a_stream_whose_timestamps_lag_or_lead_the_clock_is_re_placed_at_now() {
+        let mut a = Outgoing::new(1, 0, 77);
+        let mut rx = Incoming::default();
+        let src = addr("127.0.0.1:9000");
+        let at = |rx: &mut Incoming, a: &mut Outgoing, now: u64, ts: u64| {
+            rx.on_datagram(now, src, &a.packet(0, ts, &[0; 160]))
+                .unwrap()
+                .position
+        };
+        assert_eq!(at(&mut rx, &mut a, 1000, 0), 1000);
+        assert_eq!(at(&mut rx, &mut a, 1160, 160), 1160);
+        // Two seconds of nothing, then the next timestamp: re-placed at now.
+        assert_eq!(at(&mut rx, &mut a, 17_160, 320), 17_160);
+        assert_eq!(
+            at(&mut rx, &mut a, 17_320, 480),
+            17_320,
+            "and followed from there"
+        );
+        // An old packet arriving late does not move the stream (it is simply late).
+        assert_eq!(at(&mut rx, &mut a, 17_400, 400), 17_240);
+        assert_eq!(at(&mut rx, &mut a, 17_480, 640), 17_480);
+        // Timestamps running a second and more ahead of the clock: re-placed too.
+        assert_eq!(at(&mut rx, &mut a, 17_640, 640 + 9_000), 17_640);
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub struct RtpPeer {
     ssrc: u32,
     /// Timestamp of our first sample.
     ts0: u32,
+    /// When the first packet went out: later talk spurts are stamped by the time since, as a
+    /// phone's clock runs on while it sends nothing (silence suppression, a pause in the test).
+    first_sent: Option<Instant>,
 }
 
 /// What we received: (RTP timestamp, payload type, payload) in arrival order.
@@ -44,6 +47,7 @@ impl RtpPeer {
             seq: 1000,
             ssrc: 0x7e57_0001,
             ts0: 90_000,
+            first_sent: None,
         }
     }
 
@@ -76,6 +80,10 @@ impl RtpPeer {
     /// Returns everything received meanwhile and the instant the first packet went out.
     pub fn converse(&mut self, audio: &[i16], events: &[(usize, char, u8)]) -> (Received, Instant) {
         let start = Instant::now();
+        let first = *self.first_sent.get_or_insert(start);
+        // This spurt's first timestamp: the real time since the first packet, in whole frames.
+        let elapsed = (start - first).as_millis() as u32 / 20 * 160;
+        let spurt_ts = self.ts0.wrapping_add(elapsed);
         let mut received = Vec::new();
         let mut buf = [0u8; 2048];
         let frames = audio.len().div_ceil(160);
@@ -85,7 +93,7 @@ impl RtpPeer {
                 self.receive_into(&mut received, &mut buf);
             }
             let frame = &audio[n * 160..((n + 1) * 160).min(audio.len())];
-            let ts = self.ts0.wrapping_add((n * 160) as u32);
+            let ts = spurt_ts.wrapping_add((n * 160) as u32);
             self.send(0, n == 0, ts, &ulaw(frame));
             for &(at, digit, pt) in events {
                 // RFC 4733: updates every 20 ms for 120 ms, then three end packets, one timestamp.
@@ -100,7 +108,7 @@ impl RtpPeer {
                         (duration >> 8) as u8,
                         duration as u8,
                     ];
-                    let ts = self.ts0.wrapping_add(at as u32);
+                    let ts = spurt_ts.wrapping_add(at as u32);
                     self.send(pt, offset == 0, ts, &payload);
                 }
             }
