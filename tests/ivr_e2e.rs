@@ -1,6 +1,6 @@
-//! IVR end to end: a real caller over 127.0.0.1 walks YAML flows with RFC 4733 and in-band keys,
-//! leaves a voicemail, goes through a webhook (answered and timed out), and flows reload while a
-//! call is in them. The visited path is read back from the call record.
+//! IVR end to end: a real caller over 127.0.0.1 walks YAML flows with RFC 4733, in-band and SIP
+//! INFO keys (SIPp), leaves a voicemail, goes through a webhook (answered and timed out), and flows
+//! reload while a call is in them. The visited path is read back from the call record.
 
 mod common;
 
@@ -132,6 +132,75 @@ fn menu_keys_as_rfc4733_and_in_band_tones_are_in_the_call_path() {
     assert_eq!(
         path_of(&record),
         vec![("menu".into(), "1".into()), ("one".into(), String::new())]
+    );
+}
+
+const TWO_LEVELS: &str = "id: main
+entry: menu
+nodes:
+  menu:
+    menu:
+      play: main-menu.wav
+      timeout: 10s
+      options: { \"2\": billing }
+  billing:
+    menu:
+      play: main-menu.wav
+      timeout: 10s
+      options: { \"1\": done }
+  done:
+    play: goodbye.wav
+";
+
+#[test]
+fn sip_info_digits_from_sipp_drive_a_two_level_menu_and_a_bad_body_gets_400() {
+    let ivr = ivr_server(&[("main.yaml", TWO_LEVELS)], "");
+    let work = tempfile::tempdir().unwrap();
+    let args: Vec<String> = [
+        ivr.server.sip.to_string(),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-mp".into(),
+        free_media_port().to_string(),
+        "-sf".into(),
+        data_path("sipp/uac_info_dtmf.xml").display().to_string(),
+        "-cid_str".into(),
+        "info-dtmf-%u".into(),
+        "-m".into(),
+        "1".into(),
+    ]
+    .into();
+    let (code, output) = sipp(work.path(), &args);
+    assert_eq!(code, 0, "SIPp's INFO scenario failed:\n{output}");
+    let record = finished_call(&ivr.server, "info-dtmf-1");
+    assert_eq!(
+        path_of(&record),
+        vec![
+            ("menu".into(), "2".into()),
+            ("billing".into(), "1".into()),
+            ("done".into(), String::new())
+        ]
+    );
+    assert_eq!(record["disposition"], "ivr.completed");
+    let digits: Vec<(String, String)> = record["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "digit")
+        .map(|e| {
+            let d = &e["detail"];
+            (
+                d["digit"].as_str().unwrap().into(),
+                d["source"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        digits,
+        vec![
+            ("2".into(), "sip_info".into()),
+            ("1".into(), "sip_info".into())
+        ]
     );
 }
 

@@ -5,6 +5,7 @@
 
 mod auth;
 mod broadcasts;
+mod call_control;
 mod calls;
 mod crm;
 mod do_not_call;
@@ -178,6 +179,14 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/calls", get(calls::list))
         .route("/api/v1/calls/{id}", get(calls::get_one))
+        .route(
+            "/api/v1/calls/{id}/recording/pause",
+            post(call_control::pause),
+        )
+        .route(
+            "/api/v1/calls/{id}/recording/resume",
+            post(call_control::resume),
+        )
         .route("/api/v1/recordings/{id}", get(recordings::serve))
         .route("/api/v1/leads", get(crm::list_leads).post(crm::create_lead))
         .route(

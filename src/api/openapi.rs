@@ -6,8 +6,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    broadcasts, calls, crm, do_not_call, events, flows, operators, queues, ratings, recordings,
-    session, sip_blocks, tokens,
+    broadcasts, call_control, calls, crm, do_not_call, events, flows, operators, queues, ratings,
+    recordings, session, sip_blocks, tokens,
 };
 
 #[derive(OpenApi)]
@@ -25,6 +25,8 @@ use super::{
         session::sign_out,
         calls::list,
         calls::get_one,
+        call_control::pause,
+        call_control::resume,
         recordings::serve,
         crm::list_leads,
         crm::create_lead,

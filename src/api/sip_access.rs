@@ -28,3 +28,12 @@ impl SipAccess {
         rx.await.ok()
     }
 }
+
+/// The answer when the SIP task is gone (shutting down).
+pub(super) fn unavailable() -> super::ApiError {
+    super::ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "sip.unavailable",
+        "the SIP task is not running",
+    )
+}

@@ -10,6 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::sip_access::SipAccess;
+use super::sip_access::unavailable;
 use super::{ApiError, ApiState, Caller};
 use crate::runtime::sip_task::{AuthBlockView, SipCommand};
 
@@ -21,7 +22,7 @@ pub struct BlockList {
 }
 
 fn access(state: &ApiState) -> Result<&SipAccess, ApiError> {
-    state.options().sip.as_ref().ok_or_else(gone)
+    state.options().sip.as_ref().ok_or_else(unavailable)
 }
 
 #[utoipa::path(get, path = "/api/v1/sip/blocks", tag = "admin",
@@ -34,7 +35,7 @@ pub async fn list(
     let items = access(&state)?
         .ask(SipCommand::AuthBlocks)
         .await
-        .ok_or_else(gone)?;
+        .ok_or_else(unavailable)?;
     Ok(Json(BlockList { items }))
 }
 
@@ -53,7 +54,7 @@ pub async fn lift(
     let lifted = access(&state)?
         .ask(|reply| SipCommand::LiftBlocks(ip, reply))
         .await
-        .ok_or_else(gone)?;
+        .ok_or_else(unavailable)?;
     if lifted == 0 {
         return Err(ApiError::not_found(
             "sip.not_blocked",
@@ -61,12 +62,4 @@ pub async fn lift(
         ));
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn gone() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "sip.unavailable",
-        "the SIP task is not running",
-    )
 }

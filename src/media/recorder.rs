@@ -9,6 +9,7 @@
 //! opens as it stood at the last rewrite; [`repair`] (run at start) recovers the rest that reached the
 //! disk. An IO error — a full disk above all — stops the recording, never the call.
 
+mod comment;
 mod repair;
 #[cfg(test)]
 mod tests;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use hound::{SampleFormat, WavSpec, WavWriter};
 
+pub use comment::{append_comment, read_comment};
 pub use repair::{FormatProblem, repair};
 
 /// Recording sample rate (the call's clock ticks in these samples).

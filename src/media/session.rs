@@ -60,6 +60,8 @@ pub struct SessionConfig {
 pub enum DigitSource {
     Rfc4733,
     Inband,
+    /// A SIP INFO in the call's dialog (`application/dtmf-relay`, `application/dtmf`).
+    SipInfo,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -578,6 +580,20 @@ impl MediaSession {
             && let Some(digit) = self.merger.rfc4733(digit, packet.position)
         {
             self.digit(digit, DigitSource::Rfc4733, packet.position);
+        }
+    }
+
+    /// A key press that came by signalling (SIP INFO) at `now`: merged with the media paths'
+    /// reports of the same press, then reported like them. Returns whether it was a new press (a
+    /// bridged call passes it on to the other leg only then).
+    pub fn on_info_digit(&mut self, now: Instant, digit: char) -> bool {
+        let at_sample = position_at(self.t0, now);
+        match self.merger.sip_info(digit, at_sample) {
+            Some(digit) => {
+                self.digit(digit, DigitSource::SipInfo, at_sample);
+                true
+            }
+            None => false,
         }
     }
 

@@ -38,6 +38,10 @@ pub enum CallCommand {
     /// A re-INVITE changed the session (hold, resume, new address).
     Renegotiate(SessionConfig),
     SendDigit(char),
+    /// A key the caller pressed, sent by SIP INFO instead of in the media.
+    InfoDigit(char),
+    /// A key the bridged operator pressed, sent by SIP INFO: passed on to the caller.
+    OperatorInfoDigit(char),
     /// The SIP task's answer to `CallNotice::Dial` when the dial failed.
     DialResult(ivr::DialResult),
     /// The dialed operator answered: its leg's sockets and media, to bridge with the caller.
@@ -61,8 +65,23 @@ pub enum CallCommand {
     Unbridge,
     /// A re-INVITE from the operator's phone changed its leg's session (hold, resume).
     RenegotiateOther(SessionConfig),
+    /// Pause or resume the call's recording (the operator keeps card numbers out of it).
+    SetRecordingPaused {
+        paused: bool,
+        reply: tokio::sync::oneshot::Sender<RecordingState>,
+    },
     /// The call is over (the caller hung up or the server ends it): finish and stop.
     Stop,
+}
+
+/// A call's recording as a pause or resume request leaves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingState {
+    Recording,
+    Paused,
+    /// The call is not being recorded (nothing to pause).
+    NotRecording,
 }
 
 /// What a call tells the SIP task.
@@ -96,6 +115,13 @@ pub enum CallNotice {
     Rating {
         leg: LegId,
         rating: u8,
+    },
+    /// The recording was paused or resumed: `at_ms` on the call clock, `recording_ms` in the file.
+    RecordingPaused {
+        leg: LegId,
+        paused: bool,
+        at_ms: u64,
+        recording_ms: u64,
     },
     /// A voicemail message was saved as a recording of the call.
     Voicemail {
@@ -389,6 +415,8 @@ pub async fn run(
                 Some(CallCommand::Confirmed) => task.session.confirm(),
                 Some(CallCommand::Renegotiate(config)) => task.session.renegotiate(Instant::now(), config),
                 Some(CallCommand::SendDigit(digit)) => task.session.send_digit(Instant::now(), digit),
+                Some(CallCommand::InfoDigit(digit)) => task.info_digit(digit),
+                Some(CallCommand::OperatorInfoDigit(digit)) => task.session.send_digit(Instant::now(), digit),
                 Some(CallCommand::DialResult(result)) => task.engine_event(IvrEvent::DialResult(result)),
                 Some(CallCommand::Bridge { rtp, rtcp, session, queue }) => task.bridge(rtp, rtcp, session, queue),
                 Some(CallCommand::Queued { hold_music, announce_recording }) => task.queued(hold_music, announce_recording),
@@ -403,6 +431,9 @@ pub async fn run(
                     if let Some(o) = task.other.as_mut() {
                         o.session.renegotiate(Instant::now(), config);
                     }
+                }
+                Some(CallCommand::SetRecordingPaused { paused, reply }) => {
+                    let _ = reply.send(task.set_recording_paused(paused));
                 }
                 Some(CallCommand::Stop) | None => break,
             },
@@ -715,6 +746,18 @@ impl Task {
             }
             PlayOwner::HoldMusic | PlayOwner::QueueNotice => self.play_hold_music(),
             PlayOwner::Broadcast => self.broadcast_message_done(interrupted),
+        }
+    }
+
+    /// The caller's SIP INFO key press: handled like one heard in the media (menus, voicemail,
+    /// rating, broadcasts); while bridged the operator's phone gets it too, as RFC 4733 events or
+    /// a tone (a press the media also carried was relayed already).
+    fn info_digit(&mut self, digit: char) {
+        let now = Instant::now();
+        if self.session.on_info_digit(now, digit)
+            && let Some(o) = self.other.as_mut()
+        {
+            o.session.send_digit(now, digit);
         }
     }
 

@@ -5,12 +5,14 @@
 //! this module keeps only the bookkeeping the SIP side needs and talks to the tasks over channels.
 
 mod admission;
+mod control;
 mod dial;
 mod media;
 mod originate;
 mod own_calls;
 mod queue;
 
+pub use control::RecordingControl;
 pub use own_calls::ExternalDialing;
 pub use queue::{AcdRequest, QueueBridge};
 
@@ -630,6 +632,7 @@ impl Calls {
                 let source = match source {
                     DigitSource::Rfc4733 => "rfc4733",
                     DigitSource::Inband => "inband",
+                    DigitSource::SipInfo => "sip_info",
                 };
                 metrics::counter!("openline_dtmf_digits_total", "source" => source).increment(1);
                 self.event(leg, "digit", serde_json::json!({ "digit": digit.to_string(), "source": source, "at_ms": at_ms }));
@@ -683,6 +686,20 @@ impl Calls {
                     size_bytes: info.size_bytes as i64,
                     at: utc,
                 });
+            }
+            CallNotice::RecordingPaused {
+                leg,
+                paused,
+                at_ms,
+                recording_ms,
+            } => {
+                let kind = if paused {
+                    "recording_paused"
+                } else {
+                    "recording_resumed"
+                };
+                let detail = serde_json::json!({ "at_ms": at_ms, "recording_ms": recording_ms });
+                self.event(leg, kind, detail);
             }
             CallNotice::RecordingFailed { leg, error } => {
                 self.event(

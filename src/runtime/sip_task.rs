@@ -37,6 +37,8 @@ pub enum SipCommand {
     AuthBlocks(oneshot::Sender<Vec<AuthBlockView>>),
     /// An admin lifts the blocks of an address; replies how many entries went.
     LiftBlocks(std::net::IpAddr, oneshot::Sender<usize>),
+    /// Pause or resume a live call's recording.
+    Recording(super::calls::RecordingControl),
 }
 
 /// A brute-force block as the API shows it.
@@ -193,6 +195,7 @@ impl SipTask {
                 tracing::info!(%ip, lifted, "brute-force blocks lifted by an admin");
                 let _ = reply.send(lifted);
             }
+            SipCommand::Recording(request) => self.calls.recording_control(request),
             SipCommand::Originate(request) => {
                 self.calls.originate(&mut self.endpoint, now, *request)
             }
@@ -268,6 +271,7 @@ impl SipTask {
                 self.calls
                     .leg_ended(&mut self.endpoint, Instant::now().into_std(), leg, reason)
             }
+            Event::InfoDigit { leg, digit } => self.calls.info_digit(leg, digit),
             Event::Binding(change) => self.binding_changed(change),
         }
     }

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod dialog;
 pub mod endpoint;
+pub mod info_dtmf;
 pub mod message;
 pub mod registrar;
 pub mod sdp;

@@ -535,6 +535,26 @@ pub fn bye(peer: &UdpPeer, call_id: &str, ok: &str) {
     peer.request(&msg, "200 OK");
 }
 
+/// An INFO in the caller's dialog with `body` of `content_type`; returns the final response.
+pub fn info(
+    peer: &UdpPeer,
+    call_id: &str,
+    ok: &str,
+    cseq: u32,
+    content_type: &str,
+    body: &str,
+) -> String {
+    let port = peer.port();
+    let to = header(ok, "To").expect("To in 200");
+    let msg = format!(
+        "INFO sip:openline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}i{cseq};rport\r\n\
+         Max-Forwards: 70\r\nFrom: \"Test\" <sip:caller@127.0.0.1>;tag=uac{call_id}\r\nTo: {to}\r\n\
+         Call-ID: {call_id}\r\nCSeq: {cseq} INFO\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    peer.request(&msg, "SIP/2.0 ")
+}
+
 /// ACK for a 2xx (a new transaction, §13.2.2.4) — the To comes from the 200.
 pub fn ack(peer: &UdpPeer, call_id: &str, ok: &str) {
     let port = peer.port();

@@ -152,6 +152,19 @@ impl Phone {
 
     /// Hangs up the dialog `invite` created (after `answer`).
     pub fn bye(&mut self, invite: &str) {
+        self.in_dialog(invite, "BYE", 10, "", "");
+    }
+
+    /// Sends `method` in the dialog `invite` created (after `answer`), re-sent until a final
+    /// response, which it returns.
+    pub fn in_dialog(
+        &mut self,
+        invite: &str,
+        method: &str,
+        cseq: u32,
+        extra: &str,
+        body: &str,
+    ) -> String {
         let port = self.sip.port();
         let from = header(invite, "From").unwrap();
         let to = header(invite, "To").unwrap();
@@ -165,18 +178,27 @@ impl Phone {
             .chars()
             .filter(char::is_ascii_alphanumeric)
             .collect();
-        let bye = format!(
-            "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKbye{branch};rport\r\nMax-Forwards: 70\r\n\
-             From: {to};tag=ph{}\r\nTo: {from}\r\nCall-ID: {call_id}\r\nCSeq: 10 BYE\r\nContent-Length: 0\r\n\r\n",
-            self.ext
+        let request = format!(
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{method}{cseq}{branch};rport\r\nMax-Forwards: 70\r\n\
+             From: {to};tag=ph{}\r\nTo: {from}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            self.ext,
+            body.len()
         );
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            assert!(Instant::now() < deadline, "no 200 for {}'s BYE", self.ext);
-            self.sip.send(bye.as_bytes());
+            assert!(
+                Instant::now() < deadline,
+                "no final answer to {}'s {method}",
+                self.ext
+            );
+            self.sip.send(request.as_bytes());
             let got = self.poll();
-            if got.is_some_and(|m| m.starts_with("SIP/2.0 200") && m.contains("BYE")) {
-                return;
+            if let Some(m) = got.filter(|m| {
+                m.starts_with("SIP/2.0 ")
+                    && !m.starts_with("SIP/2.0 1")
+                    && m.contains(&format!("{cseq} {method}"))
+            }) {
+                return m;
             }
         }
     }

@@ -1,31 +1,33 @@
-//! One key press, one digit: merges digits from RFC 4733 events and from the in-band detector that
-//! describe the same press (a gateway that sends both), on the call's 8 kHz media clock.
+//! One key press, one digit: merges digits from RFC 4733 events, SIP INFO and the in-band detector
+//! that describe the same press (a gateway or phone that sends more than one), on the call's 8 kHz
+//! media clock.
 
-/// Where a digit came from.
+/// Where a digit came from (a bit each, so a press remembers every path that reported it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
-    Rfc4733,
-    Inband,
+    Rfc4733 = 1,
+    Inband = 2,
+    SipInfo = 4,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Seen {
     digit: char,
     at: u64,
-    source: Source,
-    /// Already paired with a digit from the other source.
-    paired: bool,
+    /// The sources that reported this press so far (`Source` bits).
+    sources: u8,
 }
 
 /// Most digits remembered; older ones are forgotten first (a press is far rarer than this).
 const MAX_REMEMBERED: usize = 32;
 
-/// Merges the two digit sources of a call.
+/// Merges the digit sources of a call.
 ///
-/// A digit from one source is swallowed when the same digit came from the *other* source within
-/// `window_samples` (either order) and that earlier digit has not been paired yet; otherwise it is
-/// passed on. So each source keeps its own repeats (a fast "55" over RFC 4733 stays two digits), a press
-/// heard both ways yields one digit (whichever arrived first), and different digits are never merged.
+/// A digit from one source is swallowed when the same digit came from *another* source within
+/// `window_samples` (either order) and that press has not been reported by this source yet;
+/// otherwise it is passed on. So each source keeps its own repeats (a fast "55" over RFC 4733 stays
+/// two digits), a press reported several ways yields one digit (whichever arrived first), and
+/// different digits are never merged.
 #[derive(Debug, Clone)]
 pub struct DigitMerger {
     window: u64,
@@ -33,8 +35,9 @@ pub struct DigitMerger {
 }
 
 impl DigitMerger {
-    /// `window_samples`: how far apart on the media clock the two reports of one press may be, e.g.
-    /// `8000 * 3 / 10` (300 ms); it must cover the in-band detector's latency and any clock offset.
+    /// `window_samples`: how far apart on the media clock the reports of one press may be, e.g.
+    /// `8000 * 3 / 10` (300 ms); it must cover the in-band detector's latency, any clock offset and,
+    /// for SIP INFO, the signalling path's delay.
     pub fn new(window_samples: u64) -> Self {
         DigitMerger {
             window: window_samples,
@@ -43,20 +46,27 @@ impl DigitMerger {
     }
 
     /// A digit from RFC 4733 events; `at_sample` is the press's position on the call's media clock.
-    /// Returns the digit unless the in-band path already reported this press.
+    /// Returns the digit unless another path already reported this press.
     pub fn rfc4733(&mut self, digit: char, at_sample: u64) -> Option<char> {
         self.accept(Source::Rfc4733, digit, at_sample)
     }
 
     /// A digit from the in-band detector (its `start_sample`, mapped to the call's media clock).
-    /// Returns the digit unless RFC 4733 already reported this press.
+    /// Returns the digit unless another path already reported this press.
     pub fn inband(&mut self, digit: char, at_sample: u64) -> Option<char> {
         self.accept(Source::Inband, digit, at_sample)
     }
 
+    /// A digit from a SIP INFO (its arrival, mapped to the call's media clock).
+    /// Returns the digit unless another path already reported this press.
+    pub fn sip_info(&mut self, digit: char, at_sample: u64) -> Option<char> {
+        self.accept(Source::SipInfo, digit, at_sample)
+    }
+
     fn accept(&mut self, source: Source, digit: char, at: u64) -> Option<char> {
         let digit = digit.to_ascii_uppercase();
-        // Forget what can no longer pair with anything near `at` (kept twice the window: the two
+        let bit = source as u8;
+        // Forget what can no longer pair with anything near `at` (kept twice the window: the
         // sources may arrive a little out of order).
         let horizon = at.saturating_sub(self.window.saturating_mul(2));
         self.recent.retain(|s| s.at >= horizon);
@@ -65,14 +75,11 @@ impl DigitMerger {
             .recent
             .iter_mut()
             .filter(|s| {
-                s.source != source
-                    && !s.paired
-                    && s.digit == digit
-                    && s.at.abs_diff(at) <= self.window
+                s.sources & bit == 0 && s.digit == digit && s.at.abs_diff(at) <= self.window
             })
             .min_by_key(|s| s.at.abs_diff(at));
         if let Some(partner) = partner {
-            partner.paired = true;
+            partner.sources |= bit;
             return None;
         }
 
@@ -82,8 +89,7 @@ impl DigitMerger {
         self.recent.push(Seen {
             digit,
             at,
-            source,
-            paired: false,
+            sources: bit,
         });
         Some(digit)
     }
@@ -99,8 +105,9 @@ mod tests {
     enum Via {
         Rfc(char, u64),
         Tone(char, u64),
+        Info(char, u64),
     }
-    use Via::{Rfc, Tone};
+    use Via::{Info, Rfc, Tone};
 
     /// (name, inputs, expected outputs)
     type Case<'a> = (&'a str, &'a [Via], &'a [Option<char>]);
@@ -112,6 +119,7 @@ mod tests {
             .map(|&v| match v {
                 Rfc(d, at) => m.rfc4733(d, at),
                 Tone(d, at) => m.inband(d, at),
+                Info(d, at) => m.sip_info(d, at),
             })
             .collect()
     }
@@ -173,6 +181,21 @@ mod tests {
                 "a pair is used once",
                 &[Rfc('9', 0), Tone('9', 10), Tone('9', 20)],
                 &[Some('9'), None, Some('9')],
+            ),
+            (
+                "a press sent three ways is one digit",
+                &[Info('4', 8000), Rfc('4', 7900), Tone('4', 8100)],
+                &[Some('4'), None, None],
+            ),
+            (
+                "info repeats are kept, each pairs with its own rfc report",
+                &[Info('2', 0), Info('2', 1600), Rfc('2', 100), Rfc('2', 1700)],
+                &[Some('2'), Some('2'), None, None],
+            ),
+            (
+                "info and rfc of different presses far apart",
+                &[Rfc('3', 0), Info('3', 8000)],
+                &[Some('3'), Some('3')],
             ),
             (
                 "case-insensitive letters",

@@ -5,11 +5,17 @@ use super::*;
 
 /// The call's recording: a stereo WAV that may start mid-call (a queue's `record` starts at the
 /// bridge), so positions on the call clock are shifted to the file's own start.
+///
+/// The operator may pause it (card numbers must not be recorded): audio inside a pause is never
+/// written, so the file holds silence there (the recorder pads gaps), and the finished file says
+/// where in its `ICMT` comment.
 pub(super) struct CallRecorder {
     path: PathBuf,
     inner: StereoRecorder,
     /// The call-clock sample the file starts at.
     origin: u64,
+    /// Paused stretches in file samples, in order; the last may still be open.
+    pauses: Vec<(u64, Option<u64>)>,
 }
 
 impl CallRecorder {
@@ -24,6 +30,7 @@ impl CallRecorder {
             path: path.to_path_buf(),
             inner: StereoRecorder::create(path, RECORDER_MAX_LAG)?,
             origin,
+            pauses: Vec::new(),
         })
     }
 
@@ -39,7 +46,30 @@ impl CallRecorder {
             return Ok(());
         }
         let at = at_sample.max(self.origin) - self.origin;
-        self.inner.write(channel, at, &samples[skip..])
+        for (from, to) in unpaused(&self.pauses, at, at + (samples.len() - skip) as u64) {
+            let piece = &samples[skip + (from - at) as usize..skip + (to - at) as usize];
+            self.inner.write(channel, from, piece)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn is_paused(&self) -> bool {
+        matches!(self.pauses.last(), Some((_, None)))
+    }
+
+    /// Pauses (or resumes) at call-clock sample `at`; returns the file position, or `None` when
+    /// it already was in that state.
+    pub(super) fn set_paused(&mut self, paused: bool, at: u64) -> Option<u64> {
+        if paused == self.is_paused() {
+            return None;
+        }
+        let at = at.saturating_sub(self.origin);
+        if paused {
+            self.pauses.push((at, None));
+        } else if let Some(last) = self.pauses.last_mut() {
+            last.1 = Some(at.max(last.0));
+        }
+        Some(at)
     }
 
     fn advance_and_flush(
@@ -55,9 +85,61 @@ impl CallRecorder {
         self,
         end_sample: u64,
     ) -> Result<(PathBuf, RecordingInfo), crate::media::recorder::RecorderError> {
-        let info = self.inner.finish(end_sample.saturating_sub(self.origin))?;
+        let mut info = self.inner.finish(end_sample.saturating_sub(self.origin))?;
+        if !self.pauses.is_empty() {
+            let comment = pause_comment(&self.pauses, info.frames);
+            // The audio is safe; a comment that cannot be written is logged, not fatal.
+            match crate::media::recorder::append_comment(&self.path, &comment) {
+                Ok(added) => info.size_bytes += added,
+                Err(error) => {
+                    tracing::warn!(%error, "the recording's pause marks were not written")
+                }
+            }
+        }
         Ok((self.path, info))
     }
+}
+
+/// The parts of `[from, to)` outside every pause (`pauses` in order, the last possibly open).
+fn unpaused(pauses: &[(u64, Option<u64>)], from: u64, to: u64) -> Vec<(u64, u64)> {
+    let mut pieces = Vec::new();
+    let mut start = from;
+    for &(p_from, p_to) in pauses {
+        let p_to = p_to.unwrap_or(u64::MAX);
+        if p_to <= start || p_from >= to {
+            continue;
+        }
+        if p_from > start {
+            pieces.push((start, p_from));
+        }
+        start = start.max(p_to);
+        if start >= to {
+            return pieces;
+        }
+    }
+    if start < to {
+        pieces.push((start, to));
+    }
+    pieces
+}
+
+/// `recording paused 0:12.340-0:20.100, 1:02.000-1:05.500 (operator request)`, in file time.
+fn pause_comment(pauses: &[(u64, Option<u64>)], frames: u64) -> String {
+    let clock = |samples: u64| {
+        let ms = samples / 8;
+        format!("{}:{:02}.{:03}", ms / 60_000, ms / 1000 % 60, ms % 1000)
+    };
+    let stretches: Vec<String> = pauses
+        .iter()
+        .map(|&(from, to)| {
+            let to = to.unwrap_or(frames).clamp(from, frames.max(from));
+            format!("{}-{}", clock(from), clock(to))
+        })
+        .collect();
+    format!(
+        "recording paused {} (operator request)",
+        stretches.join(", ")
+    )
 }
 
 impl Task {
@@ -124,6 +206,32 @@ impl Task {
         }
     }
 
+    /// Pauses or resumes the call's recording now; a repeated request changes nothing.
+    pub(super) fn set_recording_paused(&mut self, paused: bool) -> RecordingState {
+        let at = position_at(self.t0, Instant::now());
+        let Some(recorder) = self.recorder.as_mut() else {
+            return RecordingState::NotRecording;
+        };
+        if let Some(file_at) = recorder.set_paused(paused, at) {
+            tracing::info!(
+                paused,
+                recording_ms = file_at / 8,
+                "recording pause changed"
+            );
+            self.notify(CallNotice::RecordingPaused {
+                leg: self.setup_leg,
+                paused,
+                at_ms: at / 8,
+                recording_ms: file_at / 8,
+            });
+        }
+        if paused {
+            RecordingState::Paused
+        } else {
+            RecordingState::Recording
+        }
+    }
+
     pub(super) fn flush_recorders(&mut self) {
         let now_position = position_at(self.t0, Instant::now());
         if let Some(r) = self.recorder.as_mut()
@@ -146,5 +254,119 @@ impl Task {
             leg: self.setup_leg,
             error,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_inside_a_pause_is_cut_out() {
+        type Pauses<'a> = &'a [(u64, Option<u64>)];
+        type Pieces<'a> = &'a [(u64, u64)];
+        let cases: &[(&str, Pauses, (u64, u64), Pieces)] = &[
+            ("no pause", &[], (0, 160), &[(0, 160)]),
+            (
+                "chunk before the pause",
+                &[(200, None)],
+                (0, 160),
+                &[(0, 160)],
+            ),
+            (
+                "pause starts mid-chunk",
+                &[(100, None)],
+                (0, 160),
+                &[(0, 100)],
+            ),
+            ("inside an open pause", &[(100, None)], (160, 320), &[]),
+            (
+                "resumed mid-chunk",
+                &[(100, Some(200))],
+                (160, 320),
+                &[(200, 320)],
+            ),
+            (
+                "a short pause inside a chunk",
+                &[(40, Some(60))],
+                (0, 160),
+                &[(0, 40), (60, 160)],
+            ),
+            (
+                "two pauses across one chunk",
+                &[(10, Some(20)), (100, Some(120))],
+                (0, 160),
+                &[(0, 10), (20, 100), (120, 160)],
+            ),
+            (
+                "after a closed pause",
+                &[(10, Some(20))],
+                (160, 320),
+                &[(160, 320)],
+            ),
+            (
+                "pause ends exactly at the chunk",
+                &[(0, Some(160))],
+                (160, 320),
+                &[(160, 320)],
+            ),
+        ];
+        for (name, pauses, (from, to), expected) in cases {
+            assert_eq!(unpaused(pauses, *from, *to), *expected, "{name}");
+        }
+    }
+
+    /// The call's clock runs 4 s; 20 ms chunks on both channels, paused from 1 s to 2.5 s.
+    #[test]
+    fn a_paused_recording_holds_silence_there_and_audio_around_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("call.wav");
+        let origin = 8000;
+        let mut r = CallRecorder::open(&path, origin).unwrap();
+        for chunk in 0..200u64 {
+            let at = origin + chunk * 160;
+            match at - origin {
+                8000 => assert_eq!(r.set_paused(true, at), Some(8000)),
+                20000 => assert_eq!(r.set_paused(false, at), Some(20000)),
+                _ => {}
+            }
+            r.write(Channel::Left, at, &[1000; 160]).unwrap();
+            r.write(Channel::Right, at, &[-1000; 160]).unwrap();
+            if chunk % 50 == 0 {
+                r.advance_and_flush(at).unwrap();
+            }
+        }
+        let (_, info) = r.finish(origin + 200 * 160).unwrap();
+        assert_eq!(info.frames, 32000);
+        let samples: Vec<i16> = hound::WavReader::open(&path)
+            .unwrap()
+            .into_samples()
+            .map(Result::unwrap)
+            .collect();
+        let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+        assert!(left[..8000].iter().all(|s| *s == 1000));
+        assert!(left[8000..20000].iter().all(|s| *s == 0));
+        assert!(
+            left[20000..].iter().all(|s| *s == 1000),
+            "audio after the resume"
+        );
+        assert_eq!(
+            crate::media::recorder::read_comment(&path)
+                .unwrap()
+                .as_deref(),
+            Some("recording paused 0:01.000-0:02.500 (operator request)")
+        );
+    }
+
+    #[test]
+    fn the_comment_names_each_stretch_in_file_time() {
+        let pauses = [
+            (8000 * 12 + 8 * 340, Some(8000 * 20 + 800)),
+            (8000 * 62, None),
+        ];
+        assert_eq!(
+            pause_comment(&pauses, 8000 * 65 + 4000),
+            "recording paused 0:12.340-0:20.100, 1:02.000-1:05.500 (operator request)"
+        );
     }
 }

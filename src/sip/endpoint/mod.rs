@@ -93,6 +93,11 @@ pub enum Event {
         leg: LegId,
         offer: Bytes,
     },
+    /// A key press sent in an INFO (SIP INFO DTMF), already answered 200.
+    InfoDigit {
+        leg: LegId,
+        digit: char,
+    },
     /// Progress and the answer on a leg we dialled.
     Outbound {
         leg: LegId,

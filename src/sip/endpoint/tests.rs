@@ -461,3 +461,72 @@ fn an_update_with_an_offer_is_answered_by_the_call_layer_without_an_ack() {
     ep.handle_timeout(later);
     assert!(drain(&mut ep).0.is_empty());
 }
+
+/// A request of the confirmed call-1 dialog with `body` of `content_type` (none when `None`).
+fn with_body(
+    method: &str,
+    branch: &str,
+    cseq: u32,
+    tag: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> Vec<u8> {
+    let extra = content_type
+        .map(|t| format!("Content-Type: {t}\r\n"))
+        .unwrap_or_default();
+    String::from_utf8(request(method, branch, cseq, Some(tag), &extra))
+        .unwrap()
+        .replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!("Content-Length: {}\r\n\r\n{body}", body.len()),
+        )
+        .into_bytes()
+}
+
+#[test]
+fn info_key_presses_reach_the_call_layer_and_bad_bodies_are_refused() {
+    let mut ep = endpoint();
+    let t0 = crate::testing::t0();
+    ep.handle_packet(t0, utc(), udp(), &request("INVITE", "in1", 1, None, ""));
+    let (_, events) = drain(&mut ep);
+    let leg = incoming_leg(&events);
+    ep.answer(t0, leg, Bytes::from_static(b"v=0\r\n"));
+    let tag = to_tag_of(&mut ep, leg);
+    ep.handle_packet(t0, utc(), udp(), &request("ACK", "in1a", 1, Some(&tag), ""));
+    drain(&mut ep);
+
+    let relay = Some("application/dtmf-relay");
+    let cases: &[(Option<&str>, &str, &str, Option<char>)] = &[
+        (
+            relay,
+            "Signal=5\r\nDuration=160\r\n",
+            "SIP/2.0 200 OK",
+            Some('5'),
+        ),
+        (Some("application/dtmf"), "#", "SIP/2.0 200 OK", Some('#')),
+        (None, "", "SIP/2.0 200 OK", None),
+        (relay, "Signal=X\r\n", "SIP/2.0 400 Bad DTMF Body", None),
+        (
+            Some("application/xml"),
+            "<x/>",
+            "SIP/2.0 415 Unsupported Media Type",
+            None,
+        ),
+    ];
+    for (i, (content_type, body, status, digit)) in cases.iter().enumerate() {
+        let cseq = 2 + i as u32;
+        let info = with_body("INFO", &format!("info{i}"), cseq, &tag, *content_type, body);
+        ep.handle_packet(t0, utc(), udp(), &info);
+        let (sent, events) = drain(&mut ep);
+        assert_eq!(sent, vec![status.to_string()], "{body:?}");
+        let got: Vec<char> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::InfoDigit { leg: l, digit } if *l == leg => Some(*digit),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got, digit.iter().copied().collect::<Vec<_>>(), "{body:?}");
+    }
+    assert_eq!(ep.leg_count(), 1, "a refused INFO leaves the call up");
+}

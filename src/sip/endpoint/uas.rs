@@ -3,6 +3,7 @@
 //! in `leg_commands`.
 
 use super::*;
+use crate::sip::info_dtmf::{self, InfoBody};
 use crate::sip::message::Method;
 use crate::sip::message::grammar::uri_scheme;
 use crate::sip::registrar::{InviteAuth, RegisterOutcome};
@@ -416,7 +417,8 @@ impl Endpoint {
             Method::Update if !request.body.is_empty() => {
                 self.update_offer(now, txn, leg, request, peer)
             }
-            Method::Options | Method::Info | Method::Update => {
+            Method::Info => self.info(now, txn, leg, request, peer),
+            Method::Options | Method::Update => {
                 self.reply_with_body(now, txn, request, peer, 200, None);
             }
             _ => {
@@ -432,6 +434,33 @@ impl Endpoint {
                     &allow,
                 );
             }
+        }
+    }
+
+    /// An in-dialog INFO: a key press (`application/dtmf-relay`, `application/dtmf`) goes to the
+    /// call layer as `Event::InfoDigit`; a DTMF body that names no key gets 400, other bodies 415.
+    fn info(&mut self, now: Instant, txn: u64, leg: LegId, request: &Request, peer: Peer) {
+        let content_type = request.headers.get("Content-Type");
+        match info_dtmf::parse(content_type, &request.body) {
+            Ok(InfoBody::Digit(digit)) => {
+                self.reply_with_body(now, txn, request, peer, 200, None);
+                self.emit(Event::InfoDigit { leg, digit });
+            }
+            Ok(InfoBody::Empty) => self.reply_with_body(now, txn, request, peer, 200, None),
+            Ok(InfoBody::Unsupported) => {
+                let accept = [("Accept", info_dtmf::ACCEPTED_TYPES)];
+                self.reply(
+                    now,
+                    txn,
+                    request,
+                    peer,
+                    415,
+                    "Unsupported Media Type",
+                    None,
+                    &accept,
+                );
+            }
+            Err(_) => self.reply(now, txn, request, peer, 400, "Bad DTMF Body", None, &[]),
         }
     }
 
