@@ -420,6 +420,9 @@ pub struct OperatorConfig {
     /// `allow`) says no, as dial patterns.
     #[serde(default)]
     pub dial_allow: Vec<String>,
+    /// What callers may ask a queue for (`queue: { skills: [...] }` in a flow): languages, topics.
+    #[serde(default)]
+    pub skills: Vec<String>,
 }
 
 fn yes() -> bool {

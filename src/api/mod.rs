@@ -206,6 +206,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/contacts/{id}/timeline", get(crm::contact_timeline))
         .route("/api/v1/queues", get(queues::list))
         .route("/api/v1/queues/{name}", get(queues::get_one))
+        .route(
+            "/api/v1/queues/{name}/members",
+            put(queues::put_members).post(queues::add_member),
+        )
+        .route(
+            "/api/v1/queues/{name}/members/{ext}",
+            delete(queues::remove_member),
+        )
         .route("/api/v1/operators", get(operators::list))
         .route("/api/v1/operators/{ext}/status", put(operators::set_status))
         .route("/api/v1/ratings", get(ratings::list))

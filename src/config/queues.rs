@@ -57,6 +57,10 @@ pub struct QueueFileConfig {
     /// Missed rings in a row that set an operator `away`; 0 never does.
     #[serde(default = "three")]
     pub missed_rings_to_away: u32,
+    /// How long a caller who asked for skills (the flow's `queue` node) waits for a member who has
+    /// them all before any member may take the call; none: until `max_wait`.
+    #[serde(with = "optional_duration_text", default)]
+    pub skills_wait: Option<Duration>,
 }
 
 fn twenty_seconds() -> Duration {
@@ -93,6 +97,7 @@ impl QueueFileConfig {
             overflow: parse_overflow(&self.overflow).unwrap_or(Overflow::Hangup),
             announce_every: self.announce_position.then_some(self.announce_every),
             missed_rings_to_away: self.missed_rings_to_away,
+            skills_wait: self.skills_wait,
         }
     }
 }

@@ -14,7 +14,9 @@
 //!   engine still returns a `Hangup` saying how the call ended, for the call record.
 //! * A call keeps the [`FlowSet`] snapshot it started with: a reload never changes its flows.
 
-use super::flow::{Dtmf, Flow, FlowId, FlowSet, Gather, NodeId, NodeKind, PromptSpec};
+use super::flow::{
+    Dtmf, Flow, FlowId, FlowSet, Gather, MAX_PRIORITY, NodeId, NodeKind, PromptSpec,
+};
 use super::schema::dial_target_ok;
 use super::template::percent_encode;
 use jiff::Timestamp;
@@ -93,6 +95,8 @@ pub enum Command {
     },
     Enqueue {
         queue: String,
+        skills: Vec<String>,
+        priority: i32,
     },
     Dial {
         target: String,
@@ -469,9 +473,25 @@ impl Call {
                     deadline,
                 };
             }
-            NodeKind::Queue { queue } => {
+            NodeKind::Queue {
+                queue,
+                skills,
+                priority,
+            } => {
+                let priority = priority.as_ref().map_or(0, |p| {
+                    let text = p.render(&self.vars);
+                    match text.trim().parse::<i32>() {
+                        Ok(n) if (-MAX_PRIORITY..=MAX_PRIORITY).contains(&n) => n,
+                        _ => {
+                            tracing::warn!(%queue, priority = %text, "queue priority is not a whole number from -1000 to 1000; 0 is used");
+                            0
+                        }
+                    }
+                });
                 out.push(Command::Enqueue {
                     queue: queue.clone(),
+                    skills: skills.clone(),
+                    priority,
                 });
                 self.state = State::Queued { answered: false };
             }

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 /// Longest flow or node id.
 pub const MAX_ID_LEN: usize = 64;
+/// A queue node's `priority` lies within ±this.
+pub const MAX_PRIORITY: i32 = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
@@ -188,6 +190,11 @@ pub enum NodeKind {
     Rate(Rate),
     Queue {
         queue: String,
+        /// Skills a member must have to take the caller (until the queue's `skills_wait`).
+        skills: Vec<String>,
+        /// The caller's place among waiting callers, higher first; may use `${var}` (a
+        /// webhook's answer, a CRM lookup). Not a whole number from -1000 to 1000: 0.
+        priority: Option<Template>,
     },
     Dial {
         /// An extension or external number; may use `${var}`.

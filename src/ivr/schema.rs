@@ -26,7 +26,7 @@
 //! | `menu` | — | prompt (`play` or `say`, `voice`), `timeout` (5s), `retries` (2), `options` (required), `on_invalid`, `on_fail`, `barge_in` (true) |
 //! | `gather` | — | prompt (optional), `var` (required), `min_digits` (1), `max_digits` (required, ≤ 32), `terminator` ("#"; `none` for none), `timeout` (5s, for the first key), `inter_digit_timeout` (3s), `retries` (2), `next` (required), `on_fail`, `barge_in` (true) |
 //! | `rate` | the prompt file (`play`) | prompt (required), `timeout` (5s), `retries` (2), `next`, `on_fail`, `barge_in` (true) |
-//! | `queue` | the queue's name (`name`) | — (the queue decides what happens next) |
+//! | `queue` | the queue's name (`name`) | `skills` (a member must have them all, until the queue's `skills_wait`), `priority` (0; higher waits ahead; a number or `${var}`) — the queue decides what happens next |
 //! | `dial` | an extension or number (`to`) | `timeout` (30s ringing), `next` (after the other side hangs up), `on_fail` |
 //! | `voicemail` | the greeting file(s) (`greeting`) | `beep` (true), `max_length` (2m), `next` |
 //! | `hours` | — | `timezone`, `open`, `when_open`, `when_closed` (all required), `holidays` |
@@ -128,7 +128,7 @@ fn allowed(kind: &str) -> &'static [&'static str] {
         "rate" => &[
             "play", "say", "voice", "timeout", "retries", "next", "on_fail", "barge_in",
         ],
-        "queue" => &["name"],
+        "queue" => &["name", "skills", "priority"],
         "dial" => &["to", "timeout", "next", "on_fail"],
         "voicemail" => &["greeting", "beep", "max_length", "next"],
         "hours" => &["timezone", "open", "holidays", "when_open", "when_closed"],

@@ -2,8 +2,8 @@
 
 use super::policy::{self, Offer};
 use super::{
-    AwayReason, CallerId, CancelReason, OperatorState, Presence, QueueCommand, QueueConfig,
-    QueueConfigError, QueueError, RingFailure,
+    AwayReason, CallerId, CancelReason, JoinRequest, OperatorState, Presence, QueueCommand,
+    QueueConfig, QueueConfigError, QueueError, RingFailure,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -18,6 +18,10 @@ struct Waiting {
     next_announce: Option<Instant>,
     /// Members tried in the current round.
     tried: BTreeSet<String>,
+    priority: i32,
+    /// Skills still required (cleared at `skills_until`).
+    skills: BTreeSet<String>,
+    skills_until: Option<Instant>,
 }
 
 /// One operator ringing for one caller.
@@ -34,7 +38,7 @@ struct Attempt {
 pub struct Queue {
     config: QueueConfig,
     operators: BTreeMap<String, OperatorState>,
-    /// FIFO: the head is offered first.
+    /// By priority, then FIFO: the head is offered first.
     waiting: Vec<Waiting>,
     attempts: Vec<Attempt>,
     commands: VecDeque<QueueCommand>,
@@ -100,7 +104,7 @@ impl Queue {
         let callers = self
             .waiting
             .iter()
-            .flat_map(|w| [w.deadline, w.next_announce])
+            .flat_map(|w| [w.deadline, w.next_announce, w.skills_until])
             .flatten();
         // Wrap-up ends matter only while someone waits; `dispatch` clears those already past.
         let wrap_ups = self
@@ -111,25 +115,87 @@ impl Queue {
         rings.chain(callers).chain(wrap_ups).min()
     }
 
-    /// A caller enters the queue.
+    /// A caller enters the queue with no priority and no skills asked.
     pub fn join(&mut self, now: Instant, caller: CallerId) -> Result<(), QueueError> {
+        self.join_with(now, caller, JoinRequest::default())
+    }
+
+    /// A caller enters the queue, behind every caller of the same or a higher priority.
+    pub fn join_with(
+        &mut self,
+        now: Instant,
+        caller: CallerId,
+        request: JoinRequest,
+    ) -> Result<(), QueueError> {
         if self.position(caller).is_some() {
             return Err(QueueError::AlreadyWaiting {
                 queue: self.config.name.clone(),
                 caller,
             });
         }
-        self.waiting.push(Waiting {
-            id: caller,
-            joined: now,
-            deadline: self.config.max_wait.and_then(|d| after(now, d)),
-            next_announce: self
-                .config
-                .announce_every
-                .filter(|d| !d.is_zero())
-                .and_then(|d| after(now, d)),
-            tried: BTreeSet::new(),
-        });
+        let skills_until = match (request.skills.is_empty(), self.config.skills_wait) {
+            (false, Some(wait)) => after(now, wait),
+            _ => None,
+        };
+        let at = self
+            .waiting
+            .iter()
+            .position(|w| w.priority < request.priority)
+            .unwrap_or(self.waiting.len());
+        self.waiting.insert(
+            at,
+            Waiting {
+                id: caller,
+                joined: now,
+                deadline: self.config.max_wait.and_then(|d| after(now, d)),
+                next_announce: self
+                    .config
+                    .announce_every
+                    .filter(|d| !d.is_zero())
+                    .and_then(|d| after(now, d)),
+                tried: BTreeSet::new(),
+                priority: request.priority,
+                skills: request.skills,
+                skills_until,
+            },
+        );
+        self.dispatch(now);
+        Ok(())
+    }
+
+    /// The members change (API, config reload): a removed member's rings are cancelled and their
+    /// view forgotten; an added one is rung once the shell reports their state. Rejects what
+    /// the config would (no members, a member twice).
+    pub fn set_members(
+        &mut self,
+        now: Instant,
+        members: Vec<String>,
+    ) -> Result<(), QueueConfigError> {
+        let config = QueueConfig {
+            members,
+            ..self.config.clone()
+        };
+        config.validate()?;
+        let removed: Vec<String> = self
+            .config
+            .members
+            .iter()
+            .filter(|m| !config.members.contains(m))
+            .cloned()
+            .collect();
+        self.config = config;
+        for ext in removed {
+            self.operators.remove(&ext);
+            let callers: Vec<CallerId> = self
+                .attempts
+                .iter()
+                .filter(|a| a.ext == ext)
+                .map(|a| a.caller)
+                .collect();
+            for caller in callers {
+                self.cancel_rings(caller, Some(&ext), CancelReason::OperatorUnavailable);
+            }
+        }
         self.dispatch(now);
         Ok(())
     }
@@ -246,6 +312,13 @@ impl Queue {
             });
         }
 
+        for w in &mut self.waiting {
+            if w.skills_until.is_some_and(|t| t <= now) {
+                w.skills.clear();
+                w.skills_until = None;
+            }
+        }
+
         if let Some(every) = self.config.announce_every.filter(|d| !d.is_zero()) {
             for (i, w) in self.waiting.iter_mut().enumerate() {
                 if w.next_announce.is_some_and(|t| t <= now) {
@@ -319,12 +392,16 @@ impl Queue {
                 operators: &self.operators,
                 ringing: &ringing,
                 tried: &w.tried,
+                skills: &w.skills,
                 now,
             };
             let pick = policy::pick(strategy, &offer);
             if pick.ring.is_empty() {
-                // Nobody may be rung, and who may be does not depend on the caller: the callers
-                // behind this one would find nobody either. Stopping here keeps a dispatch with
+                if !w.skills.is_empty() {
+                    continue; // nobody with these skills; a caller behind may ask for less
+                }
+                // Nobody may be rung, and a caller asking no skills is offered everyone: the
+                // callers behind would find nobody either. Stopping here keeps a dispatch with
                 // a long queue and busy operators from walking every caller × every member (it
                 // was about half of the SIP task's time with 150 waiting and 50 members).
                 break;

@@ -32,6 +32,14 @@
 //!   applies to its own copy (answer: `active_calls + 1`, missed count 0; call end: `active_calls - 1`,
 //!   wrap-up, `last_call_ended`; `SetAway`: `Away`, missed count 0). Non-members are ignored; a member
 //!   the queue has never heard of is never rung.
+//! * **Priority**: a caller joins behind every caller of the same or higher priority and ahead of
+//!   those of lower priority (FIFO within a priority); positions are places in that order.
+//! * **Skills**: a caller may ask for skills; only members who have every one of them are offered
+//!   the caller, until `skills_wait` after joining (then any member may be; `None`: never). A
+//!   caller no skilled member can take does not hold back the callers behind.
+//! * **Membership** changes live ([`Queue::set_members`]): a removed member's rings are cancelled
+//!   (`OperatorUnavailable`) and they are not rung again; an added member is rung once the shell
+//!   reports their state.
 //! * **Announcements**: every `announce_every` after joining (none at join itself), with the caller's
 //!   1-based position. **Overflow**: at `join + max_wait` the caller's rings are cancelled and
 //!   [`QueueCommand::Overflow`] is emitted; the caller leaves the queue.
@@ -44,6 +52,8 @@ pub mod policy;
 mod tests;
 
 pub use machine::Queue;
+#[cfg(test)]
+mod tests_skills;
 
 use std::time::{Duration, Instant};
 
@@ -89,6 +99,17 @@ pub struct QueueConfig {
     pub announce_every: Option<Duration>,
     /// Missed rings in a row that set an operator away; 0 never does.
     pub missed_rings_to_away: u32,
+    /// How long a caller's skills are required; after it any member may take them.
+    pub skills_wait: Option<Duration>,
+}
+
+/// What a caller asks of the queue on joining.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JoinRequest {
+    /// Higher first; 0 by default (a VIP contact might get 10).
+    pub priority: i32,
+    /// Every one of these must be among a member's skills (e.g. `ukrainian`, `billing`).
+    pub skills: std::collections::BTreeSet<String>,
 }
 
 /// Why a queue config cannot be used.
@@ -157,6 +178,8 @@ pub struct OperatorState {
     pub missed_in_a_row: u32,
     /// Ringing for a caller of another queue (an operator is in several queues; one ring at a time).
     pub ringing_elsewhere: bool,
+    /// What callers may ask for (languages, topics).
+    pub skills: std::collections::BTreeSet<String>,
 }
 
 impl OperatorState {
@@ -172,7 +195,13 @@ impl OperatorState {
             last_call_ended: None,
             missed_in_a_row: 0,
             ringing_elsewhere: false,
+            skills: Default::default(),
         }
+    }
+
+    /// Has every one of `skills`.
+    pub fn has_skills(&self, skills: &std::collections::BTreeSet<String>) -> bool {
+        skills.is_subset(&self.skills)
     }
 
     /// In wrap-up at `now`.

@@ -15,6 +15,8 @@ pub struct Offer<'a> {
     pub ringing: &'a BTreeSet<String>,
     /// Members already tried for this caller in the current round.
     pub tried: &'a BTreeSet<String>,
+    /// Skills the caller still asks for (empty: any member).
+    pub skills: &'a BTreeSet<String>,
     pub now: Instant,
 }
 
@@ -26,14 +28,15 @@ pub struct Pick {
     pub new_round: bool,
 }
 
-/// Members who may be rung now: available and not ringing, in members order.
+/// Members who may be rung now: available, not ringing, with the skills asked for, in members
+/// order.
 pub fn candidates<'a>(offer: &Offer<'a>) -> Vec<&'a OperatorState> {
     offer
         .members
         .iter()
         .filter(|m| !offer.ringing.contains(*m))
         .filter_map(|m| offer.operators.get(m))
-        .filter(|op| op.is_available(offer.now))
+        .filter(|op| op.is_available(offer.now) && op.has_skills(offer.skills))
         .collect()
 }
 
@@ -46,7 +49,7 @@ pub fn candidates<'a>(offer: &Offer<'a>) -> Vec<&'a OperatorState> {
 ///
 /// When every candidate has been tried this round, a new round starts (`new_round`), so `InOrder`
 /// wraps to the first member after the last. The pick is empty only when there is no candidate,
-/// which does not depend on the caller (`tried` only orders the candidates).
+/// which depends on the caller only through `skills` (`tried` only orders the candidates).
 pub fn pick(strategy: Strategy, offer: &Offer<'_>) -> Pick {
     let all = candidates(offer);
     if all.is_empty() {
@@ -144,6 +147,7 @@ mod tests {
             operators: &operators,
             ringing: &ringing,
             tried: &tried,
+            skills: &BTreeSet::new(),
             now,
         };
         pick(strategy, &offer)
@@ -225,6 +229,7 @@ mod tests {
             operators: &operators,
             ringing: &none,
             tried: &none,
+            skills: &none,
             now: base,
         };
         assert_eq!(pick(Strategy::InOrder, &offer).ring, members);

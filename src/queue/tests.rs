@@ -13,7 +13,7 @@ fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-fn config(strategy: Strategy, members: &[&str]) -> QueueConfig {
+pub(super) fn config(strategy: Strategy, members: &[&str]) -> QueueConfig {
     QueueConfig {
         name: "sales".into(),
         members: members.iter().map(|m| m.to_string()).collect(),
@@ -24,6 +24,7 @@ fn config(strategy: Strategy, members: &[&str]) -> QueueConfig {
         overflow: super::Overflow::Hangup,
         announce_every: None,
         missed_rings_to_away: 0,
+        skills_wait: None,
     }
 }
 

@@ -11,17 +11,22 @@
 //!   other queues, so an operator in several queues is rung for one caller at a time
 //!   (`ringing_elsewhere`) and is never over `max_calls`.
 //! * **Overflow into another queue** happens here: the caller joins that queue at once (keeping
-//!   nothing of the first queue's wait) and the shell hears [`AcdAction::Joined`] again.
+//!   nothing of the first queue's wait, priority or skills) and the shell hears
+//!   [`AcdAction::Joined`] again.
 //! * **Wrap-up** follows queue calls only (the queue's `wrap_up`); a call from a flow's `dial`
 //!   counts toward `max_calls` but has no wrap-up.
 //! * **Gauges** (`openline_queue_waiting{queue}`, `openline_operators{state}`) are set whenever the
 //!   ACD settles after an input, i.e. on ACD changes only, never per SIP message. The one change
 //!   without an input, a wrap-up running out, is a wake-up of its own in [`Acd::poll_timeout`].
 
+mod members;
+
+pub use members::{MembersEdit, MembersError};
+
 use crate::config::QueueFileConfig;
 use crate::queue::{
-    AwayReason, CallerId, CancelReason, OperatorState, Overflow, Presence, Queue, QueueCommand,
-    RingFailure,
+    AwayReason, CallerId, CancelReason, JoinRequest, OperatorState, Overflow, Presence, Queue,
+    QueueCommand, RingFailure,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -213,6 +218,8 @@ pub struct OperatorSeed {
     pub max_calls: u32,
     pub status: Presence,
     pub status_reason: Option<String>,
+    /// `[[operators]] skills`.
+    pub skills: Vec<String>,
 }
 
 pub fn presence_name(p: Presence) -> &'static str {
@@ -272,6 +279,7 @@ impl Acd {
             state.status = seed.status;
             state.registered = false;
             state.max_calls = seed.max_calls.max(1);
+            state.skills = seed.skills.into_iter().collect();
             acd.operators.insert(
                 seed.extension.clone(),
                 Operator {
@@ -316,11 +324,17 @@ impl Acd {
     }
 
     /// The caller enters `queue`; false when there is no such queue.
-    pub fn join(&mut self, now: Instant, caller: CallerId, queue: &str) -> bool {
+    pub fn join(
+        &mut self,
+        now: Instant,
+        caller: CallerId,
+        queue: &str,
+        request: JoinRequest,
+    ) -> bool {
         let Some(q) = self.queues.get_mut(queue) else {
             return false;
         };
-        if q.core.join(now, caller).is_err() {
+        if q.core.join_with(now, caller, request).is_err() {
             return true; // already waiting there
         }
         self.callers.insert(caller, queue.to_string());
@@ -660,7 +674,7 @@ impl Acd {
                     .unwrap_or_default();
                 let flow = match to {
                     Overflow::Queue(next) if self.queues.contains_key(&next) && next != queue => {
-                        self.join(now, caller, &next);
+                        self.join(now, caller, &next, JoinRequest::default());
                         return;
                     }
                     Overflow::Flow(flow) => Some(flow),
@@ -707,6 +721,7 @@ mod tests {
             max_calls: 1,
             status: Presence::Online,
             status_reason: None,
+            skills: vec![],
         };
         let mut acd = Acd::new(&file.queues, vec![seed], now);
         acd.set_registered(now, "101", true);

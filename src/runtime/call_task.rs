@@ -91,6 +91,7 @@ pub enum CallNotice {
     Enqueue {
         leg: LegId,
         queue: String,
+        request: crate::queue::JoinRequest,
     },
     /// The flow wants `target` rung for at most `timeout`; answered with `CallCommand::DialResult`.
     Dial {
@@ -620,11 +621,19 @@ impl Task {
                     let http = self.setup.http.clone();
                     self.webhook = Some(tokio::spawn(ivr_io::webhook(http, url, body, timeout)));
                 }
-                IvrCommand::Enqueue { queue } => {
+                IvrCommand::Enqueue {
+                    queue,
+                    skills,
+                    priority,
+                } => {
                     self.stop_audio();
                     self.notify(CallNotice::Enqueue {
                         leg: self.setup_leg,
                         queue,
+                        request: crate::queue::JoinRequest {
+                            priority,
+                            skills: skills.into_iter().collect(),
+                        },
                     });
                 }
                 IvrCommand::Dial {

@@ -622,7 +622,11 @@ impl Calls {
                 timeout,
                 may_use_trunk,
             } => self.dial(endpoint, now, leg, &target, timeout, may_use_trunk),
-            CallNotice::Enqueue { leg, queue } => self.enqueue(endpoint, now, leg, &queue),
+            CallNotice::Enqueue {
+                leg,
+                queue,
+                request,
+            } => self.enqueue(endpoint, now, leg, &queue, request),
             CallNotice::Digit {
                 leg,
                 digit,

@@ -491,6 +491,7 @@ async fn build_acd(
                     .and_then(|r| acd::parse_presence(&r.status))
                     .unwrap_or(crate::queue::Presence::Online),
                 status_reason: row.and_then(|r| r.status_reason.clone()),
+                skills: op.skills.clone(),
             }
         })
         .collect();

@@ -177,7 +177,9 @@ fn menu_barge_in_stops_the_prompt_and_stale_finishes_are_ignored() {
         vec![
             Command::StopPlayback,
             Command::Enqueue {
-                queue: "support".into()
+                queue: "support".into(),
+                skills: vec![],
+                priority: 0,
             }
         ]
     );

@@ -144,7 +144,9 @@ fn queue_results() {
     assert_eq!(
         h.start(),
         vec![Command::Enqueue {
-            queue: "sales".into()
+            queue: "sales".into(),
+            skills: vec![],
+            priority: 0,
         }]
     );
     assert_eq!(h.call.poll_timeout(), None);

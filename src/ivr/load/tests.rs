@@ -371,6 +371,28 @@ fn broken_files() -> Vec<(&'static str, String, Vec<&'static str>)> {
             ],
         ),
         (
+            "bad skill name",
+            flow("  start:\n    queue: { name: sales, skills: [ukrainian, \"bil ling\"] }\n"),
+            vec!["broken.yaml:5:47: skill `bil ling` must be letters, digits, `_` and `-`"],
+        ),
+        (
+            "skill twice",
+            flow("  start:\n    queue: sales\n    skills: [billing, billing]\n"),
+            vec!["broken.yaml:6:23: skill `billing` is listed twice"],
+        ),
+        (
+            "priority out of range",
+            flow("  start:\n    queue: sales\n    priority: 5000\n"),
+            vec!["broken.yaml:6:15: `priority` must be from -1000 to 1000, not 5000"],
+        ),
+        (
+            "priority as words",
+            flow("  start:\n    queue: sales\n    priority: high\n"),
+            vec![
+                "broken.yaml:6:15: `priority` must be a whole number or `${variable}`, not `high`",
+            ],
+        ),
+        (
             "nodes not a mapping",
             "id: demo\nentry: start\nnodes: [start]\n".into(),
             vec!["broken.yaml:3:8: `nodes` must be a mapping of node names to nodes, not a list"],
@@ -601,4 +623,34 @@ fn mangled_files_never_panic() {
         }
         assert!(report.flows.len() + usize::from(!report.errors.is_empty()) == 1);
     }
+}
+
+#[test]
+fn a_queue_node_takes_skills_and_a_priority_number_or_variable() {
+    let text = "id: main\nentry: a\nnodes:\n  a:\n    queue: { name: sales, skills: [ukrainian, billing], priority: 10 }\n  \
+                b:\n    queue: sales\n    skills: billing\n    priority: \"${vip}\"\n";
+    let report = one("main.yaml", text);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let flow = &report.flows[0];
+    let node = |name: &str| &flow.nodes[&crate::ivr::flow::NodeId::new(name).unwrap()];
+    let crate::ivr::flow::NodeKind::Queue {
+        skills, priority, ..
+    } = node("a")
+    else {
+        panic!("a queue node");
+    };
+    assert_eq!(skills, &["ukrainian", "billing"]);
+    assert_eq!(
+        priority.as_ref().and_then(|p| p.as_literal()).as_deref(),
+        Some("10")
+    );
+    let crate::ivr::flow::NodeKind::Queue {
+        skills, priority, ..
+    } = node("b")
+    else {
+        panic!("a queue node");
+    };
+    assert_eq!(skills, &["billing"]);
+    let vars = std::collections::BTreeMap::from([("vip".to_string(), "20".to_string())]);
+    assert_eq!(priority.as_ref().unwrap().render(&vars), "20");
 }

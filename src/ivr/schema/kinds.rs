@@ -2,10 +2,12 @@
 
 use super::GotoRef;
 use crate::ivr::fields::{Collector, Fields, NodeRef};
-use crate::ivr::flow::{Dtmf, FlowId, Gather, Menu, NodeId, NodeKind, PromptSpec, Rate, Webhook};
+use crate::ivr::flow::{
+    Dtmf, FlowId, Gather, MAX_PRIORITY, Menu, NodeId, NodeKind, PromptSpec, Rate, Webhook,
+};
 use crate::ivr::hours::{self, Schedule};
-use crate::ivr::template::is_var_name;
-use crate::ivr::yaml::{Value, Yaml};
+use crate::ivr::template::{Template, is_var_name};
+use crate::ivr::yaml::{ScalarKind, Value, Yaml};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -66,7 +68,19 @@ pub(super) fn parse_kind<'y>(
                 );
                 return None;
             }
-            NodeKind::Queue { queue }
+            let skills = match f.take("skills") {
+                Some(v) => skill_names(c, v)?,
+                None => Vec::new(),
+            };
+            let priority = match f.take("priority") {
+                Some(v) => Some(priority(c, v)?),
+                None => None,
+            };
+            NodeKind::Queue {
+                queue,
+                skills,
+                priority,
+            }
         }
         "dial" => {
             let to = f.take("to");
@@ -186,6 +200,61 @@ fn goto<'y>(c: &mut Collector, f: &mut Fields<'y>, gotos: &mut Vec<GotoRef>) -> 
         flow,
         node: node.map(|(n, _)| n),
     })
+}
+
+/// `skills: [ukrainian, billing]` (or one name): plain names, each once.
+fn skill_names(c: &mut Collector<'_>, v: &Yaml) -> Option<Vec<String>> {
+    let items: Vec<&Yaml> = match &v.value {
+        Value::Seq(items) => items.iter().collect(),
+        _ => vec![v],
+    };
+    let mut names = Vec::new();
+    for item in items {
+        let name = c.text(item, "skills")?;
+        if !plain_name(&name) {
+            c.error(
+                item.pos,
+                format!("skill `{name}` must be letters, digits, `_` and `-`"),
+            );
+            return None;
+        }
+        if names.contains(&name) {
+            c.error(item.pos, format!("skill `{name}` is listed twice"));
+            return None;
+        }
+        names.push(name);
+    }
+    Some(names)
+}
+
+/// `priority: 10` (-1000 to 1000) or a template such as `"${vip_priority}"`, read when the caller
+/// joins.
+fn priority(c: &mut Collector<'_>, v: &Yaml) -> Option<Template> {
+    if let Value::Scalar {
+        kind: ScalarKind::Int(n),
+        ..
+    } = &v.value
+    {
+        if (-i64::from(MAX_PRIORITY)..=i64::from(MAX_PRIORITY)).contains(n) {
+            return Some(Template::literal(&n.to_string()));
+        }
+        c.error(
+            v.pos,
+            format!("`priority` must be from -{MAX_PRIORITY} to {MAX_PRIORITY}, not {n}"),
+        );
+        return None;
+    }
+    let template = c.template(v, "priority")?;
+    if let Some(text) = template.as_literal()
+        && text.trim().parse::<i32>().is_err()
+    {
+        c.error(
+            v.pos,
+            format!("`priority` must be a whole number or `${{variable}}`, not `{text}`"),
+        );
+        return None;
+    }
+    Some(template)
 }
 
 fn plain_name(s: &str) -> bool {

@@ -16,6 +16,12 @@ pub enum AcdRequest {
     },
     Queues(tokio::sync::oneshot::Sender<Vec<crate::runtime::acd::QueueSnapshot>>),
     Operators(tokio::sync::oneshot::Sender<Vec<crate::runtime::acd::OperatorSnapshot>>),
+    /// A queue's members change; replies with the members after the change.
+    EditMembers {
+        queue: String,
+        edit: crate::runtime::acd::MembersEdit,
+        reply: tokio::sync::oneshot::Sender<Result<Vec<String>, crate::runtime::acd::MembersError>>,
+    },
 }
 
 /// What the caller's task needs to know about the queue that bridged it.
@@ -36,11 +42,12 @@ impl Calls {
         now: Instant,
         leg: LegId,
         queue: &str,
+        request: crate::queue::JoinRequest,
     ) {
         if self.active.get(&leg).is_none_or(|a| a.ended) {
             return; // hung up before the flow got here
         }
-        if !self.acd.join(now, leg, queue) {
+        if !self.acd.join(now, leg, queue, request) {
             tracing::warn!(%queue, "the flow names a queue that is not configured");
             self.tell(leg, CallCommand::QueueResult(QueueResult::Unavailable));
             return;
@@ -66,6 +73,10 @@ impl Calls {
             }
             AcdRequest::Operators(reply) => {
                 let _ = reply.send(self.acd.operators_snapshot(now));
+            }
+            AcdRequest::EditMembers { queue, edit, reply } => {
+                let _ = reply.send(self.acd.edit_members(now, &queue, edit));
+                self.run_acd(endpoint, now);
             }
         }
     }
