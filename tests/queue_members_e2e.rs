@@ -1,7 +1,8 @@
 //! Queues changed live, over real sockets with hand-driven operator phones: members added and
 //! removed through the API are rung / stop being rung without a restart (a member removed while
 //! ringing gets a CANCEL and the caller goes to the next), and a flow's `queue` node asking for a
-//! skill rings the member who has it ahead of the one listed first.
+//! skill rings the member who has it ahead of the one listed first. An operator paused with a
+//! reason is not rung until back online.
 
 mod common;
 
@@ -242,4 +243,63 @@ fn a_caller_asking_for_a_skill_rings_the_member_who_has_it_before_the_one_listed
     p102.drain(Duration::from_millis(300));
     assert_eq!(p102.invites(), 0, "102, listed first, has not the skill");
     bye(&sip, "qm-skill", &ok);
+}
+
+fn set_status(server: &Server, token: &str, body: &str) -> HttpResponse {
+    let auth = format!("Bearer {token}");
+    send(
+        server.http,
+        "PUT",
+        "/api/v1/operators/101/status",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+}
+
+#[test]
+fn an_operator_paused_with_a_reason_is_not_rung_until_back_online() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = server(temp.path(), MAIN, ONE_MEMBER);
+    let mut p101 = Phone::register(server.sip, "101", "s3cret-101");
+
+    let long = format!(r#"{{"status":"away","reason":"{}"}}"#, "x".repeat(101));
+    for body in [
+        r#"{"status":"online","reason":"lunch"}"#,
+        long.as_str(),
+        r#"{"status":"away","reason":"a\nb"}"#,
+    ] {
+        let refused = set_status(&server, OPERATOR_TOKEN, body);
+        assert_eq!(refused.status, 400, "{body}: {}", refused.text());
+        assert_eq!(
+            refused.json()["error"]["code"],
+            "operator.invalid_reason",
+            "{body}"
+        );
+    }
+    // The operator pauses themself, for lunch.
+    let paused = set_status(
+        &server,
+        OPERATOR_TOKEN,
+        r#"{"status":"away","reason":" lunch "}"#,
+    );
+    assert_eq!(paused.status, 200, "{}", paused.text());
+    assert_eq!(paused.json()["status"], "away");
+    assert_eq!(paused.json()["status_reason"], "lunch");
+    assert_eq!(paused.json()["state"], "away");
+
+    let sip = UdpPeer::new(server.sip);
+    let mut rtp = RtpPeer::new();
+    let ok = call_in(&sip, &mut rtp, "qm-pause");
+    assert!(
+        wait_on(&mut rtp, &mut p101, "INVITE ", Duration::from_secs(2)).is_none(),
+        "a paused operator is not rung"
+    );
+    let back = set_status(&server, OPERATOR_TOKEN, r#"{"status":"online"}"#);
+    assert_eq!(back.json()["status_reason"], serde_json::Value::Null);
+    wait_on(&mut rtp, &mut p101, "INVITE ", Duration::from_secs(10))
+        .expect("rung once back online");
+    bye(&sip, "qm-pause", &ok);
 }

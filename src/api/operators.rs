@@ -21,7 +21,8 @@ pub struct OperatorView {
     max_calls: i32,
     /// `online` | `away` | `offline`.
     status: String,
-    /// Why, when the server set the status (`missed_rings:3`); null when a person set it.
+    /// Why: the server's code when it set the status (`missed_rings:3`), or the reason the person
+    /// who paused the operator gave (`lunch`); null when none was given.
     status_reason: Option<String>,
     /// When the status last changed.
     status_changed_at: Option<DateTime<Utc>>,
@@ -80,6 +81,27 @@ impl From<OperatorRecord> for OperatorView {
 pub struct StatusBody {
     /// `online` | `away` | `offline`.
     status: String,
+    /// Why (`lunch`, `training`): with `away` or `offline` only, at most 100 characters.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// A person's reason for a pause, shown to managers: short, one line, trimmed.
+fn pause_reason(status: &str, reason: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(reason) = reason
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+    else {
+        return Ok(None);
+    };
+    let invalid = |message: &str| Err(ApiError::bad_request("operator.invalid_reason", message));
+    if status == "online" {
+        return invalid("a reason goes with away or offline");
+    }
+    if reason.chars().count() > 100 || reason.chars().any(char::is_control) {
+        return invalid("a reason is one line of at most 100 characters");
+    }
+    Ok(Some(reason))
 }
 
 #[utoipa::path(get, path = "/api/v1/operators", tag = "operators",
@@ -107,7 +129,7 @@ pub async fn list(
     params(("ext" = String, Path, description = "extension")),
     responses(
         (status = 200, body = OperatorView),
-        (status = 400, description = "request.invalid_body / operator.invalid_status"),
+        (status = 400, description = "request.invalid_body / operator.invalid_status / operator.invalid_reason"),
         (status = 403, description = "an operator setting another's status"),
         (status = 404, description = "operator.not_found"),
     ))]
@@ -132,9 +154,13 @@ pub async fn set_status(
             "status is online, away or offline",
         ));
     }
+    let reason = pause_reason(&b.status, b.reason)?;
     let store = state.store();
     let at = Utc::now();
-    if !store.set_operator_status(&ext, &b.status, None, at).await? {
+    if !store
+        .set_operator_status(&ext, &b.status, reason.as_deref(), at)
+        .await?
+    {
         return Err(ApiError::not_found(
             "operator.not_found",
             "no operator with that extension",
@@ -144,7 +170,7 @@ pub async fn set_status(
         ApiError::not_found("operator.not_found", "no operator with that extension")
     })?;
     if let (Some(acd), Some(presence)) = (&state.options().acd, parse_presence(&op.status)) {
-        acd.set_status(&op.extension, presence).await;
+        acd.set_status(&op.extension, presence, reason).await;
     }
     state.options().events.publish(Event::OperatorStatus {
         extension: op.extension.clone(),

@@ -38,10 +38,16 @@ impl AcdAccess {
     }
 
     /// Tells the queues about a status stored by the API.
-    pub async fn set_status(&self, ext: &str, status: Presence) -> Option<bool> {
+    pub async fn set_status(
+        &self,
+        ext: &str,
+        status: Presence,
+        reason: Option<String>,
+    ) -> Option<bool> {
         self.ask(|reply| AcdRequest::SetStatus {
             ext: ext.to_string(),
             status,
+            reason,
             reply,
         })
         .await

@@ -371,13 +371,19 @@ impl Acd {
     }
 
     /// The operator or a manager set the status (the API).
-    pub fn set_status(&mut self, now: Instant, ext: &str, status: Presence) -> bool {
+    pub fn set_status(
+        &mut self,
+        now: Instant,
+        ext: &str,
+        status: Presence,
+        reason: Option<String>,
+    ) -> bool {
         let Some(op) = self.operators.get_mut(ext) else {
             return false;
         };
         op.state.status = status;
         op.state.missed_in_a_row = 0;
-        op.status_reason = None;
+        op.status_reason = reason;
         self.push(now, ext);
         self.settle(now);
         true

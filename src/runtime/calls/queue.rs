@@ -12,6 +12,8 @@ pub enum AcdRequest {
     SetStatus {
         ext: String,
         status: crate::queue::Presence,
+        /// The person's reason for a pause (`lunch`).
+        reason: Option<String>,
         reply: tokio::sync::oneshot::Sender<bool>,
     },
     Queues(tokio::sync::oneshot::Sender<Vec<crate::runtime::acd::QueueSnapshot>>),
@@ -57,8 +59,13 @@ impl Calls {
 
     pub fn acd_request(&mut self, endpoint: &mut Endpoint, now: Instant, request: AcdRequest) {
         match request {
-            AcdRequest::SetStatus { ext, status, reply } => {
-                let _ = reply.send(self.acd.set_status(now, &ext, status));
+            AcdRequest::SetStatus {
+                ext,
+                status,
+                reason,
+                reply,
+            } => {
+                let _ = reply.send(self.acd.set_status(now, &ext, status, reason));
                 self.run_acd(endpoint, now);
             }
             AcdRequest::Queues(reply) => {
