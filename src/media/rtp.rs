@@ -114,17 +114,22 @@ pub struct Received {
     pub payload: Bytes,
 }
 
-/// Largest jump of the peer's timestamps we still follow (10 s); beyond it the stream is re-based.
+/// Largest jump between a packet's timestamp and the newest one of its stream (10 s) that is still
+/// followed; beyond it (a stream restarted without a new SSRC) the stream is placed at "now".
 const MAX_TIMESTAMP_JUMP: i64 = 8000 * 10;
-/// How far the newest packet of a stream may sit behind the call clock (100 ms) before the stream
-/// is re-placed at "now": its timestamps lag real time (a phone that stopped sending during a mute
-/// without advancing them, a slow clock). Left alone, everything after such a stall would arrive
-/// "in the past" and be dropped by the recorder, which writes out silence 200 ms behind the clock.
-/// Older packets (reordered, duplicated) never re-place the stream.
+/// How far the newest packets of a stream may sit behind the call clock (100 ms) before the stream
+/// is placed at "now" again: its timestamps lag real time (a phone that stopped sending during a
+/// mute and went on with its old timestamps, a slow clock). Left alone, everything after such a
+/// stall arrives "in the past" and the recorder, which writes out silence 200 ms behind the
+/// clock, drops all of it.
 const MAX_LAG: i64 = 800;
-/// How far ahead of the call clock the newest packet may sit (1 s) before the stream is re-placed
-/// (a fast clock, or the lag correction above ratcheting forward over hours of jitter spikes).
+/// How far ahead of the call clock the newest packets may sit (1 s) before the stream is placed
+/// again (a fast clock over hours).
 const MAX_LEAD: i64 = 8000;
+/// How long (500 ms of call clock) the newest packets must stay off the clock, every one of them,
+/// before the stream is placed again: a burst after a jitter spike lags only for its first few
+/// packets and must not move the stream (that would put everything after it ahead of the clock).
+const OFF_CLOCK_SUSTAIN: i64 = 4000;
 
 /// The peer's stream as we receive it.
 #[derive(Debug, Clone, Default)]
@@ -138,6 +143,8 @@ pub struct Incoming {
     base: Option<(u32, u64)>,
     /// The newest timestamp seen on the current SSRC.
     newest: Option<u32>,
+    /// Since when (call clock) every newest packet has been off the clock (`MAX_LAG`/`MAX_LEAD`).
+    off_clock_since: Option<i64>,
     pub stats: ReceiveStats,
     pub refused: u64,
 }
@@ -258,23 +265,37 @@ impl Incoming {
             self.ssrc = Some(h.ssrc);
             self.base = Some((h.timestamp, now_position));
             self.newest = None;
+            self.off_clock_since = None;
             self.stats = ReceiveStats::default();
         }
-        let newest = self
+        let jump = self
             .newest
-            .is_none_or(|n| h.timestamp.wrapping_sub(n) as i32 > 0);
-        if newest {
-            self.newest = Some(h.timestamp);
-        }
+            .map_or(0, |n| i64::from(h.timestamp.wrapping_sub(n) as i32));
+        let newest = self.newest.is_none() || jump > 0;
         let (base_ts, base_pos) = self.base.unwrap_or((h.timestamp, now_position));
         let offset = i64::from(h.timestamp.wrapping_sub(base_ts) as i32);
         let placed = base_pos as i64 + offset;
         let now = now_position as i64;
-        let off_clock = newest && (placed + MAX_LAG < now || placed > now + MAX_LEAD);
-        let position = if offset.abs() > MAX_TIMESTAMP_JUMP || placed < 0 || off_clock {
+        if newest {
+            if placed + MAX_LAG < now || placed > now + MAX_LEAD {
+                self.off_clock_since.get_or_insert(now);
+            } else {
+                self.off_clock_since = None;
+            }
+        }
+        let sustained_off_clock = newest
+            && self
+                .off_clock_since
+                .is_some_and(|since| now - since >= OFF_CLOCK_SUSTAIN);
+        let position = if jump.abs() > MAX_TIMESTAMP_JUMP || placed < 0 || sustained_off_clock {
             self.base = Some((h.timestamp, now_position));
+            self.off_clock_since = None;
+            self.newest = Some(h.timestamp);
             now_position
         } else {
+            if newest {
+                self.newest = Some(h.timestamp);
+            }
             placed as u64
         };
         self.stats
@@ -375,30 +396,83 @@ mod tests {
     /// Regression (call_control_e2e): a peer that stopped sending for seconds and went on with
     /// its timestamps where they were had all later audio placed seconds in the past, and the
     /// recorder (already past that point) dropped every packet: the rest of the call was silent.
+    /// Review of that fix: a jitter spike must not move the stream, nor ten seconds of stream.
     #[test]
-    fn a_stream_whose_timestamps_lag_or_lead_the_clock_is_re_placed_at_now() {
-        let mut a = Outgoing::new(1, 0, 77);
-        let mut rx = Incoming::default();
+    fn a_stream_is_placed_again_only_when_it_stays_off_the_clock() {
         let src = addr("127.0.0.1:9000");
         let at = |rx: &mut Incoming, a: &mut Outgoing, now: u64, ts: u64| {
             rx.on_datagram(now, src, &a.packet(0, ts, &[0; 160]))
                 .unwrap()
                 .position
         };
+
+        // A mute: two seconds of nothing, then timestamps where they were. The stream lags by
+        // 2 s; after 500 ms of lagging packets it is placed at now.
+        let (mut a, mut rx) = (Outgoing::new(1, 0, 77), Incoming::default());
         assert_eq!(at(&mut rx, &mut a, 1000, 0), 1000);
-        assert_eq!(at(&mut rx, &mut a, 1160, 160), 1160);
-        // Two seconds of nothing, then the next timestamp: re-placed at now.
-        assert_eq!(at(&mut rx, &mut a, 17_160, 320), 17_160);
+        let mut placed = Vec::new();
+        for i in 1..=40u64 {
+            placed.push(at(&mut rx, &mut a, 17_000 + i * 160, i * 160));
+        }
+        assert_eq!(placed[0], 1160, "one late packet is simply late");
         assert_eq!(
-            at(&mut rx, &mut a, 17_320, 480),
-            17_320,
-            "and followed from there"
+            placed[23],
+            1000 + 24 * 160,
+            "still followed after 480 ms of lag"
         );
-        // An old packet arriving late does not move the stream (it is simply late).
-        assert_eq!(at(&mut rx, &mut a, 17_400, 400), 17_240);
-        assert_eq!(at(&mut rx, &mut a, 17_480, 640), 17_480);
-        // Timestamps running a second and more ahead of the clock: re-placed too.
-        assert_eq!(at(&mut rx, &mut a, 17_640, 640 + 9_000), 17_640);
+        let rebased = placed
+            .iter()
+            .position(|p| *p > 10_000)
+            .expect("placed again");
+        assert_eq!(placed[rebased], 17_000 + (rebased as u64 + 1) * 160);
+        assert_eq!(
+            placed[39],
+            placed[rebased] + (39 - rebased as u64) * 160,
+            "then followed"
+        );
+
+        // A 300 ms jitter spike: a burst of late packets, then on time again. Nothing moves.
+        let (mut a, mut rx) = (Outgoing::new(2, 0, 5), Incoming::default());
+        let mut placed = Vec::new();
+        for i in 0..100u64 {
+            let sent = i * 160;
+            // Packets 20..35 are held up and arrive together with packet 35 (300 ms late).
+            let arrival = if (20..35).contains(&i) {
+                35 * 160
+            } else {
+                sent
+            };
+            placed.push(at(&mut rx, &mut a, 5000 + arrival, sent));
+        }
+        let expected: Vec<u64> = (0..100u64).map(|i| 5000 + i * 160).collect();
+        assert_eq!(placed, expected);
+
+        // Twenty seconds of a steady stream: followed all along (it was re-based every 10 s).
+        let (mut a, mut rx) = (Outgoing::new(3, 0, 9), Incoming::default());
+        for i in 0..1000u64 {
+            assert_eq!(
+                at(&mut rx, &mut a, 300 + i * 160 + i % 3, i * 160),
+                300 + i * 160
+            );
+        }
+
+        // An old packet more than 100 ms late does not move the stream.
+        let (mut a, mut rx) = (Outgoing::new(4, 0, 1), Incoming::default());
+        assert_eq!(at(&mut rx, &mut a, 0, 0), 0);
+        assert_eq!(at(&mut rx, &mut a, 320, 320), 320);
+        assert_eq!(at(&mut rx, &mut a, 1400, 160), 160, "155 ms late, and old");
+        assert_eq!(at(&mut rx, &mut a, 1440, 1440), 1440);
+
+        // Timestamps jumping 20 s: placed at now at once.
+        assert_eq!(at(&mut rx, &mut a, 1600, 1440 + 160_000), 1600);
+        // Running more than a second ahead for 500 ms: placed again.
+        let (mut a, mut rx) = (Outgoing::new(5, 0, 3), Incoming::default());
+        assert_eq!(at(&mut rx, &mut a, 0, 0), 0);
+        let mut last = 0;
+        for i in 1..=40u64 {
+            last = at(&mut rx, &mut a, i * 160, i * 160 + 9_000);
+        }
+        assert_eq!(last, 40 * 160, "the lead is gone");
     }
 
     #[test]
