@@ -3,7 +3,7 @@
 //! card details are read out, then resumes. The paused stretch is silence in the WAV on both
 //! channels (the audio spoken then is nowhere in the file), the file's comment names the stretch,
 //! and the call's events carry the pause and the resume. Keys sent by SIP INFO on either side
-//! reach the other side as RFC 4733 events.
+//! reach the other side as RFC 4733 events, and a key typed while paused is on the call masked.
 
 mod common;
 
@@ -48,13 +48,14 @@ fn talk(
     operator: RtpPeer,
     caller_voice: &[i16],
     operator_voice: Vec<i16>,
+    caller_keys: &[(usize, char, u8)],
 ) -> RtpPeer {
     let op = std::thread::spawn(move || {
         let mut operator = operator;
         operator.converse(&operator_voice, &[]);
         operator
     });
-    caller.converse(caller_voice, &[]);
+    caller.converse(caller_voice, caller_keys);
     op.join().unwrap()
 }
 
@@ -110,6 +111,7 @@ fn a_paused_stretch_of_the_recording_is_silence_named_in_the_file_and_on_the_cal
         operator,
         &caller_before,
         operator_before.clone(),
+        &[],
     );
 
     // Who may pause: not an operator who is not on the call, not a call that is not up.
@@ -127,13 +129,26 @@ fn a_paused_stretch_of_the_recording_is_silence_named_in_the_file_and_on_the_cal
         assert_eq!(paused.json()["recording"], "paused");
     }
     let (caller_card, operator_card) = (noise(2.0, 5), noise(2.0, 6));
-    operator = talk(&mut caller, operator, &caller_card, operator_card.clone());
+    // The caller also types a key (a card digit) while paused.
+    operator = talk(
+        &mut caller,
+        operator,
+        &caller_card,
+        operator_card.clone(),
+        &[(4000, '9', 101)],
+    );
     let resumed = recording(&server, &id, "resume", MANAGER_TOKEN);
     assert_eq!(resumed.status, 200, "{}", resumed.text());
     assert_eq!(resumed.json()["recording"], "recording");
 
     let (caller_after, operator_after) = (test_signal(8000, 1.5, 7.0), test_signal(8000, 1.5, 8.0));
-    let operator = talk(&mut caller, operator, &caller_after, operator_after.clone());
+    let operator = talk(
+        &mut caller,
+        operator,
+        &caller_after,
+        operator_after.clone(),
+        &[],
+    );
 
     // Keys sent by SIP INFO cross the bridge as RFC 4733 events: the operator's 7, the caller's 4.
     let listen = |mut peer: RtpPeer| {
@@ -151,14 +166,17 @@ fn a_paused_stretch_of_the_recording_is_silence_named_in_the_file_and_on_the_cal
     assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
     let (_operator, operator_heard) = operator_side.join().unwrap();
     let (mut caller, caller_heard) = caller_side.join().unwrap();
+    // One key press is one RTP timestamp (its packets and end repeats share it): counting
+    // distinct (timestamp, key) pairs shows a key sent twice.
     let events = |heard: &common::rtp::Received| -> Vec<u8> {
-        let mut codes: Vec<u8> = heard
+        let mut presses: Vec<(u32, u8)> = heard
             .iter()
             .filter(|(_, pt, _)| *pt == 101)
-            .map(|(_, _, p)| p[0])
+            .map(|(ts, _, p)| (*ts, p[0]))
             .collect();
-        codes.dedup();
-        codes
+        presses.sort();
+        presses.dedup();
+        presses.into_iter().map(|(_, key)| key).collect()
     };
     assert_eq!(
         events(&caller_heard),
@@ -185,6 +203,7 @@ fn a_paused_stretch_of_the_recording_is_silence_named_in_the_file_and_on_the_cal
             (kind, e["detail"]["recording_ms"].as_u64().unwrap())
         })
         .collect();
+    // The key typed while paused is on the call as a masked press: that, not which.
     let digits: Vec<(&str, &str)> = call["events"]
         .as_array()
         .unwrap()
@@ -192,14 +211,14 @@ fn a_paused_stretch_of_the_recording_is_silence_named_in_the_file_and_on_the_cal
         .filter(|e| e["kind"] == "digit")
         .map(|e| {
             (
-                e["detail"]["digit"].as_str().unwrap(),
+                e["detail"]["digit"].as_str().unwrap_or("masked"),
                 e["detail"]["source"].as_str().unwrap(),
             )
         })
         .collect();
     assert_eq!(
         digits,
-        vec![("4", "sip_info")],
+        vec![("masked", "rfc4733"), ("4", "sip_info")],
         "the caller's key is on the call, the operator's is not"
     );
     let [(paused_kind, paused_ms), (resumed_kind, resumed_ms)] = &marks[..] else {

@@ -106,6 +106,9 @@ pub enum CallNotice {
         digit: char,
         source: DigitSource,
         at_ms: u64,
+        /// Pressed while the recording was paused: the call record keeps that a key was
+        /// pressed, never which (card numbers are typed as well as spoken).
+        masked: bool,
     },
     /// The flow moved on: its id and the path so far as JSON.
     Path {
@@ -417,7 +420,7 @@ pub async fn run(
                 Some(CallCommand::Renegotiate(config)) => task.session.renegotiate(Instant::now(), config),
                 Some(CallCommand::SendDigit(digit)) => task.session.send_digit(Instant::now(), digit),
                 Some(CallCommand::InfoDigit(digit)) => task.info_digit(digit),
-                Some(CallCommand::OperatorInfoDigit(digit)) => task.session.send_digit(Instant::now(), digit),
+                Some(CallCommand::OperatorInfoDigit(digit)) => task.operator_info_digit(digit),
                 Some(CallCommand::DialResult(result)) => task.engine_event(IvrEvent::DialResult(result)),
                 Some(CallCommand::Bridge { rtp, rtcp, session, queue }) => task.bridge(rtp, rtcp, session, queue),
                 Some(CallCommand::Queued { hold_music, announce_recording }) => task.queued(hold_music, announce_recording),
@@ -759,14 +762,30 @@ impl Task {
     }
 
     /// The caller's SIP INFO key press: handled like one heard in the media (menus, voicemail,
-    /// rating, broadcasts); while bridged the operator's phone gets it too, as RFC 4733 events or
-    /// a tone (a press the media also carried was relayed already).
+    /// rating, broadcasts); while bridged the operator's phone gets it too as RFC 4733 events,
+    /// when it takes them (a bridge relays audio as it comes, so there is no tone to mix one into).
+    /// A press whose RFC 4733 events came first was relayed with them already; one whose INFO
+    /// comes first and whose events follow reaches the other phone twice (phones send one or
+    /// the other in practice).
     fn info_digit(&mut self, digit: char) {
         let now = Instant::now();
         if self.session.on_info_digit(now, digit)
             && let Some(o) = self.other.as_mut()
+            && o.session.config().event_pt.is_some()
         {
             o.session.send_digit(now, digit);
+        }
+    }
+
+    /// The bridged operator's SIP INFO key press, merged with the operator's own media keys, then
+    /// sent to the caller as RFC 4733 events (when the caller's phone takes them).
+    fn operator_info_digit(&mut self, digit: char) {
+        let now = Instant::now();
+        if let Some(o) = self.other.as_mut()
+            && o.session.on_info_digit(now, digit)
+            && self.session.config().event_pt.is_some()
+        {
+            self.session.send_digit(now, digit);
         }
     }
 
@@ -804,11 +823,13 @@ impl Task {
                 source,
                 at_sample,
             } => {
+                let masked = self.recorder.as_ref().is_some_and(|r| r.is_paused());
                 self.notify(CallNotice::Digit {
                     leg: self.setup_leg,
                     digit,
                     source,
                     at_ms: at_sample / 8,
+                    masked,
                 });
                 if let Some(v) = &self.voicemail {
                     if v.finish_digit == Some(digit) {

@@ -632,6 +632,7 @@ impl Calls {
                 digit,
                 source,
                 at_ms,
+                masked,
             } => {
                 let source = match source {
                     DigitSource::Rfc4733 => "rfc4733",
@@ -639,7 +640,9 @@ impl Calls {
                     DigitSource::SipInfo => "sip_info",
                 };
                 metrics::counter!("openline_dtmf_digits_total", "source" => source).increment(1);
-                self.event(leg, "digit", serde_json::json!({ "digit": digit.to_string(), "source": source, "at_ms": at_ms }));
+                let digit = (!masked).then(|| digit.to_string());
+                let detail = serde_json::json!({ "digit": digit, "source": source, "at_ms": at_ms, "masked": masked });
+                self.event(leg, "digit", detail);
             }
             CallNotice::Hangup { leg, disposition } => {
                 if disposition == "failed.media_timeout" {

@@ -16,7 +16,14 @@ pub(super) struct CallRecorder {
     origin: u64,
     /// Paused stretches in file samples, in order; the last may still be open.
     pauses: Vec<(u64, Option<u64>)>,
+    /// The end of the latest audio given to `write` (file samples), written or not.
+    latest: u64,
 }
+
+/// How far past both the resume request and the latest audio a pause lasts (120 ms): audio that
+/// arrived before the resume may still be in the 60 ms playout buffer, or be placed a little ahead
+/// of the clock by its timestamps, and must not reach the file.
+const RESUME_MARGIN: u64 = 960;
 
 impl CallRecorder {
     pub(super) fn open(
@@ -31,6 +38,7 @@ impl CallRecorder {
             inner: StereoRecorder::create(path, RECORDER_MAX_LAG)?,
             origin,
             pauses: Vec::new(),
+            latest: 0,
         })
     }
 
@@ -46,7 +54,9 @@ impl CallRecorder {
             return Ok(());
         }
         let at = at_sample.max(self.origin) - self.origin;
-        for (from, to) in unpaused(&self.pauses, at, at + (samples.len() - skip) as u64) {
+        let end = at + (samples.len() - skip) as u64;
+        self.latest = self.latest.max(end);
+        for (from, to) in unpaused(&self.pauses, at, end) {
             let piece = &samples[skip + (from - at) as usize..skip + (to - at) as usize];
             self.inner.write(channel, from, piece)?;
         }
@@ -57,8 +67,9 @@ impl CallRecorder {
         matches!(self.pauses.last(), Some((_, None)))
     }
 
-    /// Pauses (or resumes) at call-clock sample `at`; returns the file position, or `None` when
-    /// it already was in that state.
+    /// Pauses (or resumes) at call-clock sample `at`; returns the file position the pause starts
+    /// (or ends) at, or `None` when it already was in that state. A pause ends `RESUME_MARGIN`
+    /// after the later of the request and the latest audio seen.
     pub(super) fn set_paused(&mut self, paused: bool, at: u64) -> Option<u64> {
         if paused == self.is_paused() {
             return None;
@@ -66,10 +77,12 @@ impl CallRecorder {
         let at = at.saturating_sub(self.origin);
         if paused {
             self.pauses.push((at, None));
-        } else if let Some(last) = self.pauses.last_mut() {
-            last.1 = Some(at.max(last.0));
+            return Some(at);
         }
-        Some(at)
+        let last = self.pauses.last_mut()?;
+        let end = at.max(self.latest).max(last.0) + RESUME_MARGIN;
+        last.1 = Some(end);
+        Some(end)
     }
 
     fn advance_and_flush(
@@ -316,7 +329,8 @@ mod tests {
         }
     }
 
-    /// The call's clock runs 4 s; 20 ms chunks on both channels, paused from 1 s to 2.5 s.
+    /// The call's clock runs 4 s; 20 ms chunks on both channels, paused from 1 s to 2.5 s (and
+    /// the margin: the pause ends 120 ms after the resume request).
     #[test]
     fn a_paused_recording_holds_silence_there_and_audio_around_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -327,7 +341,7 @@ mod tests {
             let at = origin + chunk * 160;
             match at - origin {
                 8000 => assert_eq!(r.set_paused(true, at), Some(8000)),
-                20000 => assert_eq!(r.set_paused(false, at), Some(20000)),
+                20000 => assert_eq!(r.set_paused(false, at), Some(20000 + RESUME_MARGIN)),
                 _ => {}
             }
             r.write(Channel::Left, at, &[1000; 160]).unwrap();
@@ -345,16 +359,43 @@ mod tests {
             .collect();
         let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
         assert!(left[..8000].iter().all(|s| *s == 1000));
-        assert!(left[8000..20000].iter().all(|s| *s == 0));
+        assert!(left[8000..20960].iter().all(|s| *s == 0));
         assert!(
-            left[20000..].iter().all(|s| *s == 1000),
+            left[20960..].iter().all(|s| *s == 1000),
             "audio after the resume"
         );
         assert_eq!(
             crate::media::recorder::read_comment(&path)
                 .unwrap()
                 .as_deref(),
-            Some("recording paused 0:01.000-0:02.500 (operator request)")
+            Some("recording paused 0:01.000-0:02.620 (operator request)")
+        );
+    }
+
+    /// Review: audio placed ahead of the clock (a stream leading by its timestamps) that arrived
+    /// while paused must not be written after the resume point.
+    #[test]
+    fn a_pause_ends_after_the_latest_audio_seen_while_paused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lead.wav");
+        let mut r = CallRecorder::open(&path, 0).unwrap();
+        r.set_paused(true, 8000);
+        // Paused audio placed up to 300 ms ahead of the clock, then the resume at 2 s.
+        r.write(Channel::Left, 16_000 + 2400 - 160, &[7; 160])
+            .unwrap();
+        assert_eq!(r.set_paused(false, 16_000), Some(18_400 + RESUME_MARGIN));
+        r.write(Channel::Left, 18_400, &[7; 160]).unwrap();
+        let (_, info) = r.finish(24_000).unwrap();
+        assert_eq!(info.frames, 24_000);
+        let left: Vec<i16> = hound::WavReader::open(&path)
+            .unwrap()
+            .into_samples()
+            .map(Result::unwrap)
+            .step_by(2)
+            .collect();
+        assert!(
+            left.iter().all(|s| *s == 0),
+            "nothing said while paused is in the file"
         );
     }
 

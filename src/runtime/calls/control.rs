@@ -38,10 +38,14 @@ impl Calls {
             .map(|(leg, _)| *leg);
         let allowed = |leg: LegId| match &request.operator {
             None => true,
-            Some(ext) => self
-                .outbound
-                .values()
-                .any(|o| o.caller_leg == leg && o.answered && &o.ext == ext),
+            // (A trunk leg a flow dialled has no extension: "" must match nobody.)
+            Some(ext) => {
+                !ext.is_empty()
+                    && self
+                        .outbound
+                        .values()
+                        .any(|o| o.caller_leg == leg && o.answered && &o.ext == ext)
+            }
         };
         let task = leg
             .filter(|leg| allowed(*leg))
