@@ -186,15 +186,7 @@ impl Queue {
         self.config = config;
         for ext in removed {
             self.operators.remove(&ext);
-            let callers: Vec<CallerId> = self
-                .attempts
-                .iter()
-                .filter(|a| a.ext == ext)
-                .map(|a| a.caller)
-                .collect();
-            for caller in callers {
-                self.cancel_rings(caller, Some(&ext), CancelReason::OperatorUnavailable);
-            }
+            self.cancel_member_rings(&ext);
         }
         self.dispatch(now);
         Ok(())
@@ -219,15 +211,7 @@ impl Queue {
         let ext = state.extension.clone();
         self.operators.insert(ext.clone(), state);
         if gone {
-            let callers: Vec<CallerId> = self
-                .attempts
-                .iter()
-                .filter(|a| a.ext == ext)
-                .map(|a| a.caller)
-                .collect();
-            for caller in callers {
-                self.cancel_rings(caller, Some(&ext), CancelReason::OperatorUnavailable);
-            }
+            self.cancel_member_rings(&ext);
         }
         self.dispatch(now);
     }
@@ -353,6 +337,19 @@ impl Queue {
             });
         }
         self.attempts.retain(|a| !hit(a));
+    }
+
+    /// Cancels every ring of a member who went away or left the queue.
+    fn cancel_member_rings(&mut self, ext: &str) {
+        let callers: Vec<CallerId> = self
+            .attempts
+            .iter()
+            .filter(|a| a.ext == ext)
+            .map(|a| a.caller)
+            .collect();
+        for caller in callers {
+            self.cancel_rings(caller, Some(ext), CancelReason::OperatorUnavailable);
+        }
     }
 
     /// Counts a missed ring; sets the operator away after too many in a row.

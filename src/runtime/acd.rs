@@ -279,7 +279,7 @@ impl Acd {
             state.status = seed.status;
             state.registered = false;
             state.max_calls = seed.max_calls.max(1);
-            state.skills = seed.skills.into_iter().collect();
+            state.skills = seed.skills.iter().map(|s| s.to_lowercase()).collect();
             acd.operators.insert(
                 seed.extension.clone(),
                 Operator {
@@ -329,11 +329,23 @@ impl Acd {
         now: Instant,
         caller: CallerId,
         queue: &str,
-        request: JoinRequest,
+        mut request: JoinRequest,
     ) -> bool {
         let Some(q) = self.queues.get_mut(queue) else {
             return false;
         };
+        // Skills no member has at all (a typo in a flow, the last skilled member removed) would
+        // keep the caller on hold music for ever: they are dropped, loudly.
+        let operators = &self.operators;
+        let someone_has_them = q.core.config().members.iter().any(|m| {
+            operators
+                .get(m)
+                .is_some_and(|op| op.state.has_skills(&request.skills))
+        });
+        if !someone_has_them && !request.skills.is_empty() {
+            tracing::warn!(%queue, skills = ?request.skills, "no member of the queue has these skills; the caller takes any member");
+            request.skills.clear();
+        }
         if q.core.join_with(now, caller, request).is_err() {
             return true; // already waiting there
         }
@@ -553,6 +565,9 @@ impl Acd {
     /// tells the operator's other queues.
     fn adopt(&mut self, now: Instant, queue: &str, ext: &str) {
         let Some(view) = self.queues.get(queue).and_then(|q| q.core.operator(ext)) else {
+            // Not a member any more (removed while ringing): nothing to adopt, but the other
+            // queues must still hear that the ring is over (`ringing_elsewhere`).
+            self.push(now, ext);
             return;
         };
         let (status, active, missed) = (view.status, view.active_calls, view.missed_in_a_row);
@@ -759,5 +774,25 @@ mod tests {
         acd.handle_timeout(until);
         assert_eq!(state(&acd, until), "available");
         assert_eq!(acd.poll_timeout(), None, "no wake-up left");
+    }
+
+    /// Review: a caller asking for skills nobody in the queue has (a typo in a flow) waited on
+    /// hold music for ever; the skills are dropped instead.
+    #[test]
+    fn skills_no_member_has_are_dropped_at_join() {
+        let t0 = crate::testing::t0();
+        let mut acd = acd("[[queues]]\nname = \"sales\"\nmembers = [\"101\"]\n", t0);
+        std::iter::from_fn(|| acd.poll_action()).for_each(drop);
+        let request = JoinRequest {
+            priority: 0,
+            skills: ["ukranian".to_string()].into(),
+        };
+        assert!(acd.join(t0, 7, "sales", request));
+        let rung = std::iter::from_fn(|| acd.poll_action())
+            .any(|a| matches!(a, AcdAction::Ring { caller: 7, ref ext, .. } if ext == "101"));
+        assert!(
+            rung,
+            "the caller is offered the member they did not ask for"
+        );
     }
 }

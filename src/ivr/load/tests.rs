@@ -386,6 +386,11 @@ fn broken_files() -> Vec<(&'static str, String, Vec<&'static str>)> {
             vec!["broken.yaml:6:15: `priority` must be from -1000 to 1000, not 5000"],
         ),
         (
+            "quoted priority out of range",
+            flow("  start:\n    queue: sales\n    priority: \"5000\"\n"),
+            vec!["broken.yaml:6:15: `priority` must be from -1000 to 1000, not 5000"],
+        ),
+        (
             "priority as words",
             flow("  start:\n    queue: sales\n    priority: high\n"),
             vec![

@@ -202,7 +202,7 @@ fn goto<'y>(c: &mut Collector, f: &mut Fields<'y>, gotos: &mut Vec<GotoRef>) -> 
     })
 }
 
-/// `skills: [ukrainian, billing]` (or one name): plain names, each once.
+/// `skills: [ukrainian, billing]` (or one name): plain names, each once, compared in lower case.
 fn skill_names(c: &mut Collector<'_>, v: &Yaml) -> Option<Vec<String>> {
     let items: Vec<&Yaml> = match &v.value {
         Value::Seq(items) => items.iter().collect(),
@@ -210,7 +210,7 @@ fn skill_names(c: &mut Collector<'_>, v: &Yaml) -> Option<Vec<String>> {
     };
     let mut names = Vec::new();
     for item in items {
-        let name = c.text(item, "skills")?;
+        let name = c.text(item, "skills")?.to_lowercase();
         if !plain_name(&name) {
             c.error(
                 item.pos,
@@ -245,13 +245,13 @@ fn priority(c: &mut Collector<'_>, v: &Yaml) -> Option<Template> {
         return None;
     }
     let template = c.template(v, "priority")?;
-    if let Some(text) = template.as_literal()
-        && text.trim().parse::<i32>().is_err()
-    {
-        c.error(
-            v.pos,
-            format!("`priority` must be a whole number or `${{variable}}`, not `{text}`"),
-        );
+    if let Some(text) = template.as_literal() {
+        let message = match text.trim().parse::<i32>() {
+            Ok(n) if (-MAX_PRIORITY..=MAX_PRIORITY).contains(&n) => return Some(template),
+            Ok(n) => format!("`priority` must be from -{MAX_PRIORITY} to {MAX_PRIORITY}, not {n}"),
+            Err(_) => format!("`priority` must be a whole number or `${{variable}}`, not `{text}`"),
+        };
+        c.error(v.pos, message);
         return None;
     }
     Some(template)

@@ -78,3 +78,113 @@ impl Acd {
         Ok(members)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Queues `a` (101, 102) and `b` (101), operators 101 and 102 online and registered.
+    fn two_queues(now: Instant) -> Acd {
+        #[derive(serde::Deserialize)]
+        struct File {
+            queues: Vec<QueueFileConfig>,
+        }
+        let toml = "[[queues]]\nname = \"a\"\nmembers = [\"101\", \"102\"]\nstrategy = \"in_order\"\n\
+                    [[queues]]\nname = \"b\"\nmembers = [\"101\"]\n";
+        let file: File = toml::from_str(toml).unwrap();
+        let seed = |ext: &str| OperatorSeed {
+            extension: ext.into(),
+            name: ext.into(),
+            max_calls: 1,
+            status: Presence::Online,
+            status_reason: None,
+            skills: vec![],
+        };
+        let mut acd = Acd::new(&file.queues, vec![seed("101"), seed("102")], now);
+        acd.set_registered(now, "101", true);
+        acd.set_registered(now, "102", true);
+        std::iter::from_fn(|| acd.poll_action()).for_each(drop);
+        acd
+    }
+
+    fn rings(acd: &mut Acd) -> Vec<(CallerId, String)> {
+        std::iter::from_fn(|| acd.poll_action())
+            .filter_map(|a| match a {
+                AcdAction::Ring { caller, ext, .. } => Some((caller, ext)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Review: 101, ringing for a caller of queue a, was removed from a; the ring was cancelled
+    /// but queue b still thought 101 was ringing elsewhere and never offered b's callers to them.
+    #[test]
+    fn a_member_removed_while_ringing_is_free_for_their_other_queues() {
+        let t0 = crate::testing::t0();
+        let mut acd = two_queues(t0);
+        assert!(acd.join(t0, 1, "a", JoinRequest::default()));
+        assert_eq!(rings(&mut acd), vec![(1, "101".to_string())]);
+
+        let members = acd.edit_members(t0, "a", MembersEdit::Remove("101".into()));
+        assert_eq!(members, Ok(vec!["102".to_string()]));
+        assert_eq!(
+            rings(&mut acd),
+            vec![(1, "102".to_string())],
+            "a's caller goes to 102"
+        );
+
+        assert!(acd.join(t0, 2, "b", JoinRequest::default()));
+        assert_eq!(
+            rings(&mut acd),
+            vec![(2, "101".to_string())],
+            "101 is free for b"
+        );
+    }
+
+    #[test]
+    fn edits_are_checked_against_the_queue_and_the_operators() {
+        let t0 = crate::testing::t0();
+        let mut acd = two_queues(t0);
+        let cases = [
+            (
+                "nope",
+                MembersEdit::Add("101".into()),
+                MembersError::NoSuchQueue,
+            ),
+            (
+                "a",
+                MembersEdit::Add("999".into()),
+                MembersError::UnknownOperator("999".into()),
+            ),
+            (
+                "a",
+                MembersEdit::Add("101".into()),
+                MembersError::AlreadyMember("101".into()),
+            ),
+            (
+                "b",
+                MembersEdit::Remove("102".into()),
+                MembersError::NotMember("102".into()),
+            ),
+        ];
+        for (queue, edit, error) in cases {
+            assert_eq!(
+                acd.edit_members(t0, queue, edit.clone()),
+                Err(error),
+                "{queue} {edit:?}"
+            );
+        }
+        assert!(matches!(
+            acd.edit_members(t0, "b", MembersEdit::Remove("101".into())),
+            Err(MembersError::Invalid(_))
+        ));
+        assert_eq!(
+            acd.edit_members(
+                t0,
+                "b",
+                MembersEdit::Replace(vec!["102".into(), "101".into()])
+            ),
+            Ok(vec!["102".to_string(), "101".to_string()])
+        );
+    }
+}
