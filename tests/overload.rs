@@ -49,11 +49,19 @@ fn wait_until_idle(server: &Server, ports_free: f64, within: Duration) -> Held {
 #[test]
 fn sessions_whose_200_is_never_acked_are_gone_after_timer_h() {
     let server = Server::start("[sip]\nt1 = \"50ms\"\nt2 = \"400ms\"\n");
-    // Before any call, every RTP port is free: an OPTIONS makes the SIP task set the gauges.
+    // Before any call, every RTP port is free: an OPTIONS makes the SIP task set the gauges
+    // (after it has sent the 200, so the scrape may come first: asked until they are there).
     let peer = UdpPeer::new(server.sip);
     peer.request(&options(peer.port(), "ports"), "SIP/2.0 200 OK");
-    let ports = server.metric("openline_rtp_ports_free ");
-    assert!(ports > 0.0, "ports gauge exported");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ports = loop {
+        let ports = server.metric("openline_rtp_ports_free ");
+        if ports > 0.0 {
+            break ports;
+        }
+        assert!(Instant::now() < deadline, "ports gauge exported");
+        std::thread::sleep(Duration::from_millis(50));
+    };
     // The first answer starts the node's lazily made tasks (prompt cache, writers): idle after
     // one ordinary call is the baseline.
     let ok = invite(&peer, "baseline-1", "100");
