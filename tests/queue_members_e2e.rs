@@ -240,6 +240,16 @@ fn a_caller_asking_for_a_skill_rings_the_member_who_has_it_before_the_one_listed
     let mut rtp = RtpPeer::new();
     let ok = call_in(&sip, &mut rtp, "qm-skill");
     wait_on(&mut rtp, &mut p103, "INVITE ", Duration::from_secs(15)).expect("103 speaks Ukrainian");
+    let (status, queue) = server.get("/api/v1/queues/sales");
+    assert_eq!(status, 200, "{queue}");
+    let waiting = &queue["waiting"][0];
+    assert_eq!(waiting["priority"], 5, "{queue:#}");
+    assert_eq!(
+        waiting["skills"],
+        serde_json::json!(["ukrainian"]),
+        "{queue:#}"
+    );
+    assert_eq!(waiting["ringing"], serde_json::json!(["103"]), "{queue:#}");
     p102.drain(Duration::from_millis(300));
     assert_eq!(p102.invites(), 0, "102, listed first, has not the skill");
     bye(&sip, "qm-skill", &ok);

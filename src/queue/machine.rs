@@ -75,6 +75,15 @@ impl Queue {
         self.waiting.iter().map(|w| (w.id, w.joined))
     }
 
+    /// Waiting callers in order with their join time, priority and the skills still asked for.
+    pub fn waiting_requests(
+        &self,
+    ) -> impl Iterator<Item = (CallerId, Instant, i32, &BTreeSet<String>)> + '_ {
+        self.waiting
+            .iter()
+            .map(|w| (w.id, w.joined, w.priority, &w.skills))
+    }
+
     /// How many callers are waiting.
     pub fn waiting_count(&self) -> usize {
         self.waiting.len()

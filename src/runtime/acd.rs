@@ -188,6 +188,10 @@ pub struct WaitingSnapshot {
     pub waited_ms: u64,
     /// Extensions ringing for this caller now.
     pub ringing: Vec<String>,
+    /// The caller's priority (higher waits ahead).
+    pub priority: i32,
+    /// Skills still asked for (none once the queue's `skills_wait` has passed).
+    pub skills: Vec<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -488,9 +492,9 @@ impl Acd {
             .map(|(name, q)| {
                 let waiting = q
                     .core
-                    .waiting()
+                    .waiting_requests()
                     .enumerate()
-                    .map(|(i, (caller, joined))| WaitingSnapshot {
+                    .map(|(i, (caller, joined, priority, skills))| WaitingSnapshot {
                         position: i + 1,
                         call_id: call_ids(caller),
                         waited_ms: now.saturating_duration_since(joined).as_millis() as u64,
@@ -500,6 +504,8 @@ impl Acd {
                             .filter(|(c, _)| *c == caller)
                             .map(|(_, ext)| ext.to_string())
                             .collect(),
+                        priority,
+                        skills: skills.iter().cloned().collect(),
                     })
                     .collect();
                 let config = q.core.config();
