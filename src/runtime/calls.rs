@@ -479,45 +479,6 @@ impl Calls {
         Some(self.config.data_dir.join(relative))
     }
 
-    /// A re-INVITE offer on an answered call: hold, resume or a new address.
-    pub fn reoffer(&mut self, endpoint: &mut Endpoint, now: Instant, leg: LegId, offer: &[u8]) {
-        if self.outbound.contains_key(&leg) {
-            self.reoffer_outbound(endpoint, now, leg, offer);
-            return;
-        }
-        let Some(active) = self.active.get_mut(&leg) else {
-            endpoint.reject_reinvite(now, leg, 481, "Call/Transaction Does Not Exist");
-            return;
-        };
-        let negotiated = match sdp::negotiate(offer) {
-            Ok(n) => n,
-            Err(_) => {
-                endpoint.reject_reinvite(now, leg, 488, "Not Acceptable Here");
-                return;
-            }
-        };
-        let (Some(port), Some(task)) = (active.port, active.task.as_ref()) else {
-            endpoint.reject_reinvite(now, leg, 491, "Request Pending");
-            return;
-        };
-        let _ = task.send(CallCommand::Renegotiate(session_config(
-            Some(&negotiated),
-            self.config.media_timeout,
-        )));
-        // The same session, the same address (also when the peer holds with c=0.0.0.0).
-        let public_ip = self.config.public_ip;
-        let origin = active.sdp_origin.map(sdp::Origin::next).unwrap_or_else(|| {
-            let ip = public_ip
-                .or(active.peer_ip.map(local_ip_towards))
-                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
-            sdp::Origin::new(ip, Utc::now().timestamp_micros().unsigned_abs())
-        });
-        active.sdp_origin = Some(origin);
-        let answer = sdp::write(&origin, port, Some(&negotiated));
-        active.negotiated = Some(negotiated);
-        endpoint.answer_reinvite(now, leg, Bytes::from(answer));
-    }
-
     /// SIP says the leg is over: the call row gets its disposition, the media task stops.
     pub fn leg_ended(
         &mut self,
