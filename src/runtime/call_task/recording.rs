@@ -56,6 +56,10 @@ impl CallRecorder {
         let at = at_sample.max(self.origin) - self.origin;
         let end = at + (samples.len() - skip) as u64;
         self.latest = self.latest.max(end);
+        if self.pauses.is_empty() {
+            // Every 20 ms per channel: no clipping (and no allocation) unless paused once.
+            return self.inner.write(channel, at, &samples[skip..]);
+        }
         for (from, to) in unpaused(&self.pauses, at, end) {
             let piece = &samples[skip + (from - at) as usize..skip + (to - at) as usize];
             self.inner.write(channel, from, piece)?;
