@@ -1,3 +1,6 @@
+//! Live call control. `/api/v1/calls/{id}/transfer`: a blind transfer of the caller to another
+//! operator, a queue or an external number (see `runtime::calls::transfer`).
+//!
 //! `/api/v1/calls/{id}/recording/pause|resume`: the operator on a call (or a manager) keeps a
 //! stretch out of its recording, for card numbers and other details that must not be stored. The
 //! paused stretch is silence in the file, named in its comment, and on the call's events
@@ -5,15 +8,17 @@
 //! state the recording is in changes nothing and answers the same.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use serde::Serialize;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::params::is_id;
+use super::params::{is_id, json_body};
 use super::sip_access::unavailable;
 use super::{ApiError, ApiState, Caller};
 use crate::runtime::call_task::RecordingState;
-use crate::runtime::calls::RecordingControl;
+use crate::runtime::calls::{RecordingControl, TransferControl, TransferError};
 use crate::runtime::sip_task::SipCommand;
 
 #[derive(Serialize, ToSchema)]
@@ -78,4 +83,92 @@ async fn set_paused(
         )),
         Some(recording) => Ok(Json(RecordingStateView { recording })),
     }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferBody {
+    /// An operator's extension, a queue's name, or the dialplan's external prefix + a number
+    /// (looked up in that order).
+    to: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TransferView {
+    call_id: String,
+    /// `operator`, `queue` or `external`.
+    kind: &'static str,
+    /// The extension, the queue, or the number as it goes to the trunk.
+    to: String,
+}
+
+/// The longest `to` taken (an extension, a queue name or a dialled number).
+const MAX_TARGET_LEN: usize = 64;
+
+#[utoipa::path(post, path = "/api/v1/calls/{id}/transfer", tag = "calls",
+    request_body = TransferBody,
+    responses((status = 202, body = TransferView, description = "the caller is on the way to the target; the call's events say how it went"),
+              (status = 400, description = "request.invalid_body / transfer.invalid_target"),
+              (status = 403, description = "transfer.external_not_allowed"),
+              (status = 404, description = "call.not_live: no such call up (an operator: not theirs) / transfer.unknown_target"),
+              (status = 409, description = "call.not_bridged / transfer.in_progress / transfer.same_operator / transfer.not_from_operator"),
+              (status = 503, description = "transfer.trunk_busy")))]
+pub async fn transfer(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<TransferView>), ApiError> {
+    let not_live = || ApiError::not_found("call.not_live", "no call with this id is up");
+    if !is_id(&id) {
+        return Err(not_live());
+    }
+    let b: TransferBody = json_body(&body)?;
+    let to = b.to.trim().to_string();
+    if to.is_empty()
+        || to.len() > MAX_TARGET_LEN
+        || !to
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+*#-_.".contains(c))
+    {
+        return Err(ApiError::bad_request(
+            "transfer.invalid_target",
+            "to is an extension, a queue name or a number (letters, digits, + * # - _ .; at most 64)",
+        ));
+    }
+    let sip = state.options().sip.as_ref().ok_or_else(unavailable)?;
+    let operator = caller.call_scope().map(str::to_string);
+    let answer = sip
+        .ask(|reply| {
+            SipCommand::Transfer(TransferControl {
+                call_id: id.clone(),
+                to,
+                operator,
+                reply,
+            })
+        })
+        .await
+        .ok_or_else(unavailable)?;
+    match answer {
+        Ok(target) => Ok((
+            StatusCode::ACCEPTED,
+            Json(TransferView {
+                call_id: id,
+                kind: target.kind(),
+                to: target.name().to_string(),
+            }),
+        )),
+        Err(e) => Err(transfer_error(e)),
+    }
+}
+
+fn transfer_error(e: TransferError) -> ApiError {
+    let message = e.to_string();
+    let status = match e {
+        TransferError::NotLive | TransferError::UnknownTarget => StatusCode::NOT_FOUND,
+        TransferError::ExternalNotAllowed => StatusCode::FORBIDDEN,
+        TransferError::TrunkBusy => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::CONFLICT,
+    };
+    ApiError::new(status, e.code(), &message)
 }

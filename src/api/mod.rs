@@ -179,6 +179,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/calls", get(calls::list))
         .route("/api/v1/calls/{id}", get(calls::get_one))
+        .route("/api/v1/calls/{id}/transfer", post(call_control::transfer))
         .route(
             "/api/v1/calls/{id}/recording/pause",
             post(call_control::pause),

@@ -26,6 +26,7 @@ use super::{
         calls::list,
         calls::get_one,
         call_control::pause,
+        call_control::transfer,
         call_control::resume,
         recordings::serve,
         crm::list_leads,

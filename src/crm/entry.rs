@@ -40,9 +40,16 @@ pub fn new_lead(call: &CallRecord, e164: &str) -> NewPerson {
 
 /// The call entry for a person's timeline: a snapshot of the call as it ended, with the menu
 /// path, the queue and operator, the rating and, for a campaign's call, the campaign and what
-/// the attempt came to. The recording link is looked up when the entry is read, since
-/// recordings are finalised after the call.
-pub fn call_entry(call: &CallRecord, person_id: &str, e164: &str) -> NewTimelineEntry {
+/// the attempt came to, and its transfers (`transfers`: the call's `transfer`,
+/// `transfer_connected` and `transfer_failed` events, oldest first: who sent the caller to whom).
+/// The recording link is looked up when the entry is read, since recordings are finalised after
+/// the call.
+pub fn call_entry(
+    call: &CallRecord,
+    person_id: &str,
+    e164: &str,
+    transfers: Vec<serde_json::Value>,
+) -> NewTimelineEntry {
     NewTimelineEntry {
         person_id: person_id.to_owned(),
         kind: "call".into(),
@@ -68,6 +75,7 @@ pub fn call_entry(call: &CallRecord, person_id: &str, e164: &str) -> NewTimeline
             "rating": call.rating,
             "broadcast_id": call.broadcast_id,
             "broadcast": json_column(call.broadcast_result.as_deref()),
+            "transfers": transfers,
         }),
     }
 }
@@ -132,7 +140,7 @@ mod tests {
         );
         assert_eq!(lead.source, "telephony");
         assert_eq!(lead.name.as_deref(), Some("<b>Olena</b>"));
-        let entry = call_entry(&c, "p1", "+380441234567");
+        let entry = call_entry(&c, "p1", "+380441234567", Vec::new());
         assert_eq!(entry.kind, "call");
         assert_eq!(entry.data["number"], "+380441234567");
         assert_eq!(entry.data["disposition"], "answered.caller_hangup");
@@ -155,7 +163,7 @@ mod tests {
             opted_out: false,
         };
         c.broadcast_result = Some(result.summary(2, Some('2')).to_string());
-        let entry = call_entry(&c, "p1", "+380441234567");
+        let entry = call_entry(&c, "p1", "+380441234567", Vec::new());
         assert_eq!(entry.data["flow_path"][0]["node"], "menu");
         assert_eq!(entry.data["queue"], "sales");
         assert_eq!(entry.data["operator"], "101");

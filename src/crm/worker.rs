@@ -107,7 +107,8 @@ pub async fn link(
                 metrics::counter!("openline_crm_leads_created_total").increment(1);
                 tracing::info!(lead = %found.person_id, number = %e164, "new lead from a call");
             }
-            let item = entry::call_entry(call, &found.person_id, &e164);
+            let transfers = transfers_of(store, &call.id).await?;
+            let item = entry::call_entry(call, &found.person_id, &e164, transfers);
             store
                 .link_call(&call.id, Some(&found.person_id), Some(&item), now)
                 .await?;
@@ -117,6 +118,28 @@ pub async fn link(
         sync::enqueue_call(store, sync, call, now).await?;
     }
     Ok(())
+}
+
+/// Event kinds that tell a call's transfers.
+const TRANSFER_EVENTS: [&str; 3] = ["transfer", "transfer_connected", "transfer_failed"];
+
+/// A call's transfer events for its timeline entry: each event's detail with its `event` kind
+/// and `at`.
+async fn transfers_of(store: &Store, call_id: &str) -> Result<Vec<serde_json::Value>, StoreError> {
+    let events = store.call_events(call_id).await?;
+    Ok(events
+        .into_iter()
+        .filter(|e| TRANSFER_EVENTS.contains(&e.kind.as_str()))
+        .map(|e| {
+            let mut detail: serde_json::Value =
+                serde_json::from_str(&e.detail).unwrap_or_else(|_| serde_json::json!({}));
+            if let Some(map) = detail.as_object_mut() {
+                map.insert("event".into(), e.kind.clone().into());
+                map.insert("at".into(), serde_json::json!(e.at));
+            }
+            detail
+        })
+        .collect())
 }
 
 /// Handles every ended call without a link. Returns false when a write failed.

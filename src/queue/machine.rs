@@ -146,16 +146,20 @@ impl Queue {
             (false, Some(wait)) => after(now, wait),
             _ => None,
         };
+        let joined = now.checked_sub(request.waited).unwrap_or(now);
         let at = self
             .waiting
             .iter()
-            .position(|w| w.priority < request.priority)
+            .position(|w| {
+                w.priority < request.priority
+                    || (w.priority == request.priority && w.joined > joined)
+            })
             .unwrap_or(self.waiting.len());
         self.waiting.insert(
             at,
             Waiting {
                 id: caller,
-                joined: now,
+                joined,
                 deadline: self.config.max_wait.and_then(|d| after(now, d)),
                 next_announce: self
                     .config

@@ -110,6 +110,10 @@ pub struct JoinRequest {
     pub priority: i32,
     /// Every one of these must be among a member's skills (e.g. `ukrainian`, `billing`).
     pub skills: std::collections::BTreeSet<String>,
+    /// How long the caller already waited elsewhere (a transfer from another queue): counted in
+    /// the wait this queue reports, and the caller takes their place among callers of the same
+    /// priority by when they first started waiting. `max_wait` still runs from the join.
+    pub waited: std::time::Duration,
 }
 
 /// Why a queue config cannot be used.

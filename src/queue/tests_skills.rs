@@ -99,6 +99,7 @@ fn a_caller_asking_for_skills_rings_the_longest_idle_member_with_all_of_them() {
         let request = JoinRequest {
             priority: 0,
             skills: set(skills),
+            ..Default::default()
         };
         q.join_with(now, 1, request).unwrap();
         let expected: Vec<QueueCommand> = expected.iter().map(|e| ring(1, e)).collect();
@@ -118,6 +119,7 @@ fn after_skills_wait_any_member_may_take_the_caller_and_without_it_nobody_else_d
         let request = JoinRequest {
             priority: 0,
             skills: set(&["french"]),
+            ..Default::default()
         };
         q.join_with(now, 1, request).unwrap();
         assert_eq!(drain(&mut q), vec![], "{name}: nobody speaks French");
@@ -145,6 +147,7 @@ fn a_caller_no_skilled_member_can_take_does_not_hold_back_the_callers_behind() {
     let french = JoinRequest {
         priority: 0,
         skills: set(&["french"]),
+        ..Default::default()
     };
     q.join_with(now, 1, french).unwrap();
     q.join(now + secs(1), 2).unwrap();
@@ -183,6 +186,7 @@ fn callers_wait_by_priority_then_in_join_order() {
             let request = JoinRequest {
                 priority: *priority,
                 skills: BTreeSet::new(),
+                ..Default::default()
             };
             q.join_with(now + secs(i as u64), *caller, request).unwrap();
         }
@@ -235,4 +239,73 @@ fn members_change_live() {
         assert!(q.set_members(now + secs(6), members).is_err());
     }
     assert_eq!(q.config().members, vec!["102", "103"]);
+}
+
+#[test]
+fn a_transferred_caller_keeps_its_wait_and_its_place() {
+    // (caller, priority, seconds already waited in another queue); one join per second.
+    type Case = (
+        &'static str,
+        &'static [(CallerId, i32, u64)],
+        &'static [CallerId],
+    );
+    let cases: &[Case] = &[
+        (
+            "no earlier wait: joining order",
+            &[(1, 0, 0), (2, 0, 0), (3, 0, 0)],
+            &[1, 2, 3],
+        ),
+        (
+            "a caller who waited since before the others goes ahead of them",
+            &[(1, 0, 0), (2, 0, 0), (3, 0, 30)],
+            &[3, 1, 2],
+        ),
+        (
+            "only ahead of those who began waiting later",
+            &[(1, 0, 0), (2, 0, 0), (3, 0, 2)],
+            &[1, 3, 2],
+        ),
+        (
+            "the same start as the one ahead: behind it",
+            &[(1, 0, 0), (2, 0, 0), (3, 0, 1)],
+            &[1, 2, 3],
+        ),
+        (
+            "priority still comes first",
+            &[(1, 5, 0), (2, 0, 0), (3, 0, 30)],
+            &[1, 3, 2],
+        ),
+    ];
+    for (name, joins, expected) in cases {
+        let (mut q, now) = queue(Strategy::Evenly, &[("101", &[], None)], None);
+        let mut op = q.operator("101").unwrap().clone();
+        op.status = Presence::Away;
+        q.operator_changed(now, op.clone());
+        for (i, (caller, priority, waited)) in joins.iter().enumerate() {
+            let request = JoinRequest {
+                priority: *priority,
+                waited: secs(*waited),
+                ..Default::default()
+            };
+            q.join_with(now + secs(i as u64), *caller, request).unwrap();
+        }
+        let order: Vec<CallerId> = q.waiting().map(|(c, _)| c).collect();
+        assert_eq!(order, *expected, "{name}");
+    }
+
+    // The wait the queue reports at the answer counts the earlier one.
+    let (mut q, now) = queue(Strategy::Evenly, &[("101", &[], None)], None);
+    let request = JoinRequest {
+        waited: secs(40),
+        ..Default::default()
+    };
+    q.join_with(now, 1, request).unwrap();
+    assert_eq!(drain(&mut q), vec![ring(1, "101")]);
+    q.ring_answered(now + secs(5), 1, "101");
+    let bridged = QueueCommand::Bridge {
+        caller: 1,
+        ext: "101".into(),
+        waited: secs(45),
+    };
+    assert_eq!(drain(&mut q), vec![bridged]);
 }

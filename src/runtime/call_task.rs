@@ -8,6 +8,7 @@ mod broadcast;
 mod media_events;
 mod recording;
 mod sockets;
+mod transfer;
 mod waiting;
 
 pub use broadcast::{BroadcastSetup, MessageState};
@@ -66,6 +67,11 @@ pub enum CallCommand {
     Unbridge,
     /// A re-INVITE from the operator's phone changed its leg's session (hold, resume).
     RenegotiateOther(SessionConfig),
+    /// The operator transferred the caller: their leg leaves the bridge and the caller hears
+    /// this hold music (`None`: silence) until the target answers.
+    Transfer {
+        hold_music: Option<String>,
+    },
     /// Pause or resume the call's recording (the operator keeps card numbers out of it).
     SetRecordingPaused {
         paused: bool,
@@ -246,6 +252,8 @@ struct Task {
     hold: Option<Option<String>>,
     /// Bridged by a queue: what happens when the operator hangs up.
     queue_bridge: Option<super::calls::QueueBridge>,
+    /// A transfer is under way: the next bridge is its target's, the flow is not told.
+    transferring: bool,
     loading: Option<(JoinHandle<Loaded>, PlayOwner, bool)>,
     playing: Option<PlayOwner>,
     webhook: Option<JoinHandle<Result<serde_json::Value, String>>>,
@@ -341,6 +349,7 @@ pub async fn run(
         engine,
         hold: None,
         queue_bridge: None,
+        transferring: false,
         loading: None,
         playing: None,
         webhook: None,
@@ -422,10 +431,12 @@ pub async fn run(
                 Some(CallCommand::SendDigit(digit)) => task.session.send_digit(Instant::now(), digit),
                 Some(CallCommand::InfoDigit(digit)) => task.info_digit(digit),
                 Some(CallCommand::OperatorInfoDigit(digit)) => task.operator_info_digit(digit),
+                Some(CallCommand::DialResult(ivr::DialResult::Failed { reason })) if task.transferring => task.transfer_failed(reason),
                 Some(CallCommand::DialResult(result)) => task.engine_event(IvrEvent::DialResult(result)),
                 Some(CallCommand::Bridge { rtp, rtcp, session, queue }) => task.bridge(rtp, rtcp, session, queue),
                 Some(CallCommand::Queued { hold_music, announce_recording }) => task.queued(hold_music, announce_recording),
                 Some(CallCommand::QueuePosition(position)) => task.announce_position(position),
+                Some(CallCommand::QueueResult(result)) if task.transferring => task.transfer_queue_result(result),
                 Some(CallCommand::QueueResult(result)) => {
                     task.hold = None;
                     task.stop_audio();
@@ -437,6 +448,7 @@ pub async fn run(
                         o.session.renegotiate(Instant::now(), config);
                     }
                 }
+                Some(CallCommand::Transfer { hold_music }) => task.start_transfer(hold_music),
                 Some(CallCommand::SetRecordingPaused { paused, reply }) => {
                     let _ = reply.send(task.set_recording_paused(paused));
                 }
@@ -637,6 +649,7 @@ impl Task {
                         request: crate::queue::JoinRequest {
                             priority,
                             skills: skills.into_iter().collect(),
+                            ..Default::default()
                         },
                     });
                 }

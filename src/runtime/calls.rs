@@ -11,10 +11,12 @@ mod media;
 mod originate;
 mod own_calls;
 mod queue;
+mod transfer;
 
 pub use control::RecordingControl;
 pub use own_calls::ExternalDialing;
 pub use queue::{AcdRequest, QueueBridge};
+pub use transfer::{TRANSFER_RING_TIMEOUT, TransferControl, TransferError, TransferTarget};
 
 use super::acd::Acd;
 use super::call_task::{self, CallCommand, CallNotice, CallSetup, IvrSetup};
@@ -109,6 +111,9 @@ struct ActiveCall {
     ended: bool,
     /// Where the leg's SIP messages come from (the caller's source, the trunk's proxy).
     peer_ip: Option<std::net::IpAddr>,
+    /// The queue the caller last joined, with their request (its `waited` set at the answer):
+    /// where a transfer that nobody answers takes them back.
+    last_queue: Option<(String, crate::queue::JoinRequest)>,
 }
 
 impl ActiveCall {
@@ -138,6 +143,7 @@ impl ActiveCall {
             ended_by_media: None,
             ended: false,
             peer_ip: Some(peer_ip),
+            last_queue: None,
         }
     }
 }
@@ -175,6 +181,8 @@ pub struct Calls {
     call_rate: Option<super::overload::CallRate>,
     /// SIP messages waiting for the SIP task, as it last saw.
     sip_backlog: usize,
+    /// Transfers under way, by the caller's leg.
+    transfers: HashMap<LegId, transfer::Transfer>,
 }
 
 impl Calls {
@@ -203,6 +211,7 @@ impl Calls {
             originated: HashMap::new(),
             overloaded: Default::default(),
             sip_backlog: 0,
+            transfers: HashMap::new(),
         }
     }
 
@@ -492,6 +501,7 @@ impl Calls {
             return;
         }
         self.leave_queue(endpoint, now, leg);
+        self.forget_transfer(leg);
         // The caller is gone: so is any operator leg rung or bridged for it.
         let operators: Vec<LegId> = self
             .outbound

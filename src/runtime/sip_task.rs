@@ -39,6 +39,8 @@ pub enum SipCommand {
     LiftBlocks(std::net::IpAddr, oneshot::Sender<usize>),
     /// Pause or resume a live call's recording.
     Recording(super::calls::RecordingControl),
+    /// `POST /api/v1/calls/{id}/transfer`.
+    Transfer(super::calls::TransferControl),
 }
 
 /// A brute-force block as the API shows it.
@@ -196,6 +198,10 @@ impl SipTask {
                 let _ = reply.send(lifted);
             }
             SipCommand::Recording(request) => self.calls.recording_control(request),
+            SipCommand::Transfer(request) => {
+                self.calls
+                    .transfer_control(&mut self.endpoint, now, request)
+            }
             SipCommand::Originate(request) => {
                 self.calls.originate(&mut self.endpoint, now, *request)
             }
@@ -272,6 +278,17 @@ impl SipTask {
                     .leg_ended(&mut self.endpoint, Instant::now().into_std(), leg, reason)
             }
             Event::InfoDigit { leg, digit } => self.calls.info_digit(leg, digit),
+            Event::Refer {
+                leg,
+                refer_to,
+                referred_by,
+            } => self.calls.refer(
+                &mut self.endpoint,
+                Instant::now().into_std(),
+                leg,
+                *refer_to,
+                referred_by,
+            ),
             Event::Binding(change) => self.binding_changed(change),
         }
     }

@@ -60,6 +60,13 @@ pub struct Leg {
     /// An UPDATE with an offer waiting for the call layer's answer (RFC 3311): (server
     /// transaction, its headers). Answered in its 200, which no ACK follows.
     pub pending_update: Option<(u64, Headers)>,
+    /// A REFER waiting for the call layer's verdict: (server transaction, its headers, CSeq).
+    pub pending_refer: Option<(u64, Headers, u32)>,
+    /// The Event value of the NOTIFYs of an accepted REFER (`refer`, `refer;id=7` for a later
+    /// one in the dialog, RFC 3515 §2.4.6), while its implicit subscription is open.
+    pub refer_event: Option<String>,
+    /// REFERs accepted on this dialog so far.
+    pub refers_accepted: u32,
     /// The call layer was already told the leg ended (an ACK timeout reported before its BYE ends).
     pub end_reported: bool,
     /// Where the leg is in the endpoint's timer heap.
@@ -92,6 +99,19 @@ impl Leg {
         cseq: u32,
         extra: &[(&str, &str)],
     ) -> Bytes {
+        self.in_dialog_request_with_body(method, advertised, branch, cseq, extra, None)
+    }
+
+    /// [`Leg::in_dialog_request_with`] carrying a body (a NOTIFY's sipfrag).
+    pub fn in_dialog_request_with_body(
+        &self,
+        method: &str,
+        advertised: &str,
+        branch: &str,
+        cseq: u32,
+        extra: &[(&str, &str)],
+        body: Option<super::message::build::Body<'_>>,
+    ) -> Bytes {
         let via = format!(
             "SIP/2.0/{} {advertised};branch={branch};rport",
             self.peer.transport.via_name()
@@ -112,7 +132,7 @@ impl Leg {
             call_id: &self.sip_call_id,
             cseq,
             extra: &routes,
-            body: None,
+            body,
         })
     }
 

@@ -7,6 +7,7 @@ pub mod dialog;
 pub mod endpoint;
 pub mod info_dtmf;
 pub mod message;
+pub mod refer;
 pub mod registrar;
 pub mod sdp;
 pub mod transaction;

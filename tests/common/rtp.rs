@@ -166,17 +166,26 @@ pub fn assemble(received: &Received) -> Vec<i16> {
 /// Best normalised cross-correlation of `needle` inside `haystack` over lags `0..max_lag`:
 /// (correlation, lag in samples).
 pub fn best_correlation(haystack: &[i16], needle: &[i16], max_lag: usize) -> (f64, usize) {
-    let norm = |s: &[i16]| s.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let needle_norm = norm(needle);
+    let square = |x: i16| f64::from(x).powi(2);
+    let needle_norm = needle.iter().map(|x| square(*x)).sum::<f64>().sqrt();
+    let lags = max_lag.min(haystack.len().saturating_sub(needle.len()) + 1);
+    if haystack.len() < needle.len() {
+        return (0.0, 0);
+    }
+    // The window's energy slides with it (one sample in, one out) instead of being summed anew.
+    let mut energy: f64 = haystack[..needle.len()].iter().map(|x| square(*x)).sum();
     let mut best = (0.0, 0);
-    for lag in 0..max_lag.min(haystack.len().saturating_sub(needle.len()) + 1) {
+    for lag in 0..lags {
+        if lag > 0 {
+            energy += square(haystack[lag + needle.len() - 1]) - square(haystack[lag - 1]);
+        }
         let window = &haystack[lag..lag + needle.len()];
         let dot: f64 = window
             .iter()
             .zip(needle)
             .map(|(a, b)| f64::from(*a) * f64::from(*b))
             .sum();
-        let denominator = norm(window) * needle_norm;
+        let denominator = energy.max(0.0).sqrt() * needle_norm;
         let c = if denominator > 0.0 {
             dot / denominator
         } else {

@@ -59,6 +59,7 @@ fn skills_no_member_has_are_dropped_at_join() {
     let request = JoinRequest {
         priority: 0,
         skills: ["ukranian".to_string()].into(),
+        ..Default::default()
     };
     assert!(acd.join(t0, 7, "sales", request));
     let rung = std::iter::from_fn(|| acd.poll_action())

@@ -14,7 +14,9 @@ impl Task {
     ) {
         let (Ok(rtp), Ok(rtcp)) = (UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp)) else {
             // The operator's leg ends with its sockets; the SIP side reports that end.
-            if queue.is_none() {
+            if self.transferring {
+                self.transfer_failed("dial.no_media".into());
+            } else if queue.is_none() {
                 self.engine_event(IvrEvent::DialResult(ivr::DialResult::Failed {
                     reason: "dial.no_media".into(),
                 }));
@@ -38,6 +40,9 @@ impl Task {
         session.bridge();
         self.session.bridge();
         self.other = Some(OtherLeg { session, rtp, rtcp });
+        if self.transfer_bridged(queue.as_ref()) {
+            return;
+        }
         match queue {
             Some(queue) => {
                 self.queue_bridge = Some(queue);

@@ -27,6 +27,9 @@ pub(super) struct OutboundLeg {
     /// We gave up on this leg ourselves (cancelled, timed out): its end is not news for the flow
     /// or the queue.
     pub(super) reported: bool,
+    /// The operator transferred the caller away: the leg is out of the bridge, and its end is
+    /// not the caller's news.
+    pub(super) detached: bool,
 }
 
 impl Calls {
@@ -232,6 +235,7 @@ impl Calls {
                 answered: false,
                 counted: false,
                 reported: false,
+                detached: false,
             },
         );
         Ok(out)
@@ -269,6 +273,7 @@ impl Calls {
         };
         o.answered = true;
         let caller = o.caller_leg;
+        let leg_ext = o.ext.clone();
         let _ = self.records.send(RecordOp::LegAnswered {
             leg: out,
             at: Utc::now(),
@@ -292,6 +297,7 @@ impl Calls {
             // A direct call: the caller is answered now, with no flow.
             self.answer_leg(endpoint, now, caller);
         }
+        self.transfer_connected(caller, &leg_ext);
         match self.active.get(&caller).and_then(|a| a.task.as_ref()) {
             Some(task) => {
                 let _ = task.send(CallCommand::Bridge {
@@ -329,7 +335,7 @@ impl Calls {
         if o.counted {
             self.acd.call_ended(now, &o.ext, o.queue.as_deref());
         }
-        if o.counted && o.answered {
+        if o.counted && o.answered && !o.detached {
             if let Some(task) = self.active.get(&o.caller_leg).and_then(|a| a.task.as_ref()) {
                 let _ = task.send(CallCommand::Unbridge);
             }
@@ -352,12 +358,15 @@ impl Calls {
     /// The ring failed: the flow hears why, or the colleague's caller of a direct call (not
     /// answered yet) gets the matching SIP refusal.
     pub(super) fn dial_result(
-        &self,
+        &mut self,
         endpoint: &mut Endpoint,
         now: Instant,
         caller_leg: LegId,
         reason: &str,
     ) {
+        if self.transfer_unreached(endpoint, now, caller_leg, reason) {
+            return;
+        }
         if let Some(active) = self.active.get(&caller_leg)
             && !active.answered
             && active.task.is_none()

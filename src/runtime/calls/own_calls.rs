@@ -152,7 +152,7 @@ impl Calls {
     /// Why the dialplan refuses `operator`'s call to `number` (metric reason, status, phrase):
     /// the number or the operator is not allowed (403), or the trunk's channels for dialled
     /// calls are all up (503).
-    fn external_refusal(
+    pub(super) fn external_refusal(
         &self,
         operator: &str,
         number: &str,

@@ -49,8 +49,12 @@ impl Calls {
         if self.active.get(&leg).is_none_or(|a| a.ended) {
             return; // hung up before the flow got here
         }
+        if let Some(active) = self.active.get_mut(&leg) {
+            active.last_queue = Some((queue.to_string(), request.clone()));
+        }
         if !self.acd.join(now, leg, queue, request) {
             tracing::warn!(%queue, "the flow names a queue that is not configured");
+            self.forget_transfer(leg);
             self.tell(leg, CallCommand::QueueResult(QueueResult::Unavailable));
             return;
         }
@@ -182,6 +186,7 @@ impl Calls {
                 } => {
                     metrics::counter!("openline_queue_overflows_total", "queue" => queue.clone())
                         .increment(1);
+                    self.forget_transfer(caller);
                     let _ = self.records.send(RecordOp::CallQueueOutcome {
                         leg: caller,
                         queue,
@@ -265,6 +270,14 @@ impl Calls {
             waited,
             outcome: "answered",
         });
+        if let Some((_, request)) = self
+            .active
+            .get_mut(&caller)
+            .and_then(|a| a.last_queue.as_mut())
+        {
+            request.waited = waited;
+        }
+        self.transfer_connected(caller, ext);
         let media = self.acd.media(queue).cloned();
         let record = media.as_ref().is_some_and(|m| m.record);
         let record_to = if record {
@@ -303,7 +316,7 @@ impl Calls {
             .collect()
     }
 
-    fn tell(&self, leg: LegId, command: CallCommand) {
+    pub(super) fn tell(&self, leg: LegId, command: CallCommand) {
         if let Some(task) = self.active.get(&leg).and_then(|a| a.task.as_ref()) {
             let _ = task.send(command);
         }

@@ -6,6 +6,7 @@
 //! answers incoming calls through `ring`, `answer`, `reject` and `hangup`.
 
 mod leg_commands;
+mod refer;
 mod uac;
 mod uas;
 
@@ -97,6 +98,12 @@ pub enum Event {
     InfoDigit {
         leg: LegId,
         digit: char,
+    },
+    /// A REFER (a transfer) on a confirmed leg: answer with `accept_refer` or `reject_refer`.
+    Refer {
+        leg: LegId,
+        refer_to: Box<crate::sip::refer::ReferTo>,
+        referred_by: Option<String>,
     },
     /// Progress and the answer on a leg we dialled.
     Outbound {

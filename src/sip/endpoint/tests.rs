@@ -530,3 +530,162 @@ fn info_key_presses_reach_the_call_layer_and_bad_bodies_are_refused() {
     }
     assert_eq!(ep.leg_count(), 1, "a refused INFO leaves the call up");
 }
+
+/// Everything the endpoint sent, whole.
+fn drain_messages(ep: &mut Endpoint) -> (Vec<String>, Vec<Event>) {
+    let (mut sent, mut events) = (Vec::new(), Vec::new());
+    while let Some(out) = ep.poll_output() {
+        match out {
+            Output::Send { bytes, .. } => sent.push(String::from_utf8_lossy(&bytes).to_string()),
+            Output::Event(e) => events.push(e),
+        }
+    }
+    (sent, events)
+}
+
+#[test]
+fn a_refer_goes_to_the_call_layer_and_its_notifys_report_the_transfer() {
+    let mut ep = endpoint();
+    let t0 = crate::testing::t0();
+    ep.handle_packet(t0, utc(), udp(), &request("INVITE", "in1", 1, None, ""));
+    let leg = incoming_leg(&drain(&mut ep).1);
+    // Before the call is up: refused.
+    let early = request(
+        "REFER",
+        "r0",
+        2,
+        Some(&to_tag_of(&mut ep, leg)),
+        "Refer-To: <sip:102@127.0.0.1>\r\n",
+    );
+    ep.handle_packet(t0, utc(), udp(), &early);
+    assert_eq!(drain(&mut ep).0, vec!["SIP/2.0 403 Call Not Established"]);
+    ep.answer(t0, leg, Bytes::from_static(b"v=0\r\n"));
+    let tag = to_tag_of(&mut ep, leg);
+    ep.handle_packet(t0, utc(), udp(), &request("ACK", "in1a", 1, Some(&tag), ""));
+    drain(&mut ep);
+
+    let refusals = [
+        ("", "SIP/2.0 400 Missing Refer-To"),
+        (
+            "Refer-To: <http://example.com/>\r\n",
+            "SIP/2.0 400 Bad Refer-To",
+        ),
+        (
+            "Refer-To: <sip:1@h>\r\nRefer-To: <sip:2@h>\r\n",
+            "SIP/2.0 400 Bad Refer-To",
+        ),
+        (
+            "r: <sip:1@h?Replaces=x%3Bto-tag%3D1>\r\n",
+            "SIP/2.0 400 Bad Replaces",
+        ),
+    ];
+    for (i, (extra, status)) in refusals.iter().enumerate() {
+        let refer = request("REFER", &format!("bad{i}"), 3 + i as u32, Some(&tag), extra);
+        ep.handle_packet(t0, utc(), udp(), &refer);
+        let (sent, events) = drain(&mut ep);
+        assert_eq!(sent, vec![status.to_string()], "{extra:?}");
+        assert!(events.is_empty(), "{extra:?}");
+    }
+
+    // A good one (compact `r:`): the call layer hears it; a second waits with 491.
+    let refer = request(
+        "REFER",
+        "ok1",
+        10,
+        Some(&tag),
+        "r: \"Sales\" <sip:102@127.0.0.1>\r\n",
+    );
+    ep.handle_packet(t0, utc(), udp(), &refer);
+    let (sent, events) = drain(&mut ep);
+    assert!(sent.is_empty(), "{sent:?}");
+    let to = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Refer {
+                leg: l, refer_to, ..
+            } if *l == leg => Some(refer_to.clone()),
+            _ => None,
+        })
+        .expect("Event::Refer");
+    assert_eq!(to.user.as_deref(), Some("102"));
+    ep.handle_packet(
+        t0,
+        utc(),
+        udp(),
+        &request("REFER", "ok2", 11, Some(&tag), "r: <sip:103@h>\r\n"),
+    );
+    assert_eq!(drain(&mut ep).0, vec!["SIP/2.0 491 Request Pending"]);
+
+    // Accepted: 202, then NOTIFY 100 (active) and, when it is done, NOTIFY 200 (terminated).
+    ep.accept_refer(t0, leg);
+    ep.notify_refer(t0, leg, 200, "OK");
+    let (sent, _) = drain_messages(&mut ep);
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(sent[0].starts_with("SIP/2.0 202 Accepted"), "{}", sent[0]);
+    for (notify, frag, state) in [
+        (
+            &sent[1],
+            "SIP/2.0 100 Trying\r\n",
+            "Subscription-State: active;expires=60",
+        ),
+        (
+            &sent[2],
+            "SIP/2.0 200 OK\r\n",
+            "Subscription-State: terminated;reason=noresource",
+        ),
+    ] {
+        assert!(
+            notify.starts_with("NOTIFY sip:caller@127.0.0.1:6000 SIP/2.0"),
+            "{notify}"
+        );
+        assert!(notify.contains("\r\nEvent: refer\r\n"), "{notify}");
+        assert!(notify.contains(state), "{notify}");
+        assert!(
+            notify.contains("Content-Type: message/sipfrag;version=2.0"),
+            "{notify}"
+        );
+        assert!(notify.ends_with(frag), "{notify}");
+    }
+    // Nothing more to say once terminated; the NOTIFY's 200 does not end the call.
+    ep.notify_refer(t0, leg, 503, "Service Unavailable");
+    assert!(drain(&mut ep).0.is_empty());
+    let branch = sent[2]
+        .split("branch=")
+        .nth(1)
+        .and_then(|b| b.split([';', '\r']).next())
+        .expect("branch")
+        .to_string();
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={branch}\r\nFrom: <sip:100@127.0.0.1>;tag={tag}\r\n\
+         To: <sip:caller@127.0.0.1>;tag=caller1\r\nCall-ID: call-1\r\nCSeq: 3 NOTIFY\r\nContent-Length: 0\r\n\r\n"
+    );
+    ep.handle_packet(t0, utc(), udp(), ok.as_bytes());
+    drain(&mut ep);
+    assert_eq!(ep.leg_count(), 1, "the call is still up");
+
+    // A later REFER in the dialog: its NOTIFYs carry its CSeq as the event id (RFC 3515 §2.4.6).
+    ep.handle_packet(
+        t0,
+        utc(),
+        udp(),
+        &request("REFER", "ok3", 12, Some(&tag), "r: <sip:103@h>\r\n"),
+    );
+    drain(&mut ep);
+    ep.accept_refer(t0, leg);
+    let (sent, _) = drain_messages(&mut ep);
+    assert!(
+        sent[1].contains("\r\nEvent: refer;id=12\r\n"),
+        "{}",
+        sent[1]
+    );
+    // Refused by the call layer: the status goes back on the REFER.
+    ep.handle_packet(
+        t0,
+        utc(),
+        udp(),
+        &request("REFER", "ok4", 13, Some(&tag), "r: <sip:999@h>\r\n"),
+    );
+    drain(&mut ep);
+    ep.reject_refer(t0, leg, 404, "Not Found");
+    assert_eq!(drain(&mut ep).0, vec!["SIP/2.0 404 Not Found"]);
+}

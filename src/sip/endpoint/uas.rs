@@ -9,7 +9,7 @@ use crate::sip::message::grammar::uri_scheme;
 use crate::sip::registrar::{InviteAuth, RegisterOutcome};
 
 /// Methods we implement, for `Allow` (§20.5).
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE, REFER";
 /// Option tags we support (none needed yet); anything in `Require` is answered with 420.
 const SUPPORTED: &[&str] = &[];
 
@@ -273,6 +273,9 @@ impl Endpoint {
             pending_ack: None,
             pending_reinvite: None,
             pending_update: None,
+            pending_refer: None,
+            refer_event: None,
+            refers_accepted: 0,
             end_reported: false,
             scheduled: None,
             login: None,
@@ -418,6 +421,7 @@ impl Endpoint {
                 self.update_offer(now, txn, leg, request, peer)
             }
             Method::Info => self.info(now, txn, leg, request, peer),
+            Method::Refer => self.on_refer(now, txn, leg, request, peer),
             Method::Options | Method::Update => {
                 self.reply_with_body(now, txn, request, peer, 200, None);
             }

@@ -1,0 +1,456 @@
+//! Blind transfers with real softphones: baresip operators transfer with their `transfer`
+//! command (REFER, RFC 3515) and through the API. One call id across the legs, audio both ways
+//! after each transfer (correlation), the recording follows (each operator on its right channel
+//! in turn), the rating runs after the last operator, and the CRM timeline names the transfers.
+
+mod common;
+
+use common::baresip::{Answer, BARESIP_SERVER_CONFIG, Baresip, BaresipConfig, read_wav, write_wav};
+use common::rtp::{RtpPeer, assemble, best_correlation, test_signal};
+use common::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const CONFIG: &str = r#"
+[[operators]]
+extension = "103"
+name = "Iryna"
+password = "s3cret-103"
+
+[routes]
+"201" = "q_first"
+
+[[queues]]
+name = "first"
+members = ["101"]
+record = true
+rating_flow = "rating"
+wrap_up = "0s"
+missed_rings_to_away = 0
+
+[[queues]]
+name = "second"
+members = ["103"]
+wrap_up = "0s"
+missed_rings_to_away = 0
+"#;
+
+const RATING: &str = "id: rating
+entry: rate
+nodes:
+  rate:
+    rate: { play: rating.wav, timeout: 8s, retries: 1, next: thanks, on_fail: thanks }
+  thanks:
+    play: thanks.wav
+";
+
+fn start(temp: &Path) -> Server {
+    let flows = temp.join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    std::fs::write(
+        flows.join("q_first.yaml"),
+        "id: q_first\nentry: q\nnodes:\n  q:\n    queue: first\n",
+    )
+    .unwrap();
+    std::fs::write(flows.join("rating.yaml"), RATING).unwrap();
+    Server::start_in(
+        temp,
+        &format!("{BARESIP_SERVER_CONFIG}{CONFIG}"),
+        &["--flows", flows.to_str().unwrap()],
+    )
+}
+
+/// An operator's softphone playing `voice` (written to `dir`) as its microphone.
+fn phone(server: &Server, dir: &Path, ext: &str, voice: &[i16]) -> Baresip {
+    phone_answering(server, dir, ext, voice, Answer::Auto)
+}
+
+fn phone_answering(
+    server: &Server,
+    dir: &Path,
+    ext: &str,
+    voice: &[i16],
+    answer: Answer,
+) -> Baresip {
+    let wav = dir.join(format!("{ext}.wav"));
+    write_wav(&wav, voice);
+    Baresip::start(BaresipConfig {
+        extension: ext.into(),
+        password: format!("s3cret-{ext}"),
+        server_sip: server.sip,
+        play_wav: wav,
+        answer,
+    })
+}
+
+/// A caller from a Kyiv number dials `number` and is answered by its flow.
+fn call_in(server: &Server, number: &str, call_id: &str) -> (UdpPeer, RtpPeer, String) {
+    let sip = UdpPeer::new(server.sip);
+    let mut rtp = RtpPeer::new();
+    let sdp = offer(rtp.port(), 101);
+    let port = sip.port();
+    let invite = format!(
+        "INVITE sip:{number}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}i;rport\r\n\
+         Max-Forwards: 70\r\nFrom: \"Olena K\" <sip:0441234567@127.0.0.1>;tag=uac{call_id}\r\nTo: <sip:{number}@127.0.0.1>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:0441234567@127.0.0.1:{port}>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    let ok = sip.request(&invite, "200 OK");
+    rtp.remote = Some(sdp_media_addr(&ok));
+    ack(&sip, call_id, &ok);
+    (sip, rtp, ok)
+}
+
+/// The caller talks for `seconds` (the start of `caller_voice`); returns what it heard. The
+/// checks come after the call: correlating in a debug build takes seconds, and a caller silent
+/// for a minute would be hung up.
+fn talk(rtp: &mut RtpPeer, caller_voice: &[i16], seconds: usize) -> Vec<i16> {
+    let (heard, _) = rtp.converse(&caller_voice[..8000 * seconds], &[]);
+    assemble(&heard)
+}
+
+/// `heard` contains `voice` (an operator's WAV, from its start).
+fn assert_heard(heard: &[i16], voice: &[i16], who: &str) {
+    let (c, _) = best_correlation(heard, &voice[4_000..12_000], heard.len());
+    assert!(c >= 0.9, "the caller hears {who} (r = {c:.3})");
+}
+
+/// What `phone` heard on its last call contains the second `second` of the caller's voice.
+fn operator_heard_caller(phone: &Baresip, caller_voice: &[i16], second: usize) {
+    let heard = read_wav(&phone.received_wav());
+    let needle = &caller_voice[second * 8000..(second + 1) * 8000];
+    let (c, _) = best_correlation(&heard, needle, heard.len());
+    assert!(
+        c >= 0.9,
+        "{} hears the caller (r = {c:.3})",
+        phone.config.extension
+    );
+}
+
+/// The live call's id in the API, by the caller's SIP Call-ID.
+fn live_call_id(server: &Server, sip_call_id: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = server.get("/api/v1/calls?limit=20");
+        for c in body["calls"].as_array().cloned().unwrap_or_default() {
+            let (_, call) = server.get(&format!("/api/v1/calls/{}", c["id"].as_str().unwrap()));
+            if call["legs"][0]["sip_call_id"] == sip_call_id {
+                return c["id"].as_str().unwrap().to_string();
+            }
+        }
+        assert!(Instant::now() < deadline, "no call {sip_call_id}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn kinds_and_targets(events: &serde_json::Value) -> Vec<(String, String)> {
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            let kind = e["event"].as_str().or(e["kind"].as_str()).unwrap_or("");
+            kind.starts_with("transfer")
+        })
+        .map(|e| {
+            let kind = e["event"].as_str().or(e["kind"].as_str()).unwrap_or("");
+            let detail = if e["detail"].is_object() {
+                &e["detail"]
+            } else {
+                e
+            };
+            (
+                kind.to_string(),
+                detail["to"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn operators_transfer_by_refer_to_a_colleague_and_to_a_queue_with_audio_recording_and_timeline() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = start(temp.path());
+    let voices: Vec<Vec<i16>> = [7.0, 9.0, 11.0]
+        .iter()
+        .map(|seed| test_signal(8000, 2.0, *seed))
+        .collect();
+    let mut p101 = phone_answering(&server, temp.path(), "101", &voices[0], Answer::Manual);
+    let mut p102 = phone(&server, temp.path(), "102", &voices[1]);
+    let mut p103 = phone(&server, temp.path(), "103", &voices[2]);
+    let caller_voice = test_signal(8000, 30.0, 5.0);
+
+    let (sip, mut rtp, _) = call_in(&server, "201", "xfer-refer");
+    // The caller waits 3 s in the first queue before 101 answers.
+    p101.wait_for_event("CALL_INCOMING");
+    rtp.converse(&vec![0i16; 8000 * 3], &[]);
+    p101.answer();
+    let heard101 = talk(&mut rtp, &caller_voice, 4);
+
+    // 101 transfers to 102: REFER, 202, NOTIFY 200, and 101's call closes.
+    p101.command("transfer", "102");
+    p101.wait_for_event("CALL_CLOSED");
+    let notify = p101.wait_for_request("NOTIFY");
+    assert!(notify.starts_with("NOTIFY "), "{notify}");
+    p102.wait_for_event("CALL_ESTABLISHED");
+    let heard102 = talk(&mut rtp, &caller_voice[8000 * 4..], 4);
+
+    // 102 transfers to the queue `second`: 103 answers there.
+    p102.command("transfer", "second");
+    p102.wait_for_event("CALL_CLOSED");
+    p103.wait_for_event("CALL_ESTABLISHED");
+    let heard103 = talk(&mut rtp, &caller_voice[8000 * 9..], 4);
+
+    // 103 hangs up: the first queue's rating flow runs; the caller presses 4.
+    p103.hangup();
+    rtp.converse(&vec![0i16; 8000 * 4], &[(8000 * 2, '4', 101)]);
+    answer_server_bye(&sip, &mut rtp);
+    assert_heard(&heard101, &voices[0], "101 (from the queue)");
+    assert_heard(&heard102, &voices[1], "102 after the transfer");
+    assert_heard(&heard103, &voices[2], "103 from the second queue");
+    operator_heard_caller(&p101, &caller_voice, 1);
+    operator_heard_caller(&p102, &caller_voice, 5);
+    operator_heard_caller(&p103, &caller_voice, 10);
+
+    let call = server.finished_call("xfer-refer");
+    assert_eq!(call["rating"], 4, "{call:#}");
+    assert_eq!(call["queue"], "second", "{call:#}");
+    assert_eq!(call["operator"], "103", "{call:#}");
+    assert!(
+        call["wait_ms"].as_i64().unwrap_or(0) >= 3_000,
+        "the second queue's wait counts the 3 s waited in the first: {call:#}"
+    );
+    let expected: Vec<(String, String)> = [
+        ("transfer", "102"),
+        ("transfer_connected", "102"),
+        ("transfer", "second"),
+        ("transfer_connected", "103"),
+    ]
+    .iter()
+    .map(|(k, t)| (k.to_string(), t.to_string()))
+    .collect();
+    assert_eq!(
+        kinds_and_targets(&call["events"]),
+        expected,
+        "{:#}",
+        call["events"]
+    );
+    let first = call["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "transfer")
+        .unwrap();
+    assert_eq!(first["detail"]["from"], "101");
+    assert_eq!(first["detail"]["by"], "refer");
+
+    // One recording: the caller on the left, each operator in turn on the right.
+    let id = call["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.get(&format!("/api/v1/calls/{id}")).1["recordings"][0]["status"] != "complete" {
+        assert!(Instant::now() < deadline, "recording not complete");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, view) = server.get(&format!("/api/v1/calls/{id}"));
+    assert_eq!(view["recordings"].as_array().unwrap().len(), 1, "{view:#}");
+    let rec = view["recordings"][0]["id"].as_str().unwrap();
+    let auth = format!("Bearer {MANAGER_TOKEN}");
+    let wav = send(
+        server.http,
+        "GET",
+        &format!("/api/v1/recordings/{rec}"),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    let mut reader = hound::WavReader::new(std::io::Cursor::new(wav.body)).unwrap();
+    assert_eq!(reader.spec().channels, 2);
+    let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    for (i, voice) in voices.iter().enumerate() {
+        let (c, _) = best_correlation(&right, &voice[4_000..12_000], right.len());
+        assert!(
+            c >= 0.9,
+            "operator 10{} is on the right channel (r = {c:.3})",
+            i + 1
+        );
+    }
+
+    // The CRM timeline of the caller's new lead names the transfers.
+    let leads = wait_for_json(&server, "/api/v1/leads", "the lead", |b| {
+        b["items"].as_array().is_some_and(|a| a.len() == 1)
+    });
+    let lead = leads["items"][0]["id"].as_str().unwrap();
+    let timeline = wait_for_json(
+        &server,
+        &format!("/api/v1/leads/{lead}/timeline"),
+        "the call on the timeline",
+        |b| b["entries"].as_array().is_some_and(|a| !a.is_empty()),
+    );
+    let data = &timeline["entries"][0]["data"];
+    assert_eq!(kinds_and_targets(&data["transfers"]), expected, "{data:#}");
+    assert_eq!(data["transfers"][0]["from"], "101", "{data:#}");
+    assert_eq!(data["transfers"][2]["from"], "102", "{data:#}");
+}
+
+/// `POST /api/v1/calls/{id}/transfer` with `token` and `body`.
+fn transfer(server: &Server, id: &str, token: &str, body: &str) -> (u16, serde_json::Value) {
+    let auth = format!("Bearer {token}");
+    let r = send(
+        server.http,
+        "POST",
+        &format!("/api/v1/calls/{id}/transfer"),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    );
+    let body = serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
+    (r.status, body)
+}
+
+#[test]
+fn the_api_transfers_refuses_what_it_cannot_do_and_an_unreachable_target_returns_the_caller_to_the_queue()
+ {
+    let temp = tempfile::tempdir().unwrap();
+    let server = start(temp.path());
+    let voice101 = test_signal(8000, 2.0, 7.0);
+    let voice103 = test_signal(8000, 2.0, 11.0);
+    let _p101 = phone(&server, temp.path(), "101", &voice101);
+    let p103 = phone(&server, temp.path(), "103", &voice103);
+    let caller_voice = test_signal(8000, 30.0, 5.0);
+
+    let (sip, mut rtp, ok) = call_in(&server, "201", "xfer-api");
+    let first = talk(&mut rtp, &caller_voice, 3);
+    let id = live_call_id(&server, "xfer-api");
+
+    // Refusals, each with its code; none disturbs the call.
+    let cases: &[(&str, &str, &str, u16, &str)] = &[
+        (
+            "a call that is not up",
+            "0190f000-0000-7000-8000-000000000000",
+            r#"{"to":"102"}"#,
+            404,
+            "call.not_live",
+        ),
+        ("no body", &id, "", 400, "request.invalid_body"),
+        (
+            "an unknown field",
+            &id,
+            r#"{"to":"102","mode":"x"}"#,
+            400,
+            "request.invalid_body",
+        ),
+        (
+            "an empty target",
+            &id,
+            r#"{"to":" "}"#,
+            400,
+            "transfer.invalid_target",
+        ),
+        (
+            "a target with odd characters",
+            &id,
+            r#"{"to":"10 2"}"#,
+            400,
+            "transfer.invalid_target",
+        ),
+        (
+            "nobody by that name",
+            &id,
+            r#"{"to":"nobody"}"#,
+            404,
+            "transfer.unknown_target",
+        ),
+        (
+            "the operator already on it",
+            &id,
+            r#"{"to":"101"}"#,
+            409,
+            "transfer.same_operator",
+        ),
+    ];
+    for (what, call, body, status, code) in cases {
+        let (got, answer) = transfer(&server, call, MANAGER_TOKEN, body);
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (*status, Some(*code)),
+            "{what}: {answer}"
+        );
+    }
+    let after_refusals = talk(&mut rtp, &caller_voice[8000 * 3..], 3);
+
+    // The caller's side cannot transfer the call (no outside party sends a call elsewhere).
+    let to = header(&ok, "To").unwrap();
+    let port = sip.port();
+    let refer = format!(
+        "REFER sip:openline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKxferapir;rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:0441234567@127.0.0.1>;tag=uacxfer-api\r\nTo: {to}\r\n\
+         Call-ID: xfer-api\r\nCSeq: 5 REFER\r\nRefer-To: <sip:90079991234567@127.0.0.1>\r\nContent-Length: 0\r\n\r\n"
+    );
+    let answer = sip.request(&refer, "SIP/2.0 ");
+    assert!(answer.starts_with("SIP/2.0 403"), "{answer}");
+
+    // The operator 101 (their own token) sends the caller to 102, whose phone is not
+    // registered: the caller goes back to the queue they came from, and 101 answers again.
+    let (got, answer) = transfer(&server, &id, OPERATOR_TOKEN, r#"{"to":"102"}"#);
+    assert_eq!(
+        (got, answer["kind"].as_str(), answer["to"].as_str()),
+        (202, Some("operator"), Some("102")),
+        "{answer}"
+    );
+    let back = talk(&mut rtp, &caller_voice[8000 * 6..], 5);
+
+    // A manager sends the caller to 103 by extension: 103 answers.
+    let (got, answer) = transfer(&server, &id, MANAGER_TOKEN, r#"{"to":"103"}"#);
+    assert_eq!(got, 202, "{answer}");
+    p103.wait_for_event("CALL_ESTABLISHED");
+    let heard103 = talk(&mut rtp, &caller_voice[8000 * 11..], 4);
+    // 101's token no longer reaches the call: it is 103's now.
+    let (got, answer) = transfer(&server, &id, OPERATOR_TOKEN, r#"{"to":"second"}"#);
+    assert_eq!(
+        (got, answer["error"]["code"].as_str()),
+        (404, Some("call.not_live")),
+        "{answer}"
+    );
+    // (CSeq past the REFER's.)
+    let bye = format!(
+        "BYE sip:openline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKxferapib;rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:0441234567@127.0.0.1>;tag=uacxfer-api\r\nTo: {to}\r\n\
+         Call-ID: xfer-api\r\nCSeq: 6 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    sip.request(&bye, "200 OK");
+    assert_heard(&first, &voice101, "101");
+    assert_heard(&after_refusals, &voice101, "101 still, after the refusals");
+    assert_heard(&back, &voice101, "101 again, back from the queue");
+    assert_heard(&heard103, &voice103, "103");
+    p103.wait_for_event("CALL_CLOSED");
+    operator_heard_caller(&p103, &caller_voice, 12);
+
+    let call = server.finished_call("xfer-api");
+    let got: Vec<(String, String)> = kinds_and_targets(&call["events"]);
+    let expected: Vec<(String, String)> = [
+        ("transfer", "102"),
+        ("transfer_failed", "102"),
+        ("transfer_connected", "101"),
+        ("transfer", "103"),
+        ("transfer_connected", "103"),
+    ]
+    .iter()
+    .map(|(k, t)| (k.to_string(), t.to_string()))
+    .collect();
+    assert_eq!(got, expected, "{:#}", call["events"]);
+    let failed = call["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "transfer_failed")
+        .unwrap();
+    assert_eq!(
+        failed["detail"]["reason"], "dial.not_registered",
+        "{failed}"
+    );
+    assert_eq!(failed["detail"]["back_to"], "first", "{failed}");
+    assert_eq!(call["disposition"], "queue.completed", "{call:#}");
+}
