@@ -454,3 +454,159 @@ fn the_api_transfers_refuses_what_it_cannot_do_and_an_unreachable_target_returns
     assert_eq!(failed["detail"]["back_to"], "first", "{failed}");
     assert_eq!(call["disposition"], "queue.completed", "{call:#}");
 }
+
+/// `POST /api/v1/calls/{id}/transfer/{action}` as a manager.
+fn consult_step(server: &Server, id: &str, action: &str) -> (u16, serde_json::Value) {
+    let auth = format!("Bearer {MANAGER_TOKEN}");
+    let r = send(
+        server.http,
+        "POST",
+        &format!("/api/v1/calls/{id}/transfer/{action}"),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    let body = serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
+    (r.status, body)
+}
+
+#[test]
+fn an_attended_transfer_consults_with_the_caller_on_hold_then_returns_or_completes() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = start(temp.path());
+    let voice101 = test_signal(8000, 2.0, 7.0);
+    let voice102 = test_signal(8000, 2.0, 9.0);
+    let p101 = phone(&server, temp.path(), "101", &voice101);
+    let p102 = phone(&server, temp.path(), "102", &voice102);
+    let caller_voice = test_signal(8000, 40.0, 5.0);
+
+    let (sip, mut rtp, ok) = call_in(&server, "201", "xfer-att");
+    let with_101 = talk(&mut rtp, &caller_voice, 3);
+    let id = live_call_id(&server, "xfer-att");
+
+    // Nothing to complete or cancel yet; an attended transfer goes to a person, not a queue.
+    assert_eq!(
+        consult_step(&server, &id, "complete").1["error"]["code"],
+        "transfer.no_consultation"
+    );
+    assert_eq!(
+        consult_step(&server, &id, "cancel").1["error"]["code"],
+        "transfer.no_consultation"
+    );
+    let (got, answer) = transfer(
+        &server,
+        &id,
+        MANAGER_TOKEN,
+        r#"{"to":"second","attended":true}"#,
+    );
+    assert_eq!(
+        (got, answer["error"]["code"].as_str()),
+        (409, Some("transfer.attended_to_queue"))
+    );
+
+    // Consult 102: the caller is on hold while 101 and 102 talk; then cancel.
+    let (got, answer) = transfer(
+        &server,
+        &id,
+        MANAGER_TOKEN,
+        r#"{"to":"102","attended":true}"#,
+    );
+    assert_eq!((got, answer["to"].as_str()), (202, Some("102")), "{answer}");
+    p102.wait_for_event("CALL_ESTABLISHED");
+    let on_hold = talk(&mut rtp, &caller_voice[8000 * 3..], 4);
+    let (got, answer) = transfer(&server, &id, MANAGER_TOKEN, r#"{"to":"103"}"#);
+    assert_eq!(
+        (got, answer["error"]["code"].as_str()),
+        (409, Some("transfer.in_progress"))
+    );
+    let (got, _) = consult_step(&server, &id, "cancel");
+    assert_eq!(got, 202);
+    p102.wait_for_event("CALL_CLOSED");
+    let heard_by_102_consulting = read_wav(&p102.received_wav());
+    let back_with_101 = talk(&mut rtp, &caller_voice[8000 * 7..], 3);
+
+    // Consult 102 again, and complete: the caller talks with 102, 101's call ends.
+    let (got, _) = transfer(
+        &server,
+        &id,
+        MANAGER_TOKEN,
+        r#"{"to":"102","attended":true}"#,
+    );
+    assert_eq!(got, 202);
+    p102.wait_for_event_after("CALL_ESTABLISHED", 1);
+    talk(&mut rtp, &caller_voice[8000 * 10..], 1);
+    let (got, answer) = consult_step(&server, &id, "complete");
+    assert_eq!(
+        (got, answer["kind"].as_str()),
+        (202, Some("operator")),
+        "{answer}"
+    );
+    p101.wait_for_event("CALL_CLOSED");
+    let with_102 = talk(&mut rtp, &caller_voice[8000 * 11..], 4);
+    let (status, _) = consult_step(&server, &id, "complete");
+    assert_eq!(status, 409, "nothing left to complete");
+    let port = sip.port();
+    let to = header(&ok, "To").unwrap();
+    let bye = format!(
+        "BYE sip:openline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKxferattb;rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:0441234567@127.0.0.1>;tag=uacxfer-att\r\nTo: {to}\r\n\
+         Call-ID: xfer-att\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    sip.request(&bye, "200 OK");
+    p102.wait_for_event_after("CALL_CLOSED", 1);
+
+    assert_heard(&with_101, &voice101, "101");
+    for (voice, who) in [(&voice101, "101"), (&voice102, "102")] {
+        let (c, _) = best_correlation(&on_hold, &voice[4_000..12_000], on_hold.len());
+        assert!(c < 0.5, "the caller on hold never hears {who} (r = {c:.3})");
+    }
+    assert_heard(
+        &back_with_101,
+        &voice101,
+        "101 after the cancelled consultation",
+    );
+    assert_heard(&with_102, &voice102, "102 after the completed transfer");
+    let (c, _) = best_correlation(
+        &heard_by_102_consulting,
+        &voice101[4_000..12_000],
+        heard_by_102_consulting.len(),
+    );
+    assert!(c >= 0.9, "102 hears 101 while consulted (r = {c:.3})");
+    let (c, _) = best_correlation(
+        &heard_by_102_consulting,
+        &caller_voice[8000 * 4..8000 * 5],
+        heard_by_102_consulting.len(),
+    );
+    assert!(
+        c < 0.5,
+        "102 does not hear the caller while consulted (r = {c:.3})"
+    );
+    let heard_by_101 = read_wav(&p101.received_wav());
+    let (c, _) = best_correlation(&heard_by_101, &voice102[4_000..12_000], heard_by_101.len());
+    assert!(c >= 0.9, "101 hears 102 while consulting (r = {c:.3})");
+    operator_heard_caller(&p102, &caller_voice, 12);
+
+    let call = server.finished_call("xfer-att");
+    let kinds: Vec<String> = kinds_and_targets(&call["events"])
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "transfer",
+            "transfer_consulting",
+            "transfer_cancelled",
+            "transfer",
+            "transfer_consulting",
+            "transfer_connected"
+        ],
+        "{:#}",
+        call["events"]
+    );
+    let legs = call["legs"].as_array().unwrap();
+    assert_eq!(
+        legs.len(),
+        4,
+        "caller, 101, 102 twice: all legs of one call: {call:#}"
+    );
+}

@@ -18,7 +18,7 @@ use super::params::{is_id, json_body};
 use super::sip_access::unavailable;
 use super::{ApiError, ApiState, Caller};
 use crate::runtime::call_task::RecordingState;
-use crate::runtime::calls::{RecordingControl, TransferControl, TransferError};
+use crate::runtime::calls::{RecordingControl, TransferAction, TransferControl, TransferError};
 use crate::runtime::sip_task::SipCommand;
 
 #[derive(Serialize, ToSchema)]
@@ -91,6 +91,10 @@ pub struct TransferBody {
     /// An operator's extension, a queue's name, or the dialplan's external prefix + a number
     /// (looked up in that order).
     to: String,
+    /// Consult first: the caller waits on hold while the operator talks with the target, then
+    /// `…/transfer/complete` or `…/transfer/cancel`. Not to a queue.
+    #[serde(default)]
+    attended: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -107,22 +111,18 @@ const MAX_TARGET_LEN: usize = 64;
 
 #[utoipa::path(post, path = "/api/v1/calls/{id}/transfer", tag = "calls",
     request_body = TransferBody,
-    responses((status = 202, body = TransferView, description = "the caller is on the way to the target; the call's events say how it went"),
+    responses((status = 202, body = TransferView, description = "the caller is on the way to the target (attended: the target rings for the operator); the call's events say how it went"),
               (status = 400, description = "request.invalid_body / transfer.invalid_target"),
               (status = 403, description = "transfer.external_not_allowed"),
               (status = 404, description = "call.not_live: no such call up (an operator: not theirs) / transfer.unknown_target"),
-              (status = 409, description = "call.not_bridged / transfer.in_progress / transfer.same_operator / transfer.not_from_operator"),
+              (status = 409, description = "call.not_bridged / transfer.in_progress / transfer.same_operator / transfer.not_from_operator / transfer.attended_to_queue / transfer.target_unreachable"),
               (status = 503, description = "transfer.trunk_busy")))]
 pub async fn transfer(
     caller: Caller,
-    State(state): State<ApiState>,
+    state: State<ApiState>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<TransferView>), ApiError> {
-    let not_live = || ApiError::not_found("call.not_live", "no call with this id is up");
-    if !is_id(&id) {
-        return Err(not_live());
-    }
     let b: TransferBody = json_body(&body)?;
     let to = b.to.trim().to_string();
     if to.is_empty()
@@ -136,13 +136,54 @@ pub async fn transfer(
             "to is an extension, a queue name or a number (letters, digits, + * # - _ .; at most 64)",
         ));
     }
+    let action = match b.attended {
+        true => TransferAction::Consult { to },
+        false => TransferAction::Blind { to },
+    };
+    ask_transfer(caller, state, id, action).await
+}
+
+#[utoipa::path(post, path = "/api/v1/calls/{id}/transfer/complete", tag = "calls",
+    responses((status = 202, body = TransferView, description = "the consulted target has the caller; the operator's leg ends"),
+              (status = 404, description = "call.not_live"),
+              (status = 409, description = "transfer.no_consultation / transfer.consult_not_answered")))]
+pub async fn complete(
+    caller: Caller,
+    state: State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<TransferView>), ApiError> {
+    ask_transfer(caller, state, id, TransferAction::Complete).await
+}
+
+#[utoipa::path(post, path = "/api/v1/calls/{id}/transfer/cancel", tag = "calls",
+    responses((status = 202, body = TransferView, description = "the target's leg ends; the caller is back with the operator"),
+              (status = 404, description = "call.not_live"),
+              (status = 409, description = "transfer.no_consultation")))]
+pub async fn cancel(
+    caller: Caller,
+    state: State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<TransferView>), ApiError> {
+    ask_transfer(caller, state, id, TransferAction::Cancel).await
+}
+
+/// Asks the SIP task for `action` on call `id`, as the operator bridged to it or a manager.
+async fn ask_transfer(
+    caller: Caller,
+    State(state): State<ApiState>,
+    id: String,
+    action: TransferAction,
+) -> Result<(StatusCode, Json<TransferView>), ApiError> {
+    if !is_id(&id) {
+        return Err(transfer_error(TransferError::NotLive));
+    }
     let sip = state.options().sip.as_ref().ok_or_else(unavailable)?;
     let operator = caller.call_scope().map(str::to_string);
     let answer = sip
         .ask(|reply| {
             SipCommand::Transfer(TransferControl {
                 call_id: id.clone(),
-                to,
+                action,
                 operator,
                 reply,
             })

@@ -181,6 +181,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/calls/{id}", get(calls::get_one))
         .route("/api/v1/calls/{id}/transfer", post(call_control::transfer))
         .route(
+            "/api/v1/calls/{id}/transfer/complete",
+            post(call_control::complete),
+        )
+        .route(
+            "/api/v1/calls/{id}/transfer/cancel",
+            post(call_control::cancel),
+        )
+        .route(
             "/api/v1/calls/{id}/recording/pause",
             post(call_control::pause),
         )

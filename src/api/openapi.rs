@@ -27,6 +27,8 @@ use super::{
         calls::get_one,
         call_control::pause,
         call_control::transfer,
+        call_control::complete,
+        call_control::cancel,
         call_control::resume,
         recordings::serve,
         crm::list_leads,

@@ -5,6 +5,8 @@
 
 mod bridge;
 mod broadcast;
+mod commands;
+mod consult;
 mod media_events;
 mod recording;
 mod sockets;
@@ -72,6 +74,21 @@ pub enum CallCommand {
     Transfer {
         hold_music: Option<String>,
     },
+    /// An attended transfer begins: the caller waits on this hold music while the operator
+    /// consults the target.
+    ConsultStart {
+        hold_music: Option<String>,
+    },
+    /// The consulted target answered: its leg's sockets and media, bridged to the operator.
+    ConsultBridge {
+        rtp: std::net::UdpSocket,
+        rtcp: std::net::UdpSocket,
+        session: SessionConfig,
+    },
+    /// The attended transfer completes: caller and target talk, the operator's leg is dropped.
+    ConsultComplete,
+    /// The consultation ends without a transfer: the caller is back with the operator.
+    ConsultCancel,
     /// Pause or resume the call's recording (the operator keeps card numbers out of it).
     SetRecordingPaused {
         paused: bool,
@@ -254,6 +271,10 @@ struct Task {
     queue_bridge: Option<super::calls::QueueBridge>,
     /// A transfer is under way: the next bridge is its target's, the flow is not told.
     transferring: bool,
+    /// The operator is consulting a transfer's target (the caller on hold).
+    consulting: bool,
+    /// The consulted target's leg, once it answered.
+    consult: Option<OtherLeg>,
     loading: Option<(JoinHandle<Loaded>, PlayOwner, bool)>,
     playing: Option<PlayOwner>,
     webhook: Option<JoinHandle<Result<serde_json::Value, String>>>,
@@ -350,6 +371,8 @@ pub async fn run(
         hold: None,
         queue_bridge: None,
         transferring: false,
+        consulting: false,
+        consult: None,
         loading: None,
         playing: None,
         webhook: None,
@@ -384,6 +407,8 @@ pub async fn run(
     let mut rtcp_buf = vec![0u8; 2048];
     let mut other_buf = vec![0u8; 2048];
     let mut other_rtcp_buf = vec![0u8; 2048];
+    let mut consult_buf = vec![0u8; 2048];
+    let mut consult_rtcp_buf = vec![0u8; 2048];
     let mut header_flush = tokio::time::interval(Duration::from_secs(1));
     header_flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stats = MediaStats::default();
@@ -396,6 +421,9 @@ pub async fn run(
             wake = wake.min(v.deadline);
         }
         if let Some(o) = &task.other {
+            wake = wake.min(o.session.poll_timeout());
+        }
+        if let Some(o) = &task.consult {
             wake = wake.min(o.session.poll_timeout());
         }
         if let Some(at) = task
@@ -426,33 +454,8 @@ pub async fn run(
                 }
             }
             command = commands.recv() => match command {
-                Some(CallCommand::Confirmed) => task.session.confirm(),
-                Some(CallCommand::Renegotiate(config)) => task.session.renegotiate(Instant::now(), config),
-                Some(CallCommand::SendDigit(digit)) => task.session.send_digit(Instant::now(), digit),
-                Some(CallCommand::InfoDigit(digit)) => task.info_digit(digit),
-                Some(CallCommand::OperatorInfoDigit(digit)) => task.operator_info_digit(digit),
-                Some(CallCommand::DialResult(ivr::DialResult::Failed { reason })) if task.transferring => task.transfer_failed(reason),
-                Some(CallCommand::DialResult(result)) => task.engine_event(IvrEvent::DialResult(result)),
-                Some(CallCommand::Bridge { rtp, rtcp, session, queue }) => task.bridge(rtp, rtcp, session, queue),
-                Some(CallCommand::Queued { hold_music, announce_recording }) => task.queued(hold_music, announce_recording),
-                Some(CallCommand::QueuePosition(position)) => task.announce_position(position),
-                Some(CallCommand::QueueResult(result)) if task.transferring => task.transfer_queue_result(result),
-                Some(CallCommand::QueueResult(result)) => {
-                    task.hold = None;
-                    task.stop_audio();
-                    task.engine_event(IvrEvent::QueueResult(result));
-                }
-                Some(CallCommand::Unbridge) => task.unbridge(),
-                Some(CallCommand::RenegotiateOther(config)) => {
-                    if let Some(o) = task.other.as_mut() {
-                        o.session.renegotiate(Instant::now(), config);
-                    }
-                }
-                Some(CallCommand::Transfer { hold_music }) => task.start_transfer(hold_music),
-                Some(CallCommand::SetRecordingPaused { paused, reply }) => {
-                    let _ = reply.send(task.set_recording_paused(paused));
-                }
                 Some(CallCommand::Stop) | None => break,
+                Some(command) => task.on_command(command),
             },
             received = recv_other(task.other.as_ref().map(|o| &o.rtp), &mut other_buf) => {
                 match (received, task.other.as_mut()) {
@@ -469,6 +472,16 @@ pub async fn run(
             received = recv_other(task.other.as_ref().map(|o| &o.rtcp), &mut other_rtcp_buf) => {
                 if let (Ok((n, from)), Some(o)) = (received, task.other.as_mut()) {
                     o.session.on_rtcp(Instant::now(), from, &other_rtcp_buf[..n]);
+                }
+            }
+            received = recv_other(task.consult.as_ref().map(|o| &o.rtp), &mut consult_buf) => {
+                if let (Ok((n, from)), Some(o)) = (received, task.consult.as_mut()) {
+                    o.session.on_rtp(Instant::now(), from, &consult_buf[..n]);
+                }
+            }
+            received = recv_other(task.consult.as_ref().map(|o| &o.rtcp), &mut consult_rtcp_buf) => {
+                if let (Ok((n, from)), Some(o)) = (received, task.consult.as_mut()) {
+                    o.session.on_rtcp(Instant::now(), from, &consult_rtcp_buf[..n]);
                 }
             }
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => task.on_timer(Instant::now()),
@@ -503,6 +516,7 @@ pub async fn run(
             }
         }
         task.drain_other().await;
+        task.drain_consult().await;
     }
     // The caller (or the server) ended the call.
     if let Some(engine) = task.engine.as_mut()
@@ -584,6 +598,9 @@ impl Task {
     fn on_timer(&mut self, now: Instant) {
         self.session.handle_timeout(now);
         if let Some(o) = self.other.as_mut() {
+            o.session.handle_timeout(now);
+        }
+        if let Some(o) = self.consult.as_mut() {
             o.session.handle_timeout(now);
         }
         if self.voicemail.as_ref().is_some_and(|v| v.deadline <= now) {

@@ -5,6 +5,7 @@
 //! this module keeps only the bookkeeping the SIP side needs and talks to the tasks over channels.
 
 mod admission;
+mod consult;
 mod control;
 mod dial;
 mod media;
@@ -16,7 +17,9 @@ mod transfer;
 pub use control::RecordingControl;
 pub use own_calls::ExternalDialing;
 pub use queue::{AcdRequest, QueueBridge};
-pub use transfer::{TRANSFER_RING_TIMEOUT, TransferControl, TransferError, TransferTarget};
+pub use transfer::{
+    TRANSFER_RING_TIMEOUT, TransferAction, TransferControl, TransferError, TransferTarget,
+};
 
 use super::acd::Acd;
 use super::call_task::{self, CallCommand, CallNotice, CallSetup, IvrSetup};

@@ -110,8 +110,19 @@ impl Task {
                 MediaOutput::Event(_) => {}
             }
         }
-        for packet in relays {
-            self.session.relay(&packet);
+        // While the operator consults a transfer's target, they talk with it, not the caller,
+        // and the recording keeps only the caller.
+        if self.consulting {
+            if let Some(consult) = self.consult.as_mut() {
+                for packet in relays {
+                    consult.session.relay(&packet);
+                }
+            }
+            heard.clear();
+        } else {
+            for packet in relays {
+                self.session.relay(&packet);
+            }
         }
         let mut failed = None;
         if let Some(r) = self.recorder.as_mut() {

@@ -12,6 +12,9 @@ impl Task {
             self.session.unbridge();
         }
         self.transferring = true;
+        // (An attended transfer whose operator hung up while the target rang goes on blind.)
+        self.consulting = false;
+        self.consult = None;
         self.stop_audio();
         self.hold = Some(hold_music);
         self.play_hold_music();

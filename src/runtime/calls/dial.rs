@@ -30,6 +30,9 @@ pub(super) struct OutboundLeg {
     /// The operator transferred the caller away: the leg is out of the bridge, and its end is
     /// not the caller's news.
     pub(super) detached: bool,
+    /// Rung for an operator to consult before an attended transfer: bridged to the operator,
+    /// not the caller, until the transfer completes.
+    pub(super) consult: bool,
 }
 
 impl Calls {
@@ -236,6 +239,7 @@ impl Calls {
                 counted: false,
                 reported: false,
                 detached: false,
+                consult: false,
             },
         );
         Ok(out)
@@ -279,6 +283,10 @@ impl Calls {
             at: Utc::now(),
         });
         let session = session_config(Some(&negotiated), self.config.media_timeout);
+        if o.consult {
+            self.consult_answered(endpoint, now, out, (rtp, rtcp, session));
+            return;
+        }
         if o.queue.is_some() {
             // The queue decides: bridge (the ring is live) or BYE (answered too late).
             o.answered_media = Some((rtp, rtcp, session));
@@ -335,8 +343,16 @@ impl Calls {
         if o.counted {
             self.acd.call_ended(now, &o.ext, o.queue.as_deref());
         }
+        if o.consult {
+            self.consult_leg_ended(o.caller_leg, out, reason);
+            self.run_acd(endpoint, now);
+            return;
+        }
         if o.counted && o.answered && !o.detached {
-            if let Some(task) = self.active.get(&o.caller_leg).and_then(|a| a.task.as_ref()) {
+            if self.transferor_left_consult(out, o.caller_leg) {
+                // The consulted target has the caller now (or is rung for them).
+            } else if let Some(task) = self.active.get(&o.caller_leg).and_then(|a| a.task.as_ref())
+            {
                 let _ = task.send(CallCommand::Unbridge);
             }
         } else if o.reported || o.answered {

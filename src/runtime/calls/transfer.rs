@@ -68,8 +68,18 @@ pub enum TransferError {
     ExternalNotAllowed,
     #[error("every trunk channel is busy")]
     TrunkBusy,
-    #[error("attended transfer (REFER with Replaces) is not supported; use a blind transfer")]
+    #[error(
+        "attended transfer by REFER with Replaces is not supported; use the API's attended transfer"
+    )]
     AttendedNotSupported,
+    #[error("an attended transfer goes to a person (an operator or a number), not a queue")]
+    AttendedToQueue,
+    #[error("no consultation is under way on this call")]
+    NoConsultation,
+    #[error("the consulted target has not answered yet")]
+    ConsultNotAnswered,
+    #[error("the target cannot be rung now (not registered, no free port)")]
+    TargetUnreachable,
 }
 
 impl TransferError {
@@ -85,6 +95,10 @@ impl TransferError {
             TransferError::ExternalNotAllowed => "transfer.external_not_allowed",
             TransferError::TrunkBusy => "transfer.trunk_busy",
             TransferError::AttendedNotSupported => "transfer.attended_not_supported",
+            TransferError::AttendedToQueue => "transfer.attended_to_queue",
+            TransferError::NoConsultation => "transfer.no_consultation",
+            TransferError::ConsultNotAnswered => "transfer.consult_not_answered",
+            TransferError::TargetUnreachable => "transfer.target_unreachable",
         }
     }
 
@@ -101,12 +115,24 @@ impl TransferError {
     }
 }
 
-/// `POST /api/v1/calls/{id}/transfer`, as the SIP task receives it.
+/// What the API asks of a call's transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferAction {
+    /// Send the caller to `to` (an extension, a queue name, or the external prefix + a number).
+    Blind { to: String },
+    /// Put the caller on hold and ring `to` for the operator to consult first.
+    Consult { to: String },
+    /// The consulted target takes the caller; the operator leaves.
+    Complete,
+    /// The consultation ends; the caller is back with the operator.
+    Cancel,
+}
+
+/// `POST /api/v1/calls/{id}/transfer[/complete|/cancel]`, as the SIP task receives it.
 #[derive(Debug)]
 pub struct TransferControl {
     pub call_id: String,
-    /// An extension, a queue name, or the external prefix + a number.
-    pub to: String,
+    pub action: TransferAction,
     /// An operator's token may only transfer a call bridged to it.
     pub operator: Option<String>,
     pub reply: tokio::sync::oneshot::Sender<Result<TransferTarget, TransferError>>,
@@ -114,11 +140,13 @@ pub struct TransferControl {
 
 /// A transfer under way, by the caller's leg.
 pub(super) struct Transfer {
-    from: String,
-    target: TransferTarget,
+    pub(super) from: String,
+    pub(super) target: TransferTarget,
     /// Where an unanswered target sends the caller back (the queue that found the first
     /// operator, with the caller's request and wait so far).
-    back_to: Option<(String, JoinRequest)>,
+    pub(super) back_to: Option<(String, JoinRequest)>,
+    /// An attended transfer's consultation (`None`: blind).
+    pub(super) consult: Option<super::consult::Consult>,
 }
 
 impl Calls {
@@ -173,7 +201,9 @@ impl Calls {
         let bridged = caller.and_then(|caller| {
             self.outbound
                 .iter()
-                .find(|(_, o)| o.caller_leg == caller && o.answered && o.counted && !o.detached)
+                .find(|(_, o)| {
+                    o.caller_leg == caller && o.answered && o.counted && !o.detached && !o.consult
+                })
                 .map(|(out, o)| (*out, o.ext.clone()))
         });
         let result = match (caller, bridged, &request.operator) {
@@ -183,16 +213,23 @@ impl Calls {
             }
             (Some(_), None, Some(_)) => Err(TransferError::NotLive),
             (Some(_), None, None) => Err(TransferError::NotBridged),
-            (Some(_), Some((out, _)), _) => {
+            (Some(caller), Some((out, _)), _) => {
                 let by = request
                     .operator
                     .as_deref()
                     .map_or("api", |_| "api.operator");
-                let result = self.transfer(endpoint, now, out, &request.to, by, None);
-                if result.is_ok() {
-                    endpoint.hangup(now, out);
+                match &request.action {
+                    TransferAction::Blind { to } => {
+                        let result = self.transfer(endpoint, now, out, to, by, None);
+                        if result.is_ok() {
+                            endpoint.hangup(now, out);
+                        }
+                        result
+                    }
+                    TransferAction::Consult { to } => self.consult(endpoint, now, out, to, by),
+                    TransferAction::Complete => self.complete_consult(endpoint, now, caller),
+                    TransferAction::Cancel => self.cancel_consult(endpoint, now, caller),
                 }
-                result
             }
         };
         let _ = request.reply.send(result);
@@ -253,6 +290,7 @@ impl Calls {
                 from,
                 target: target.clone(),
                 back_to,
+                consult: None,
             },
         );
         self.ring_transfer_target(endpoint, now, caller);
@@ -261,7 +299,7 @@ impl Calls {
 
     /// What a transfer's `name` is: an operator, a queue, or an external number the transferor
     /// may dial.
-    fn transfer_target(
+    pub(super) fn transfer_target(
         &self,
         endpoint: &Endpoint,
         now: Instant,
@@ -349,6 +387,16 @@ impl Calls {
         let Some(t) = self.transfers.remove(&caller) else {
             return false;
         };
+        if t.consult.is_some() {
+            // The consulted target did not answer: the caller is back with the operator.
+            self.event(
+                caller,
+                "transfer_failed",
+                serde_json::json!({ "to": t.target.name(), "kind": t.target.kind(), "reason": reason, "attended": true }),
+            );
+            self.tell(caller, CallCommand::ConsultCancel);
+            return true;
+        }
         let back = t.back_to.clone();
         self.event(
             caller,
@@ -368,6 +416,7 @@ impl Calls {
                         from: t.from,
                         target: TransferTarget::Queue(queue.clone()),
                         back_to: None,
+                        consult: None,
                     },
                 );
                 self.enqueue(endpoint, now, caller, &queue, request);
