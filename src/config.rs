@@ -423,6 +423,10 @@ pub struct OperatorConfig {
     /// What callers may ask a queue for (`queue: { skills: [...] }` in a flow): languages, topics.
     #[serde(default)]
     pub skills: Vec<String>,
+    /// May listen to, whisper into and barge into other operators' calls (their phone is rung
+    /// for it, `POST /api/v1/calls/{id}/supervise`).
+    #[serde(default)]
+    pub supervisor: bool,
 }
 
 fn yes() -> bool {

@@ -1,4 +1,5 @@
-//! Live call control. `/api/v1/calls/{id}/transfer`: a blind transfer of the caller to another
+//! Live call control. `/api/v1/calls/{id}/supervise`: a supervisor listens, whispers or barges in
+//! (see `runtime::calls::supervise`). `/api/v1/calls/{id}/transfer`: a blind transfer of the caller to another
 //! operator, a queue or an external number (see `runtime::calls::transfer`).
 //!
 //! `/api/v1/calls/{id}/recording/pause|resume`: the operator on a call (or a manager) keeps a
@@ -18,7 +19,11 @@ use super::params::{is_id, json_body};
 use super::sip_access::unavailable;
 use super::{ApiError, ApiState, Caller};
 use crate::runtime::call_task::RecordingState;
-use crate::runtime::calls::{RecordingControl, TransferAction, TransferControl, TransferError};
+use crate::runtime::call_task::SuperviseMode;
+use crate::runtime::calls::{
+    RecordingControl, SuperviseControl, SuperviseError, SuperviseOutcome, TransferAction,
+    TransferControl, TransferError,
+};
 use crate::runtime::sip_task::SipCommand;
 
 #[derive(Serialize, ToSchema)]
@@ -212,4 +217,93 @@ fn transfer_error(e: TransferError) -> ApiError {
         _ => StatusCode::CONFLICT,
     };
     ApiError::new(status, e.code(), &message)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuperviseBody {
+    /// `listen` (hears both, heard by nobody), `whisper` (heard by the operator only) or `barge`
+    /// (heard by both).
+    #[schema(value_type = String)]
+    mode: SuperviseMode,
+    /// The supervisor's extension (`[[operators]] supervisor = true`); an operator's token may
+    /// leave it out (itself).
+    #[serde(default)]
+    supervisor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SuperviseView {
+    call_id: String,
+    supervisor: String,
+    #[schema(value_type = String)]
+    mode: SuperviseMode,
+    /// `ringing` (the supervisor's phone rings) or `changed` (the mode of a supervisor already
+    /// on the call).
+    state: &'static str,
+}
+
+#[utoipa::path(post, path = "/api/v1/calls/{id}/supervise", tag = "calls",
+    request_body = SuperviseBody,
+    responses((status = 202, body = SuperviseView),
+              (status = 400, description = "request.invalid_body / supervise.supervisor_required"),
+              (status = 403, description = "supervise.not_supervisor / supervise.not_yourself"),
+              (status = 404, description = "call.not_live"),
+              (status = 409, description = "call.not_bridged / supervise.own_call / supervise.busy / supervise.unreachable")))]
+pub async fn supervise(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<SuperviseView>), ApiError> {
+    let b: SuperviseBody = json_body(&body)?;
+    let operator = caller.call_scope().map(str::to_string);
+    let supervisor = b
+        .supervisor
+        .map(|s| s.trim().to_string())
+        .or_else(|| operator.clone())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "supervise.supervisor_required",
+                "name the supervisor's extension",
+            )
+        })?;
+    let error = |e: SuperviseError| {
+        let status = match e {
+            SuperviseError::NotLive => StatusCode::NOT_FOUND,
+            SuperviseError::NotSupervisor | SuperviseError::NotYourself => StatusCode::FORBIDDEN,
+            _ => StatusCode::CONFLICT,
+        };
+        ApiError::new(status, e.code(), &e.to_string())
+    };
+    if !is_id(&id) {
+        return Err(error(SuperviseError::NotLive));
+    }
+    let sip = state.options().sip.as_ref().ok_or_else(unavailable)?;
+    let answer = sip
+        .ask(|reply| {
+            SipCommand::Supervise(SuperviseControl {
+                call_id: id.clone(),
+                supervisor: supervisor.clone(),
+                mode: b.mode,
+                operator,
+                reply,
+            })
+        })
+        .await
+        .ok_or_else(unavailable)?;
+    let outcome = answer.map_err(error)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SuperviseView {
+            call_id: id,
+            supervisor,
+            mode: b.mode,
+            state: match outcome {
+                SuperviseOutcome::Ringing => "ringing",
+                SuperviseOutcome::Changed => "changed",
+            },
+        }),
+    ))
 }

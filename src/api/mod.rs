@@ -181,6 +181,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/calls/{id}", get(calls::get_one))
         .route("/api/v1/calls/{id}/transfer", post(call_control::transfer))
         .route(
+            "/api/v1/calls/{id}/supervise",
+            post(call_control::supervise),
+        )
+        .route(
             "/api/v1/calls/{id}/transfer/complete",
             post(call_control::complete),
         )

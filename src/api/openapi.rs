@@ -27,6 +27,7 @@ use super::{
         calls::get_one,
         call_control::pause,
         call_control::transfer,
+        call_control::supervise,
         call_control::complete,
         call_control::cancel,
         call_control::resume,

@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod dtmf;
 pub mod g711;
+pub mod mixer;
 pub mod pacing;
 pub mod prompt;
 pub mod recorder;

@@ -125,6 +125,9 @@ enum Mode {
     Bridged,
 }
 
+/// The most live audio waiting to be sent: 200 ms.
+const MAX_FEED: usize = 1600;
+
 /// A scheduled RFC 4733 packet of a key press we send.
 struct EventPacket {
     due: Instant,
@@ -159,6 +162,12 @@ pub struct MediaSession {
     merger: DigitMerger,
     events_out: VecDeque<EventPacket>,
     tone_out: VecDeque<i16>,
+    /// Live audio to send (a mix for a supervised call), played out on the pacing grid while no
+    /// prompt plays and the session is not relaying.
+    feed: VecDeque<i16>,
+    /// Received audio and key events are passed on (`MediaOutput::Relay`) for the other leg of a
+    /// bridge: while bridged, and while sending a mix with the bridge still up.
+    relaying: bool,
     last_activity: Instant,
     timed_out: bool,
     /// ICMP errors since the peer's last packet, and when the first of them came.
@@ -200,6 +209,8 @@ impl MediaSession {
             merger: DigitMerger::new(DTMF_MERGE_WINDOW),
             events_out: VecDeque::new(),
             tone_out: VecDeque::new(),
+            feed: VecDeque::new(),
+            relaying: false,
             last_activity: now,
             timed_out: false,
             unreachable_errors: 0,
@@ -284,15 +295,37 @@ impl MediaSession {
     /// From now on this leg sends what the bridged leg relays to it, and relays what it receives.
     pub fn bridge(&mut self) {
         self.finish_playback(true);
+        self.feed.clear();
         self.mode = Mode::Bridged;
+        self.relaying = true;
         self.out.mark_talkspurt();
     }
 
+    /// Live audio to send after what is queued (see `feed`); more than `MAX_FEED` waiting (the
+    /// producer's clock runs ahead) drops the oldest, so the delay stays bounded.
+    pub fn feed(&mut self, samples: &[i16]) {
+        self.feed.extend(samples);
+        let excess = self.feed.len().saturating_sub(MAX_FEED);
+        self.feed.drain(..excess);
+    }
+
     pub fn unbridge(&mut self) {
+        self.relaying = false;
         if matches!(self.mode, Mode::Bridged) {
             self.mode = Mode::Idle;
             self.out.mark_talkspurt();
         }
+    }
+
+    /// Still bridged for what it receives (passed on as `Relay`), but what it sends is the
+    /// `feed` (a mix) instead of the other leg's packets: a supervised leg that hears two voices.
+    pub fn send_mix(&mut self) {
+        self.finish_playback(true);
+        if matches!(self.mode, Mode::Bridged) {
+            self.out.mark_talkspurt();
+        }
+        self.mode = Mode::Idle;
+        self.relaying = true;
     }
 
     fn finish_playback(&mut self, interrupted: bool) {
@@ -466,7 +499,10 @@ impl MediaSession {
                 finished = end >= samples.len();
                 played = true;
             }
-            Mode::Idle => {}
+            Mode::Idle => {
+                let take = samples_per_frame.min(self.feed.len());
+                self.frame.extend(self.feed.drain(..take));
+            }
         }
         if !self.tone_out.is_empty() {
             self.frame.clear();
@@ -518,7 +554,7 @@ impl MediaSession {
             8 => Law::Alaw,
             _ => return, // comfort noise and anything unnegotiated
         };
-        if matches!(self.mode, Mode::Bridged) {
+        if self.relaying {
             self.outputs.push_back(MediaOutput::Relay(Relay::Audio {
                 law,
                 position: packet.position,
@@ -567,7 +603,7 @@ impl MediaSession {
         let Some(event) = TelephoneEvent::parse(&packet.payload) else {
             return;
         };
-        if matches!(self.mode, Mode::Bridged) {
+        if self.relaying {
             self.outputs.push_back(MediaOutput::Relay(Relay::Event {
                 position: packet.position,
                 marker: packet.marker,

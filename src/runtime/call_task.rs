@@ -7,13 +7,16 @@ mod bridge;
 mod broadcast;
 mod commands;
 mod consult;
+mod ivr_commands;
 mod media_events;
 mod recording;
 mod sockets;
+mod supervision;
 mod transfer;
 mod waiting;
 
 pub use broadcast::{BroadcastSetup, MessageState};
+pub use supervision::SuperviseMode;
 
 use super::icmp;
 use super::ivr_io::{self, Loaded, Voicemail};
@@ -89,6 +92,17 @@ pub enum CallCommand {
     ConsultComplete,
     /// The consultation ends without a transfer: the caller is back with the operator.
     ConsultCancel,
+    /// A supervisor's phone answered: it joins the bridge in `mode`.
+    Supervise {
+        rtp: std::net::UdpSocket,
+        rtcp: std::net::UdpSocket,
+        session: SessionConfig,
+        mode: SuperviseMode,
+    },
+    /// The supervisor switches between listen, whisper and barge.
+    SuperviseMode(SuperviseMode),
+    /// The supervisor's leg ended.
+    SuperviseEnd,
     /// Pause or resume the call's recording (the operator keeps card numbers out of it).
     SetRecordingPaused {
         paused: bool,
@@ -275,6 +289,8 @@ struct Task {
     consulting: bool,
     /// The consulted target's leg, once it answered.
     consult: Option<OtherLeg>,
+    /// A supervisor on the call.
+    supervision: Option<supervision::Supervision>,
     loading: Option<(JoinHandle<Loaded>, PlayOwner, bool)>,
     playing: Option<PlayOwner>,
     webhook: Option<JoinHandle<Result<serde_json::Value, String>>>,
@@ -373,6 +389,7 @@ pub async fn run(
         transferring: false,
         consulting: false,
         consult: None,
+        supervision: None,
         loading: None,
         playing: None,
         webhook: None,
@@ -409,6 +426,8 @@ pub async fn run(
     let mut other_rtcp_buf = vec![0u8; 2048];
     let mut consult_buf = vec![0u8; 2048];
     let mut consult_rtcp_buf = vec![0u8; 2048];
+    let mut supervisor_buf = vec![0u8; 2048];
+    let mut supervisor_rtcp_buf = vec![0u8; 2048];
     let mut header_flush = tokio::time::interval(Duration::from_secs(1));
     header_flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stats = MediaStats::default();
@@ -425,6 +444,9 @@ pub async fn run(
         }
         if let Some(o) = &task.consult {
             wake = wake.min(o.session.poll_timeout());
+        }
+        if let Some(at) = task.supervisor_timeout() {
+            wake = wake.min(at);
         }
         if let Some(at) = task
             .broadcast
@@ -484,6 +506,16 @@ pub async fn run(
                     o.session.on_rtcp(Instant::now(), from, &consult_rtcp_buf[..n]);
                 }
             }
+            received = recv_other(task.supervision.as_ref().map(|s| &s.leg.rtp), &mut supervisor_buf) => {
+                if let Ok((n, from)) = received {
+                    task.supervisor_rtp(from, &supervisor_buf[..n], false);
+                }
+            }
+            received = recv_other(task.supervision.as_ref().map(|s| &s.leg.rtcp), &mut supervisor_rtcp_buf) => {
+                if let Ok((n, from)) = received {
+                    task.supervisor_rtp(from, &supervisor_rtcp_buf[..n], true);
+                }
+            }
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => task.on_timer(Instant::now()),
             Some(loaded) = until_done(task.loading.as_mut().map(|(h, _, _)| h)) => task.on_loaded(loaded),
             Some(answer) = until_done(task.webhook.as_mut()) => {
@@ -508,7 +540,8 @@ pub async fn run(
                     let _ = send(&rtcp, to, &bytes).await;
                 }
                 MediaOutput::Relay(packet) => {
-                    if let Some(o) = task.other.as_mut() {
+                    let relay = task.relays_to_operator();
+                    if let Some(o) = task.other.as_mut().filter(|_| relay) {
                         o.session.relay(&packet);
                     }
                 }
@@ -517,6 +550,7 @@ pub async fn run(
         }
         task.drain_other().await;
         task.drain_consult().await;
+        task.drain_supervision().await;
     }
     // The caller (or the server) ended the call.
     if let Some(engine) = task.engine.as_mut()
@@ -582,17 +616,10 @@ impl Task {
     /// The session emits audio for recorders only while one listens.
     fn update_recording_flag(&mut self) {
         let on = self.recorder.is_some()
+            || self.supervision.is_some()
             || self.voicemail.is_some()
             || self.broadcast.as_ref().is_some_and(|b| b.listening());
         self.session.set_recording(on);
-    }
-
-    fn engine_event(&mut self, event: IvrEvent) {
-        let Some(engine) = self.engine.as_mut() else {
-            return;
-        };
-        let commands = engine.step(Instant::now(), self.setup.clock.timestamp(), event);
-        self.execute(commands);
     }
 
     fn on_timer(&mut self, now: Instant) {
@@ -603,6 +630,7 @@ impl Task {
         if let Some(o) = self.consult.as_mut() {
             o.session.handle_timeout(now);
         }
+        self.supervisor_tick(now);
         if self.voicemail.as_ref().is_some_and(|v| v.deadline <= now) {
             self.finish_voicemail(true);
         }
@@ -617,114 +645,6 @@ impl Task {
         {
             self.engine_event(IvrEvent::Timeout);
         }
-    }
-
-    /// Carries out the engine's commands.
-    fn execute(&mut self, commands: Vec<IvrCommand>) {
-        for command in commands {
-            match command {
-                IvrCommand::Play { prompts, barge_in } => {
-                    self.stop_audio();
-                    self.load(ivr_io::PlayItems::Ivr(prompts), PlayOwner::Engine, barge_in);
-                }
-                IvrCommand::StopPlayback => self.stop_audio(),
-                IvrCommand::Record {
-                    max_length,
-                    beep,
-                    finish_digit,
-                } => {
-                    self.stop_audio();
-                    let request = ivr_io::RecordRequest {
-                        max_length,
-                        finish_digit,
-                    };
-                    if beep {
-                        self.pending_record = Some(request);
-                        self.load(
-                            ivr_io::PlayItems::Files(vec!["beep.wav".into()]),
-                            PlayOwner::Beep,
-                            false,
-                        );
-                    } else {
-                        self.start_voicemail(request);
-                    }
-                }
-                IvrCommand::StopRecording => self.finish_voicemail(true),
-                IvrCommand::Webhook { url, body, timeout } => {
-                    let http = self.setup.http.clone();
-                    self.webhook = Some(tokio::spawn(ivr_io::webhook(http, url, body, timeout)));
-                }
-                IvrCommand::Enqueue {
-                    queue,
-                    skills,
-                    priority,
-                } => {
-                    self.stop_audio();
-                    self.notify(CallNotice::Enqueue {
-                        leg: self.setup_leg,
-                        queue,
-                        request: crate::queue::JoinRequest {
-                            priority,
-                            skills: skills.into_iter().collect(),
-                            ..Default::default()
-                        },
-                    });
-                }
-                IvrCommand::Dial {
-                    target,
-                    timeout,
-                    literal,
-                } => self.notify(CallNotice::Dial {
-                    leg: self.setup_leg,
-                    target,
-                    timeout,
-                    may_use_trunk: literal,
-                }),
-                IvrCommand::SetRating(rating) => self.notify(CallNotice::Rating {
-                    leg: self.setup_leg,
-                    rating,
-                }),
-                IvrCommand::Log { message } => tracing::warn!(%message, "ivr"),
-                IvrCommand::Hangup { disposition } => {
-                    self.report_path();
-                    self.disposition = Some(disposition.clone());
-                    self.notify(CallNotice::Hangup {
-                        leg: self.setup_leg,
-                        disposition,
-                    });
-                }
-            }
-        }
-        self.report_path();
-    }
-
-    /// Sends the path to the SIP task when the engine moved or a digit was pressed.
-    fn report_path(&mut self) {
-        let Some(engine) = self.engine.as_ref() else {
-            return;
-        };
-        let path = engine.path();
-        let digits = path.last().map_or(0, |s| s.digits.len());
-        if (path.len(), digits) == self.path_reported {
-            return;
-        }
-        self.path_reported = (path.len(), digits);
-        let json = serde_json::Value::Array(
-            path.iter()
-                .map(|s| {
-                    serde_json::json!({
-                        "flow": s.flow.to_string(),
-                        "node": s.node.to_string(),
-                        "digits": s.digits,
-                    })
-                })
-                .collect(),
-        );
-        self.notify(CallNotice::Path {
-            leg: self.setup_leg,
-            flow: engine.flow().to_string(),
-            path: json,
-        });
     }
 
     /// Stops what plays or loads; an engine prompt stopped this way is `interrupted`, which the

@@ -9,14 +9,17 @@ mod consult;
 mod control;
 mod dial;
 mod media;
+mod notices;
 mod originate;
 mod own_calls;
 mod queue;
+mod supervise;
 mod transfer;
 
 pub use control::RecordingControl;
 pub use own_calls::ExternalDialing;
 pub use queue::{AcdRequest, QueueBridge};
+pub use supervise::{SuperviseControl, SuperviseError, SuperviseOutcome};
 pub use transfer::{
     TRANSFER_RING_TIMEOUT, TransferAction, TransferControl, TransferError, TransferTarget,
 };
@@ -75,6 +78,8 @@ pub struct CallsConfig {
     pub max_records_backlog: usize,
     /// `calls.max_call_rate` (0: none).
     pub max_call_rate: f64,
+    /// Operators with `supervisor = true`.
+    pub supervisors: BTreeSet<String>,
 }
 
 /// How SIP says a call ended, kept until its task has finished.
@@ -186,6 +191,8 @@ pub struct Calls {
     sip_backlog: usize,
     /// Transfers under way, by the caller's leg.
     transfers: HashMap<LegId, transfer::Transfer>,
+    /// Supervisors on (or rung for) calls, by the caller's leg.
+    supervisions: HashMap<LegId, supervise::Supervising>,
 }
 
 impl Calls {
@@ -215,6 +222,7 @@ impl Calls {
             overloaded: Default::default(),
             sip_backlog: 0,
             transfers: HashMap::new(),
+            supervisions: HashMap::new(),
         }
     }
 
@@ -379,6 +387,16 @@ impl Calls {
             self.ring_deadlines.remove(&(at, out));
             if self.is_originated(out) {
                 self.originated_ring_timeout(endpoint, now, out);
+                continue;
+            }
+            if let Some(o) = self
+                .outbound
+                .get_mut(&out)
+                .filter(|o| !o.answered && o.supervising)
+            {
+                // A supervisor who does not answer: no news for the caller's flow.
+                o.reported = true;
+                endpoint.hangup(now, out);
                 continue;
             }
             if let Some(o) = self.outbound.get_mut(&out).filter(|o| !o.answered) {
@@ -583,174 +601,6 @@ impl Calls {
             self.ports.release(port);
         }
         let _ = self.records.send(RecordOp::Forget { leg });
-    }
-
-    /// Something the media task reports.
-    pub fn notice(&mut self, endpoint: &mut Endpoint, now: Instant, notice: CallNotice) {
-        self.originated_notice(&notice);
-        match notice {
-            CallNotice::Amd { .. } | CallNotice::Message { .. } => {}
-            CallNotice::Dial {
-                leg,
-                target,
-                timeout,
-                may_use_trunk,
-            } => self.dial(endpoint, now, leg, &target, timeout, may_use_trunk),
-            CallNotice::Enqueue {
-                leg,
-                queue,
-                request,
-            } => self.enqueue(endpoint, now, leg, &queue, request),
-            CallNotice::Digit {
-                leg,
-                digit,
-                source,
-                at_ms,
-                masked,
-            } => {
-                let source = match source {
-                    DigitSource::Rfc4733 => "rfc4733",
-                    DigitSource::Inband => "inband",
-                    DigitSource::SipInfo => "sip_info",
-                };
-                metrics::counter!("openline_dtmf_digits_total", "source" => source).increment(1);
-                let digit = (!masked).then(|| digit.to_string());
-                let detail = serde_json::json!({ "digit": digit, "source": source, "at_ms": at_ms, "masked": masked });
-                self.event(leg, "digit", detail);
-            }
-            CallNotice::Hangup { leg, disposition } => {
-                if disposition == "failed.media_timeout" {
-                    tracing::warn!(leg, "no media from the peer; hanging up");
-                    self.event(leg, "media_timeout", serde_json::json!({}));
-                }
-                if disposition == "failed.media_unreachable" {
-                    tracing::warn!(
-                        leg,
-                        "the peer's media address answers with ICMP errors; hanging up"
-                    );
-                    metrics::counter!("openline_rtp_unreachable_total").increment(1);
-                    self.event(leg, "media_unreachable", serde_json::json!({}));
-                }
-                if let Some(active) = self.active.get_mut(&leg) {
-                    active.ended_by_media = Some(disposition);
-                }
-                endpoint.hangup(now, leg);
-            }
-            CallNotice::Path { leg, flow, path } => {
-                let _ = self.records.send(RecordOp::CallFlow { leg, flow, path });
-            }
-            CallNotice::Rating { leg, rating } => {
-                let _ = self.records.send(RecordOp::CallRating { leg, rating });
-            }
-            CallNotice::Voicemail { leg, path, info } => {
-                let relative = path
-                    .strip_prefix(&self.config.data_dir)
-                    .unwrap_or(&path)
-                    .display()
-                    .to_string();
-                let utc = Utc::now();
-                let id = new_call_id(utc);
-                self.event(
-                    leg,
-                    "voicemail",
-                    serde_json::json!({ "recording_id": id, "path": relative, "duration_ms": info.duration_ms }),
-                );
-                let _ = self.records.send(RecordOp::RecordingStarted {
-                    leg,
-                    id: id.clone(),
-                    path: relative,
-                    at: utc,
-                });
-                let _ = self.records.send(RecordOp::RecordingFinished {
-                    id,
-                    duration_ms: info.duration_ms as i64,
-                    size_bytes: info.size_bytes as i64,
-                    at: utc,
-                });
-            }
-            CallNotice::RecordingPaused {
-                leg,
-                paused,
-                at_ms,
-                recording_ms,
-            } => {
-                let kind = if paused {
-                    "recording_paused"
-                } else {
-                    "recording_resumed"
-                };
-                let detail = serde_json::json!({ "at_ms": at_ms, "recording_ms": recording_ms });
-                self.event(leg, kind, detail);
-            }
-            CallNotice::RecordingFailed { leg, error } => {
-                self.event(
-                    leg,
-                    "recording_failed",
-                    serde_json::json!({ "error": error }),
-                );
-            }
-            CallNotice::Finished {
-                leg,
-                port,
-                recording,
-                disposition: ivr_disposition,
-                stats,
-            } => {
-                metrics::counter!("openline_rtp_packets_sent_total").increment(stats.packets_sent);
-                metrics::counter!("openline_rtp_packets_received_total")
-                    .increment(stats.packets_received);
-                metrics::counter!("openline_rtp_packets_lost_total")
-                    .increment(stats.packets_lost.max(0) as u64);
-                metrics::counter!("openline_rtp_pacing_skipped_total").increment(stats.skipped);
-                let recording_id = self
-                    .active
-                    .get_mut(&leg)
-                    .and_then(|a| a.recording_id.take());
-                if let (Some((path, info)), Some(id)) = (recording, recording_id) {
-                    let relative = path
-                        .strip_prefix(&self.config.data_dir)
-                        .unwrap_or(&path)
-                        .display()
-                        .to_string();
-                    self.event(
-                        leg,
-                        "recording",
-                        serde_json::json!({
-                            "recording_id": id,
-                            "path": relative,
-                            "duration_ms": info.duration_ms,
-                            "size_bytes": info.size_bytes,
-                        }),
-                    );
-                    let _ = self.records.send(RecordOp::RecordingFinished {
-                        id,
-                        duration_ms: info.duration_ms as i64,
-                        size_bytes: info.size_bytes as i64,
-                        at: Utc::now(),
-                    });
-                }
-                if let Some(active) = self.active.get_mut(&leg) {
-                    active.task = None;
-                    if !active.ended {
-                        // The media side stopped on its own (socket error): end the call.
-                        endpoint.hangup(now, leg);
-                        return;
-                    }
-                    if let Some(end) = active.pending_end.take() {
-                        let disposition = match (&active.ended_by_media, ivr_disposition) {
-                            (Some(by_task), _) => by_task.clone(),
-                            (None, Some(ivr)) if end.caller_left => ivr,
-                            _ => end.disposition,
-                        };
-                        self.originated_closed(leg);
-                        self.record_end(leg, end.at, disposition, end.hangup_by, end.final_status);
-                    }
-                }
-                self.active.remove(&leg);
-                self.ports.release(port);
-                let _ = self.records.send(RecordOp::Forget { leg });
-            }
-        }
     }
 
     fn event(&self, leg: LegId, kind: &'static str, detail: serde_json::Value) {

@@ -325,6 +325,13 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             max_calls_per_source: calls_config.max_calls_per_source,
             max_records_backlog: calls_config.max_records_backlog.max(1),
             max_call_rate: calls_config.max_call_rate,
+            supervisors: settings
+                .file
+                .operators
+                .iter()
+                .filter(|o| o.supervisor)
+                .map(|o| o.extension.clone())
+                .collect(),
         },
         ports::PortPool::new(settings.rtp_ports),
         calls::CallsShared {

@@ -41,6 +41,8 @@ pub enum SipCommand {
     Recording(super::calls::RecordingControl),
     /// `POST /api/v1/calls/{id}/transfer`.
     Transfer(super::calls::TransferControl),
+    /// `POST /api/v1/calls/{id}/supervise`.
+    Supervise(super::calls::SuperviseControl),
 }
 
 /// A brute-force block as the API shows it.
@@ -198,6 +200,10 @@ impl SipTask {
                 let _ = reply.send(lifted);
             }
             SipCommand::Recording(request) => self.calls.recording_control(request),
+            SipCommand::Supervise(request) => {
+                self.calls
+                    .supervise_control(&mut self.endpoint, now, request)
+            }
             SipCommand::Transfer(request) => {
                 self.calls
                     .transfer_control(&mut self.endpoint, now, request)

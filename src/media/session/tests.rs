@@ -435,3 +435,53 @@ fn scattered_icmp_errors_are_not_a_run() {
     let (rtp, events) = run(&mut s, t0, t0 + MS20 * 5);
     assert!(!rtp.is_empty() && !events.contains(&MediaEvent::Unreachable));
 }
+
+#[test]
+fn a_leg_sending_a_mix_still_relays_what_it_hears_and_sends_the_feed_on_its_own_pacing() {
+    let t0 = Instant::now();
+    let mut operator = session(t0, Law::Ulaw, Some(101));
+    operator.bridge();
+    operator.send_mix();
+    // What the operator's phone says is still passed on to the caller.
+    let mut phone = Outgoing::new(42, 1000, 777);
+    let mut ulaw = Vec::new();
+    Law::Ulaw.encode_into(&[800i16; 160], &mut ulaw);
+    operator.on_rtp(
+        t0,
+        PEER.parse().unwrap(),
+        &peer_packet(&mut phone, 0, 0, &ulaw),
+    );
+    let (_, _, relays) = drain(&mut operator);
+    assert_eq!(relays.len(), 1, "heard audio relayed while sending a mix");
+    // What it sends is the feed, frame by frame, then silence when the feed runs dry.
+    operator.feed(&[2000i16; 240]);
+    let (sent, _) = run(&mut operator, t0, t0 + Duration::from_millis(60));
+    let frames: Vec<Vec<i16>> = sent
+        .iter()
+        .map(|p| {
+            let mut pcm = Vec::new();
+            Law::Ulaw.decode_into(&p.payload, &mut pcm);
+            pcm
+        })
+        .collect();
+    assert!(frames.len() >= 3, "{} frames", frames.len());
+    assert!(frames[0].iter().all(|s| (s - 2000).abs() < 64), "the feed");
+    assert!(
+        frames[1][..80].iter().all(|s| (s - 2000).abs() < 64),
+        "its rest"
+    );
+    assert!(frames[1][80..].iter().all(|s| s.abs() < 8), "then silence");
+    // Back to a plain bridge: the feed is dropped, nothing is sent but relays.
+    operator.feed(&[2000i16; 160]);
+    operator.bridge();
+    let (sent, _) = run(
+        &mut operator,
+        t0 + Duration::from_millis(80),
+        t0 + Duration::from_millis(140),
+    );
+    assert!(sent.is_empty(), "a bridged leg sends only what it relays");
+    // A feed far ahead of the clock is cut to the newest 200 ms.
+    operator.send_mix();
+    operator.feed(&vec![1i16; 8000]);
+    assert_eq!(operator.feed.len(), 1600);
+}

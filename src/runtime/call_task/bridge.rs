@@ -119,11 +119,12 @@ impl Task {
                 }
             }
             heard.clear();
-        } else {
+        } else if self.relays_to_caller() {
             for packet in relays {
                 self.session.relay(&packet);
             }
         }
+        heard.retain(|(at, samples)| self.supervision_operator_heard(*at, samples));
         let mut failed = None;
         if let Some(r) = self.recorder.as_mut() {
             for (at, samples) in heard {

@@ -51,6 +51,14 @@ impl Task {
             CallCommand::SetRecordingPaused { paused, reply } => {
                 let _ = reply.send(self.set_recording_paused(paused));
             }
+            CallCommand::Supervise {
+                rtp,
+                rtcp,
+                session,
+                mode,
+            } => self.supervise(rtp, rtcp, session, mode),
+            CallCommand::SuperviseMode(mode) => self.set_supervise_mode(mode),
+            CallCommand::SuperviseEnd => self.end_supervision(),
             CallCommand::Stop => {}
         }
     }

@@ -36,6 +36,7 @@ impl Task {
         let mut failed = None;
         match &event {
             MediaEvent::Heard { at_sample, samples } => {
+                self.supervision_caller_heard(*at_sample, samples);
                 if let Some(r) = self.recorder.as_mut()
                     && let Err(e) = r.write(Channel::Left, *at_sample, samples)
                 {

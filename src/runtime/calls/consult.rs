@@ -31,7 +31,7 @@ impl Calls {
         let o = self
             .outbound
             .get(&out)
-            .filter(|o| o.answered && o.counted && !o.detached)
+            .filter(|o| o.answered && o.counted && !o.detached && !o.consult && !o.supervising)
             .ok_or(TransferError::NotBridged)?;
         if o.ext.is_empty() || o.via_trunk {
             return Err(TransferError::NotFromOperator);

@@ -22,7 +22,10 @@ impl Calls {
         let task_of = |leg: &LegId| self.active.get(leg).and_then(|a| a.task.as_ref());
         if let Some(task) = task_of(&leg) {
             let _ = task.send(CallCommand::InfoDigit(digit));
-        } else if let Some(o) = self.outbound.get(&leg).filter(|o| o.answered)
+        } else if let Some(o) = self
+            .outbound
+            .get(&leg)
+            .filter(|o| o.answered && !o.supervising && !o.consult)
             && let Some(task) = task_of(&o.caller_leg)
         {
             let _ = task.send(CallCommand::OperatorInfoDigit(digit));
@@ -41,10 +44,9 @@ impl Calls {
             // (A trunk leg a flow dialled has no extension: "" must match nobody.)
             Some(ext) => {
                 !ext.is_empty()
-                    && self
-                        .outbound
-                        .values()
-                        .any(|o| o.caller_leg == leg && o.answered && &o.ext == ext)
+                    && self.outbound.values().any(|o| {
+                        o.caller_leg == leg && o.answered && !o.supervising && &o.ext == ext
+                    })
             }
         };
         let task = leg

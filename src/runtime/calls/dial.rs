@@ -33,6 +33,8 @@ pub(super) struct OutboundLeg {
     /// Rung for an operator to consult before an attended transfer: bridged to the operator,
     /// not the caller, until the transfer completes.
     pub(super) consult: bool,
+    /// A supervisor's leg: joins the caller's bridge in a mode, never bridged as the operator.
+    pub(super) supervising: bool,
 }
 
 impl Calls {
@@ -56,7 +58,15 @@ impl Calls {
         // The same session, the same address (also when the phone holds with c=0.0.0.0).
         o.sdp_origin = o.sdp_origin.next();
         let (port, caller, origin) = (o.port, o.caller_leg, o.sdp_origin);
-        if let Some(task) = self.active.get(&caller).and_then(|a| a.task.as_ref()) {
+        // (A consulted target's or a supervisor's re-INVITE is answered; their session keeps
+        // its parameters: they are not the task's bridged operator.)
+        let bridged_operator = !o.consult && !o.supervising;
+        if let Some(task) = self
+            .active
+            .get(&caller)
+            .and_then(|a| a.task.as_ref())
+            .filter(|_| bridged_operator)
+        {
             let config = session_config(Some(&negotiated), self.config.media_timeout);
             let _ = task.send(CallCommand::RenegotiateOther(config));
         }
@@ -240,6 +250,7 @@ impl Calls {
                 reported: false,
                 detached: false,
                 consult: false,
+                supervising: false,
             },
         );
         Ok(out)
@@ -285,6 +296,10 @@ impl Calls {
         let session = session_config(Some(&negotiated), self.config.media_timeout);
         if o.consult {
             self.consult_answered(endpoint, now, out, (rtp, rtcp, session));
+            return;
+        }
+        if o.supervising {
+            self.supervisor_answered(endpoint, now, out, (rtp, rtcp, session));
             return;
         }
         if o.queue.is_some() {
@@ -348,7 +363,13 @@ impl Calls {
             self.run_acd(endpoint, now);
             return;
         }
+        if o.supervising {
+            self.supervisor_leg_ended(o.caller_leg, out);
+            self.run_acd(endpoint, now);
+            return;
+        }
         if o.counted && o.answered && !o.detached {
+            self.end_supervision_of(endpoint, now, o.caller_leg);
             if self.transferor_left_consult(out, o.caller_leg) {
                 // The consulted target has the caller now (or is rung for them).
             } else if let Some(task) = self.active.get(&o.caller_leg).and_then(|a| a.task.as_ref())

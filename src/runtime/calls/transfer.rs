@@ -202,7 +202,12 @@ impl Calls {
             self.outbound
                 .iter()
                 .find(|(_, o)| {
-                    o.caller_leg == caller && o.answered && o.counted && !o.detached && !o.consult
+                    o.caller_leg == caller
+                        && o.answered
+                        && o.counted
+                        && !o.detached
+                        && !o.consult
+                        && !o.supervising
                 })
                 .map(|(out, o)| (*out, o.ext.clone()))
         });
@@ -248,7 +253,7 @@ impl Calls {
         let o = self
             .outbound
             .get(&out)
-            .filter(|o| o.answered && o.counted && !o.detached)
+            .filter(|o| o.answered && o.counted && !o.detached && !o.consult && !o.supervising)
             .ok_or(TransferError::NotBridged)?;
         if o.ext.is_empty() || o.via_trunk {
             return Err(TransferError::NotFromOperator);
@@ -271,6 +276,7 @@ impl Calls {
         if let Some(o) = self.outbound.get_mut(&out) {
             o.detached = true;
         }
+        self.end_supervision_of(endpoint, now, caller);
         metrics::counter!("openline_transfers_total", "kind" => target.kind()).increment(1);
         self.event(
             caller,
