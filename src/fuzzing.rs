@@ -37,9 +37,13 @@ fn peer() -> Peer {
 
 /// The SIP parser and the message layer: the bytes as one datagram to a fresh endpoint (an
 /// operator 101 is known, so REGISTER and INVITE digest paths run), then the same bytes again
-/// (a retransmission), then every timer until the endpoint is idle.
+/// (a retransmission), then every timer until the endpoint is idle. A request's Refer-To goes
+/// through the REFER parser too (the endpoint only reads it in a dialog, which a fresh one has
+/// none of).
 pub fn sip_message(data: &[u8]) {
-    let _ = crate::sip::message::parse(data);
+    if let Ok(crate::sip::message::Message::Request(request)) = crate::sip::message::parse(data) {
+        let _ = crate::sip::refer::parse_refer_to(request.headers.get_all("Refer-To"));
+    }
     let mut endpoint = Endpoint::new(EndpointConfig {
         timers: TimerConfig::default(),
         registrar: RegistrarConfig::default(),

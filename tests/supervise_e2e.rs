@@ -2,6 +2,7 @@
 //! the API onto a live queue call answered by a baresip operator, and listens, whispers and barges
 //! in. What the caller hears never contains the supervisor while listening or whispering, and
 //! does once they barge in; the supervisor hears both sides; the operator hears the whisper.
+//! A supervisor also gets there from the phone: a feature code (`*81101`) and keys 1–3.
 
 mod common;
 
@@ -262,4 +263,97 @@ fn a_supervisor_listens_whispers_and_barges_in_and_the_caller_hears_them_only_in
     .map(|(k, m)| (k.to_string(), m.to_string()))
     .collect();
     assert_eq!(steps, expected, "{:#}", call["events"]);
+}
+
+/// The kinds, modes and ways in (`by`) of the call's supervision events.
+fn supervision_steps(call: &serde_json::Value) -> Vec<(String, String, String)> {
+    call["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["kind"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("supervision"))
+        })
+        .map(|e| {
+            let field = |name: &str| e["detail"][name].as_str().unwrap_or("").to_string();
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                field("mode"),
+                field("by"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_supervisor_dials_a_feature_code_to_listen_and_presses_3_to_barge_in() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = start(temp.path());
+    let operator_voice = test_signal(8000, 2.0, 7.0);
+    let supervisor_voice = noise(2, 13);
+    let p101 = phone(&server, temp.path(), "101", &operator_voice);
+    let mut p102 = phone(&server, temp.path(), "102", &noise(2, 17));
+    let mut p103 = phone(&server, temp.path(), "103", &supervisor_voice);
+    let caller_voice = noise(30, 3);
+
+    let sip = UdpPeer::new(server.sip);
+    let mut rtp = RtpPeer::new();
+    let ok = invite_with(&sip, "sup-code", "201", &offer(rtp.port(), 101));
+    rtp.remote = Some(sdp_media_addr(&ok));
+    ack(&sip, "sup-code", &ok);
+    let before = talk(&mut rtp, &caller_voice, 2);
+
+    // 102 is no supervisor: its feature code is refused, and the call goes on untouched.
+    p102.command("dial", "*81101");
+    let closed = p102.wait_for_event("CALL_CLOSED");
+    assert!(
+        closed.param.contains("403"),
+        "102's code is refused: {closed:?}"
+    );
+
+    p103.command("dial", "*81101");
+    p103.wait_for_event("CALL_ESTABLISHED");
+    let listening = talk(&mut rtp, &caller_voice[8000 * 2..], 5);
+    p103.command("sndcode", "3");
+    talk(&mut rtp, &caller_voice[8000 * 7..], 1); // the key travels
+    let barging = talk(&mut rtp, &caller_voice[8000 * 8..], 5);
+    p103.hangup();
+    let after = talk(&mut rtp, &caller_voice[8000 * 13..], 3);
+    bye(&sip, "sup-code", &ok);
+    p101.wait_for_event("CALL_CLOSED");
+
+    for (heard, what) in [
+        (&before, "before"),
+        (&listening, "listen"),
+        (&after, "after"),
+    ] {
+        let c = presence(heard, &operator_voice);
+        assert!(
+            c >= 0.9,
+            "{what}: the caller hears the operator (r = {c:.3})"
+        );
+        let c = presence(heard, &supervisor_voice);
+        assert!(
+            c < 0.5,
+            "{what}: the caller does not hear the supervisor (r = {c:.3})"
+        );
+    }
+    let c = presence(&barging, &supervisor_voice);
+    assert!(
+        c >= 0.5,
+        "after 3: the caller hears the supervisor (r = {c:.3})"
+    );
+
+    let call = server.finished_call("sup-code");
+    let expected: Vec<(String, String, String)> = [
+        ("supervision_started", "listen", "phone"),
+        ("supervision_mode", "barge", "phone"),
+        ("supervision_ended", "", ""),
+    ]
+    .iter()
+    .map(|(k, m, b)| (k.to_string(), m.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(supervision_steps(&call), expected, "{:#}", call["events"]);
 }

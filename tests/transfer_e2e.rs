@@ -28,6 +28,13 @@ rating_flow = "rating"
 wrap_up = "0s"
 missed_rings_to_away = 0
 
+[[trunks]]
+name = "carrier"
+proxy = "127.0.0.1:9"   # never dialled here: the external transfers below are refused
+
+[dialplan]
+external = { prefix = "9", trunk = "carrier", deny = ["_380."] }
+
 [[queues]]
 name = "second"
 members = ["103"]
@@ -362,6 +369,13 @@ fn the_api_transfers_refuses_what_it_cannot_do_and_an_unreachable_target_returns
             r#"{"to":"nobody"}"#,
             404,
             "transfer.unknown_target",
+        ),
+        (
+            "a number the dialplan denies 101: no toll fraud by transfer",
+            &id,
+            r#"{"to":"9380441234567"}"#,
+            403,
+            "transfer.external_not_allowed",
         ),
         (
             "the operator already on it",

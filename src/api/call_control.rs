@@ -249,7 +249,7 @@ pub struct SuperviseView {
               (status = 400, description = "request.invalid_body / supervise.supervisor_required"),
               (status = 403, description = "supervise.not_supervisor / supervise.not_yourself"),
               (status = 404, description = "call.not_live"),
-              (status = 409, description = "call.not_bridged / supervise.own_call / supervise.busy / supervise.unreachable")))]
+              (status = 409, description = "call.not_bridged / supervise.own_call / supervise.busy / supervise.supervisor_busy / supervise.transfer_in_progress / supervise.unreachable")))]
 pub async fn supervise(
     caller: Caller,
     State(state): State<ApiState>,

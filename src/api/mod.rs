@@ -7,6 +7,7 @@ mod auth;
 mod broadcasts;
 mod call_control;
 mod calls;
+mod config_reload;
 mod crm;
 mod do_not_call;
 mod error;
@@ -74,6 +75,8 @@ pub struct ApiOptions {
     pub http: crate::config::HttpConfig,
     /// Liveness of the SIP task and the records writer (set by the runtime).
     pub health: Option<crate::runtime::health::Health>,
+    /// Reads the config file again (set by the runtime).
+    pub reload: Option<std::sync::Arc<crate::runtime::reload::Reloader>>,
 }
 
 impl ApiOptions {
@@ -103,6 +106,7 @@ impl ApiOptions {
             max_upload_bytes: settings.file.broadcasts.max_upload_mb * 1024 * 1024,
             http: settings.file.http.clone(),
             health: None,
+            reload: None,
         }
     }
 }
@@ -156,6 +160,10 @@ pub fn parse_request_bodies(data: &[u8]) {
     let _ = json_body::<crm::NewPersonBody>(data);
     let _ = json_body::<session::SignIn>(data);
     let _ = json_body::<broadcasts::creation::NewBroadcastBody>(data);
+    let _ = json_body::<call_control::TransferBody>(data);
+    let _ = json_body::<call_control::SuperviseBody>(data);
+    let _ = json_body::<queues::MembersBody>(data);
+    let _ = json_body::<queues::MemberBody>(data);
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -179,6 +187,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/calls", get(calls::list))
         .route("/api/v1/calls/{id}", get(calls::get_one))
+        .route("/api/v1/config/reload", post(config_reload::reload))
         .route("/api/v1/calls/{id}/transfer", post(call_control::transfer))
         .route(
             "/api/v1/calls/{id}/supervise",

@@ -6,8 +6,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    broadcasts, call_control, calls, crm, do_not_call, events, flows, operators, queues, ratings,
-    recordings, session, sip_blocks, tokens,
+    broadcasts, call_control, calls, config_reload, crm, do_not_call, events, flows, operators,
+    queues, ratings, recordings, session, sip_blocks, tokens,
 };
 
 #[derive(OpenApi)]
@@ -28,6 +28,7 @@ use super::{
         call_control::pause,
         call_control::transfer,
         call_control::supervise,
+        config_reload::reload,
         call_control::complete,
         call_control::cancel,
         call_control::resume,

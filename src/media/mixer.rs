@@ -5,9 +5,15 @@
 //! already past the jitter wait), in runs that do not line up; the mixer keeps each input from its
 //! next output position and releases the mix as far as both inputs reach. An input that falls
 //! more than `max_lag` behind the other (a muted phone sends nothing) is taken as silence, so the
-//! other side is never held up by it. Sans-IO: positions in, samples out.
+//! other side is never held up by it. A silence on both sides longer than [`KEPT_SILENCE`] is
+//! skipped rather than kept as zeros (an hour of a muted call would be an hour of samples): the
+//! mix resumes a second after what was buffered, both inputs still lined up. Sans-IO: positions
+//! in, samples out.
 
 use std::collections::VecDeque;
+
+/// The longest silence (both inputs quiet) the mix keeps: 1 s at 8 kHz.
+pub const KEPT_SILENCE: u64 = 8000;
 
 pub struct Mixer {
     /// The call-clock position of the next sample out.
@@ -29,9 +35,17 @@ impl Mixer {
     /// Audio of input `which` (0 or 1) from position `at`; what lies before the output position
     /// is too late and dropped, a gap before `at` is silence.
     pub fn push(&mut self, which: usize, at: u64, samples: &[i16]) {
-        let Some(input) = self.inputs.get_mut(which) else {
+        if which > 1 {
             return;
-        };
+        }
+        let buffered = self.inputs.iter().map(VecDeque::len).max().unwrap_or(0) as u64;
+        let furthest = self.next + buffered;
+        if at > furthest + KEPT_SILENCE {
+            // Both sides were quiet: skip the silence, keeping a second of it. What is buffered
+            // moves up with the output position, so the inputs stay lined up.
+            self.next += at - furthest - KEPT_SILENCE;
+        }
+        let input = &mut self.inputs[which];
         let end = self.next + input.len() as u64;
         let skip = end.saturating_sub(at) as usize;
         if skip >= samples.len() {
@@ -65,7 +79,7 @@ impl Mixer {
 
 #[cfg(test)]
 mod tests {
-    use super::Mixer;
+    use super::{KEPT_SILENCE, Mixer};
 
     #[test]
     fn two_inputs_are_summed_where_both_reached() {
@@ -119,6 +133,22 @@ mod tests {
             }
             assert_eq!(&m.pull(), expected, "{name}");
         }
+        // An hour of silence on both sides: a second of it is kept, and the inputs after it
+        // still line up.
+        let mut m = Mixer::new(0, 4);
+        m.push(0, 0, &[1, 1]);
+        m.push(1, 0, &[2, 2]);
+        let hour = 8000 * 3600;
+        m.push(0, hour, &[10]);
+        m.push(1, hour, &[20]);
+        let out = m.pull();
+        assert_eq!(
+            out.len() as u64,
+            2 + KEPT_SILENCE + 1,
+            "not an hour of zeros"
+        );
+        assert_eq!((out[0], out[out.len() - 1]), (3, 30));
+        assert!(out[2..out.len() - 1].iter().all(|&x| x == 0));
         // Input 1 sends nothing: input 0 comes out once it is `max_lag` ahead, over silence.
         let mut m = Mixer::new(0, 4);
         m.push(0, 0, &[1, 2, 3, 4, 5, 6]);

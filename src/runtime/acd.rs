@@ -437,6 +437,23 @@ impl Acd {
         self.settle(now);
     }
 
+    /// New skills for an operator (config reload); callers waiting are offered by them now.
+    pub fn set_skills(&mut self, now: Instant, ext: &str, skills: &[String]) {
+        let Some(op) = self.operators.get_mut(ext) else {
+            return;
+        };
+        op.state.skills = skills.iter().map(|s| s.to_lowercase()).collect();
+        self.push(now, ext);
+        self.settle(now);
+    }
+
+    /// Calls the operator is on now (queue calls and others), or is being rung for.
+    pub fn is_busy(&self, ext: &str) -> bool {
+        self.operators
+            .get(ext)
+            .is_some_and(|op| op.state.active_calls > 0 || op.ringing.is_some())
+    }
+
     /// A call of the operator's began outside the queues (a flow's `dial`).
     pub fn call_started(&mut self, now: Instant, ext: &str) {
         let Some(op) = self.operators.get_mut(ext) else {

@@ -187,6 +187,19 @@ pub enum CallNotice {
         leg: LegId,
         state: MessageState,
     },
+    /// The supervisor pressed a key on their phone (1 listen, 2 whisper, 3 barge).
+    SupervisorDigit {
+        leg: LegId,
+        digit: char,
+    },
+    /// The supervisor's phone stopped sending media (or answers with ICMP errors).
+    SupervisorLost {
+        leg: LegId,
+    },
+    /// So did the consulted target's phone.
+    ConsultLost {
+        leg: LegId,
+    },
     /// A recording problem (e.g. disk full): the call goes on without it.
     RecordingFailed {
         leg: LegId,

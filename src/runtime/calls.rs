@@ -283,7 +283,7 @@ impl Calls {
         // The call's row says what it is to the business: an operator's call out is `outbound`
         // to the far number (it lands on that contact's timeline), one to a colleague `internal`.
         let (direction, callee) = match &destination {
-            Destination::Colleague => ("internal", called.clone()),
+            Destination::Colleague | Destination::Supervise { .. } => ("internal", called.clone()),
             Destination::External(number) => ("outbound", number.clone()),
             Destination::Routes => (
                 "inbound",
@@ -333,6 +333,10 @@ impl Calls {
             Destination::External(number) => {
                 let operator = call.operator.clone().unwrap_or_default();
                 self.trunk_call(endpoint, now, &call, &operator, &number);
+                return;
+            }
+            Destination::Supervise { mode, ext } => {
+                self.supervise_by_code(endpoint, now, &call, mode, &ext);
                 return;
             }
             Destination::Routes => {}
@@ -523,6 +527,10 @@ impl Calls {
         }
         self.leave_queue(endpoint, now, leg);
         self.forget_transfer(leg);
+        self.inbound_supervisor_ended(endpoint, now, leg);
+        if let Some(s) = self.supervisions.get(&leg).filter(|s| s.inbound) {
+            endpoint.hangup(now, s.leg); // the caller left: so does the supervisor who called in
+        }
         // The caller is gone: so is any operator leg rung or bridged for it.
         let operators: Vec<LegId> = self
             .outbound

@@ -21,6 +21,7 @@ pub mod memory;
 pub mod overload;
 pub mod ports;
 pub mod records;
+pub mod reload;
 pub mod retention;
 pub mod sip_task;
 pub mod tcp_limits;
@@ -368,6 +369,12 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         broadcasts_stop.clone(),
     );
 
+    let reloader = Arc::new(reload::Reloader::new(
+        settings.config_path.clone(),
+        settings.file.clone(),
+        command_tx.clone(),
+    ));
+    reload::spawn_on_hangup(reloader.clone(), io_token.clone());
     let sip_access = api::sip_access::SipAccess::new(command_tx.clone());
     let api_state = ApiState::new(
         store.clone(),
@@ -381,6 +388,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             clock,
             tts: tts_available,
             health: Some(health.clone()),
+            reload: Some(reloader),
             ..api::ApiOptions::new(&settings, events)
         },
     );

@@ -43,6 +43,11 @@ pub enum SipCommand {
     Transfer(super::calls::TransferControl),
     /// `POST /api/v1/calls/{id}/supervise`.
     Supervise(super::calls::SuperviseControl),
+    /// A config reload's live changes; the reply says how each went, in order.
+    Reload {
+        changes: Vec<super::reload::LiveChange>,
+        reply: oneshot::Sender<Vec<Result<(), String>>>,
+    },
 }
 
 /// A brute-force block as the API shows it.
@@ -203,6 +208,9 @@ impl SipTask {
             SipCommand::Supervise(request) => {
                 self.calls
                     .supervise_control(&mut self.endpoint, now, request)
+            }
+            SipCommand::Reload { changes, reply } => {
+                let _ = reply.send(self.calls.reload(&mut self.endpoint, now, &changes));
             }
             SipCommand::Transfer(request) => {
                 self.calls

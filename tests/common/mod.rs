@@ -21,7 +21,7 @@ pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789abcdef";
 /// off unless a test sets `overload_lag`: the suite runs many servers on two cores at once, and
 /// their lateness is the other tests' doing, not the server's overload (tests/overload.rs turns
 /// it on).
-fn test_config(extra: &str) -> String {
+pub fn test_config(extra: &str) -> String {
     let mut extra = extra.to_string();
     if !extra.contains("overload_lag") {
         match extra.find("[calls]\n") {

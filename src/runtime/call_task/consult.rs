@@ -9,6 +9,7 @@ use super::*;
 impl Task {
     /// The operator starts consulting: the caller is put on hold.
     pub(super) fn consult_start(&mut self, hold_music: Option<String>) {
+        self.end_supervision(); // (the SIP side hangs the supervisor's leg up)
         self.consulting = true;
         self.session.unbridge();
         self.stop_audio();
@@ -87,6 +88,11 @@ impl Task {
                     let _ = send(&consult.rtcp, to, &bytes).await;
                 }
                 MediaOutput::Relay(packet) => relays.push(packet),
+                MediaOutput::Event(MediaEvent::Timeout | MediaEvent::Unreachable) => {
+                    let _ = self.notices.send(CallNotice::ConsultLost {
+                        leg: self.setup_leg,
+                    });
+                }
                 MediaOutput::Event(_) => {}
             }
         }

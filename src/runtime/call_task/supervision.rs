@@ -56,6 +56,9 @@ impl Task {
         config: SessionConfig,
         mode: SuperviseMode,
     ) {
+        if self.consulting {
+            return; // a transfer began meanwhile: the SIP side ends that leg
+        }
         let (Ok(rtp), Ok(rtcp)) = (UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp)) else {
             return; // the SIP side ends that leg
         };
@@ -157,6 +160,7 @@ impl Task {
         let Some(s) = self.supervision.as_mut() else {
             return;
         };
+        let mut notices = Vec::new();
         while let Some(output) = s.leg.session.poll_output() {
             match output {
                 MediaOutput::Rtp { to, bytes } => {
@@ -174,8 +178,22 @@ impl Task {
                     s.to_operator.push(1, at_sample, &samples);
                     s.to_caller.push(1, at_sample, &samples);
                 }
+                MediaOutput::Event(MediaEvent::Digit { digit, .. }) => {
+                    notices.push(CallNotice::SupervisorDigit {
+                        leg: self.setup_leg,
+                        digit,
+                    });
+                }
+                MediaOutput::Event(MediaEvent::Timeout | MediaEvent::Unreachable) => {
+                    notices.push(CallNotice::SupervisorLost {
+                        leg: self.setup_leg,
+                    });
+                }
                 MediaOutput::Relay(_) | MediaOutput::Event(_) => {}
             }
+        }
+        for notice in notices {
+            let _ = self.notices.send(notice);
         }
         let for_supervisor = s.to_supervisor.pull();
         s.leg.session.feed(&for_supervisor);

@@ -75,6 +75,8 @@ impl Calls {
                 "from": from, "to": target.name(), "kind": target.kind(), "by": by, "attended": true,
             }),
         );
+        // The operator leaves the caller to consult: a supervisor leaves with them.
+        self.end_supervision_of(endpoint, now, caller);
         self.tell(caller, CallCommand::ConsultStart { hold_music });
         self.transfers.insert(
             caller,

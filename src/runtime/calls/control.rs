@@ -1,5 +1,5 @@
 //! Live control of calls that are up: key presses sent by SIP INFO, and the recording paused and
-//! resumed through the API. (Transfers and supervision will live here too.)
+//! resumed through the API. (Transfers and supervision have modules of their own.)
 
 use super::*;
 use crate::runtime::call_task::RecordingState;
@@ -19,6 +19,10 @@ impl Calls {
     /// A key press sent by SIP INFO: a caller's (or a broadcast callee's) goes to its call like one
     /// in the media; an answered operator's is passed on to the caller it is bridged with.
     pub fn info_digit(&mut self, leg: LegId, digit: char) {
+        if let Some(caller) = self.supervised_by(leg) {
+            self.supervisor_digit(caller, digit);
+            return;
+        }
         let task_of = |leg: &LegId| self.active.get(leg).and_then(|a| a.task.as_ref());
         if let Some(task) = task_of(&leg) {
             let _ = task.send(CallCommand::InfoDigit(digit));

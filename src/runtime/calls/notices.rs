@@ -9,6 +9,15 @@ impl Calls {
         self.originated_notice(&notice);
         match notice {
             CallNotice::Amd { .. } | CallNotice::Message { .. } => {}
+            CallNotice::SupervisorDigit { leg, digit } => self.supervisor_digit(leg, digit),
+            CallNotice::SupervisorLost { leg } => self.supervisor_lost(endpoint, now, leg),
+            CallNotice::ConsultLost { leg } => {
+                let target = self.transfers.get(&leg).and_then(|t| t.consult.as_ref());
+                if let Some(c) = target {
+                    tracing::info!(caller = leg, "the consulted target's phone sends no media");
+                    endpoint.hangup(now, c.leg);
+                }
+            }
             CallNotice::Dial {
                 leg,
                 target,

@@ -71,6 +71,11 @@ pub(super) enum Destination {
     External(String),
     /// `[routes]` → a flow.
     Routes,
+    /// A supervisor's feature code (`*81101`): onto that operator's call.
+    Supervise {
+        mode: crate::runtime::call_task::SuperviseMode,
+        ext: String,
+    },
 }
 
 impl Calls {
@@ -81,6 +86,12 @@ impl Calls {
             return Destination::Routes;
         };
         tracing::info!(%operator, %called, "call from an authenticated operator");
+        if let Some((mode, ext)) = super::supervise::feature_code(called) {
+            return Destination::Supervise {
+                mode,
+                ext: ext.to_string(),
+            };
+        }
         if self.acd.is_operator(called) {
             return Destination::Colleague;
         }

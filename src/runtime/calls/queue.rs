@@ -92,6 +92,38 @@ impl Calls {
         }
     }
 
+    /// A config reload's live changes (`runtime::reload`), each with how it went.
+    pub fn reload(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        changes: &[crate::runtime::reload::LiveChange],
+    ) -> Vec<Result<(), String>> {
+        use crate::runtime::acd::MembersEdit;
+        use crate::runtime::reload::LiveChange;
+        let results = changes
+            .iter()
+            .map(|change| match change {
+                LiveChange::Members { queue, members } => self
+                    .acd
+                    .edit_members(now, queue, MembersEdit::Replace(members.clone()))
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                LiveChange::Skills { ext, skills } => {
+                    self.acd.set_skills(now, ext, skills);
+                    Ok(())
+                }
+                LiveChange::Supervisors(set) => {
+                    // A supervisor no longer one who is on a call stays there until hanging up.
+                    self.config.supervisors = set.clone();
+                    Ok(())
+                }
+            })
+            .collect();
+        self.run_acd(endpoint, now);
+        results
+    }
+
     /// An operator's registration changed.
     pub fn registration_changed(&mut self, endpoint: &mut Endpoint, now: Instant, ext: &str) {
         let registered = !endpoint.registrar().bindings(ext, now).is_empty();

@@ -4,6 +4,11 @@
 //! whom). Asking again with another mode switches it live; the supervisor hangs up to leave. The
 //! caller is never told. Every step is on the call's events (`supervision_started`,
 //! `supervision_mode`, `supervision_ended`, `supervision_failed`).
+//!
+//! From the phone: a supervisor dials a feature code with the operator's extension
+//! ([`feature_code`]: `*81` listen, `*82` whisper, `*83` barge, so `*81101`) and is answered
+//! straight onto that operator's call; on either way in, keys 1, 2 and 3 on the supervisor's phone
+//! switch the mode.
 
 use super::*;
 use crate::runtime::call_task::SuperviseMode;
@@ -45,6 +50,10 @@ pub enum SuperviseError {
     OwnCall,
     #[error("another supervisor is on this call")]
     Busy,
+    #[error("the supervisor is on a call (or supervising one) already")]
+    SupervisorBusy,
+    #[error("the call is being transferred")]
+    TransferInProgress,
     #[error("the supervisor's phone cannot be rung (not registered, no free port)")]
     Unreachable,
 }
@@ -58,6 +67,8 @@ impl SuperviseError {
             SuperviseError::NotYourself => "supervise.not_yourself",
             SuperviseError::OwnCall => "supervise.own_call",
             SuperviseError::Busy => "supervise.busy",
+            SuperviseError::SupervisorBusy => "supervise.supervisor_busy",
+            SuperviseError::TransferInProgress => "supervise.transfer_in_progress",
             SuperviseError::Unreachable => "supervise.unreachable",
         }
     }
@@ -69,6 +80,52 @@ pub(super) struct Supervising {
     pub(super) ext: String,
     pub(super) mode: SuperviseMode,
     pub(super) answered: bool,
+    /// The supervisor called in with a feature code: `leg` is their own call to us, not a leg
+    /// we rang.
+    pub(super) inbound: bool,
+}
+
+/// The feature codes a supervisor dials before an operator's extension.
+const FEATURE_CODES: [(&str, SuperviseMode); 3] = [
+    ("*81", SuperviseMode::Listen),
+    ("*82", SuperviseMode::Whisper),
+    ("*83", SuperviseMode::Barge),
+];
+
+/// `*81101` → listen to 101's call; `None` when `called` is no supervision code.
+pub(super) fn feature_code(called: &str) -> Option<(SuperviseMode, &str)> {
+    FEATURE_CODES.iter().find_map(|(code, mode)| {
+        let ext = called.strip_prefix(code)?;
+        (!ext.is_empty()).then_some((*mode, ext))
+    })
+}
+
+/// A key on the supervisor's phone: the mode it picks.
+fn mode_for_key(digit: char) -> Option<SuperviseMode> {
+    match digit {
+        '1' => Some(SuperviseMode::Listen),
+        '2' => Some(SuperviseMode::Whisper),
+        '3' => Some(SuperviseMode::Barge),
+        _ => None,
+    }
+}
+
+impl SuperviseError {
+    /// The SIP answer to a feature code that cannot be carried out.
+    fn sip_status(self) -> (u16, &'static str) {
+        match self {
+            SuperviseError::NotSupervisor
+            | SuperviseError::NotYourself
+            | SuperviseError::OwnCall => (403, "Forbidden"),
+            SuperviseError::NotLive | SuperviseError::NotBridged => {
+                (480, "Temporarily Unavailable")
+            }
+            SuperviseError::Busy
+            | SuperviseError::SupervisorBusy
+            | SuperviseError::TransferInProgress => (486, "Busy Here"),
+            SuperviseError::Unreachable => (503, "Service Unavailable"),
+        }
+    }
 }
 
 impl Calls {
@@ -105,33 +162,19 @@ impl Calls {
             .map(|(leg, _)| *leg)
             .ok_or(SuperviseError::NotLive)?;
         let operator = self
-            .outbound
-            .values()
-            .find(|o| {
-                o.caller_leg == caller
-                    && o.answered
-                    && o.counted
-                    && !o.detached
-                    && !o.consult
-                    && !o.supervising
-            })
-            .map(|o| o.ext.clone())
+            .bridged_operator(caller)
             .ok_or(SuperviseError::NotBridged)?;
         if operator == request.supervisor {
             return Err(SuperviseError::OwnCall);
         }
-        if let Some(s) = self.supervisions.get_mut(&caller) {
+        if let Some(s) = self.supervisions.get(&caller) {
             if s.ext != request.supervisor {
                 return Err(SuperviseError::Busy);
             }
-            s.mode = request.mode;
-            if s.answered {
-                self.tell(caller, CallCommand::SuperviseMode(request.mode));
-            }
-            let detail = serde_json::json!({ "supervisor": request.supervisor, "mode": request.mode.as_str() });
-            self.event(caller, "supervision_mode", detail);
+            self.change_supervise_mode(caller, request.mode, "api");
             return Ok(SuperviseOutcome::Changed);
         }
+        self.may_start_supervising(caller, &request.supervisor)?;
         let leg = self
             .ring_operator(endpoint, now, caller, &request.supervisor, None)
             .map_err(|reason| {
@@ -150,9 +193,202 @@ impl Calls {
                 ext: request.supervisor.clone(),
                 mode: request.mode,
                 answered: false,
+                inbound: false,
             },
         );
         Ok(SuperviseOutcome::Ringing)
+    }
+
+    /// The operator bridged with `caller` (not a consulted target, not a supervisor).
+    fn bridged_operator(&self, caller: LegId) -> Option<String> {
+        self.outbound
+            .values()
+            .find(|o| {
+                o.caller_leg == caller
+                    && o.answered
+                    && o.counted
+                    && !o.detached
+                    && !o.consult
+                    && !o.supervising
+            })
+            .map(|o| o.ext.clone())
+    }
+
+    /// The mode of the supervision on `caller`'s call changes (`by` the API or the phone).
+    fn change_supervise_mode(&mut self, caller: LegId, mode: SuperviseMode, by: &str) {
+        let Some(s) = self.supervisions.get_mut(&caller) else {
+            return;
+        };
+        if s.answered && s.mode == mode {
+            return;
+        }
+        s.mode = mode;
+        let (answered, ext) = (s.answered, s.ext.clone());
+        if answered {
+            self.tell(caller, CallCommand::SuperviseMode(mode));
+        }
+        let detail = serde_json::json!({ "supervisor": ext, "mode": mode.as_str(), "by": by });
+        self.event(caller, "supervision_mode", detail);
+    }
+
+    /// A supervisor's feature code (`*81101`): answered straight onto operator `ext`'s call, or
+    /// refused with the SIP status that says why.
+    pub(super) fn supervise_by_code(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        call: &IncomingCall,
+        mode: SuperviseMode,
+        ext: &str,
+    ) {
+        let supervisor = call.operator.clone().unwrap_or_default();
+        let found = self.call_to_supervise(&supervisor, ext);
+        let caller = match found {
+            Ok(caller) => caller,
+            Err(e) => {
+                tracing::info!(%supervisor, operator = %ext, code = e.code(), "feature code refused");
+                let (status, text) = e.sip_status();
+                endpoint.reject(now, call.leg, status, text);
+                return;
+            }
+        };
+        if !self.prepare_media(endpoint, now, call) {
+            return;
+        }
+        let Some(active) = self.active.get_mut(&call.leg) else {
+            return;
+        };
+        let (Some(sdp), Some((rtp, rtcp))) = (active.answer_sdp.take(), active.sockets.take())
+        else {
+            return;
+        };
+        active.answered = true;
+        let session = session_config(active.negotiated.as_ref(), self.config.media_timeout);
+        endpoint.answer(now, call.leg, sdp);
+        let _ = self.records.send(RecordOp::CallAnswered {
+            leg: call.leg,
+            at: Utc::now(),
+        });
+        self.acd.call_started(now, &supervisor);
+        self.run_acd(endpoint, now);
+        self.supervisions.insert(
+            caller,
+            Supervising {
+                leg: call.leg,
+                ext: supervisor.clone(),
+                mode,
+                answered: true,
+                inbound: true,
+            },
+        );
+        metrics::counter!("openline_supervisions_total", "mode" => mode.as_str()).increment(1);
+        self.event(
+            caller,
+            "supervision_started",
+            serde_json::json!({ "supervisor": supervisor, "mode": mode.as_str(), "by": "phone" }),
+        );
+        self.tell(
+            caller,
+            CallCommand::Supervise {
+                rtp,
+                rtcp,
+                session,
+                mode,
+            },
+        );
+    }
+
+    /// The caller's leg of the call operator `ext` is on, if `supervisor` may supervise it now.
+    fn call_to_supervise(&self, supervisor: &str, ext: &str) -> Result<LegId, SuperviseError> {
+        if !self.config.supervisors.contains(supervisor) {
+            return Err(SuperviseError::NotSupervisor);
+        }
+        if ext == supervisor {
+            return Err(SuperviseError::OwnCall);
+        }
+        let caller = self
+            .outbound
+            .values()
+            .find(|o| {
+                o.ext == ext
+                    && o.answered
+                    && o.counted
+                    && !o.detached
+                    && !o.consult
+                    && !o.supervising
+                    && self
+                        .active
+                        .get(&o.caller_leg)
+                        .is_some_and(|a| !a.ended && a.task.is_some())
+            })
+            .map(|o| o.caller_leg)
+            .ok_or(SuperviseError::NotBridged)?;
+        if self.supervisions.contains_key(&caller) {
+            return Err(SuperviseError::Busy);
+        }
+        self.may_start_supervising(caller, supervisor)?;
+        Ok(caller)
+    }
+
+    /// A supervision starts only on a call that is not being transferred (a consultation puts
+    /// the caller on hold and moves the operator's leg: no mode is defined for that), by a
+    /// supervisor who is free: on no call, rung for none, supervising no other.
+    fn may_start_supervising(&self, caller: LegId, supervisor: &str) -> Result<(), SuperviseError> {
+        if self.transfers.contains_key(&caller) {
+            return Err(SuperviseError::TransferInProgress);
+        }
+        if self.acd.is_busy(supervisor) || self.supervisions.values().any(|s| s.ext == supervisor) {
+            return Err(SuperviseError::SupervisorBusy);
+        }
+        Ok(())
+    }
+
+    /// A key pressed on a supervisor's phone (in the media or by SIP INFO).
+    pub(super) fn supervisor_digit(&mut self, caller: LegId, digit: char) {
+        if let Some(mode) = mode_for_key(digit) {
+            self.change_supervise_mode(caller, mode, "phone");
+        }
+    }
+
+    /// The caller's leg a supervisor's `leg` (rung by us or called in) supervises.
+    pub(super) fn supervised_by(&self, leg: LegId) -> Option<LegId> {
+        self.supervisions
+            .iter()
+            .find(|(_, s)| s.leg == leg && s.answered)
+            .map(|(caller, _)| *caller)
+    }
+
+    /// The supervisor's phone went quiet: their leg ends.
+    pub(super) fn supervisor_lost(&mut self, endpoint: &mut Endpoint, now: Instant, caller: LegId) {
+        if let Some(s) = self.supervisions.get(&caller) {
+            tracing::info!(caller, supervisor = %s.ext, "the supervisor's phone sends no media");
+            endpoint.hangup(now, s.leg);
+        }
+    }
+
+    /// A supervisor who called in hung up (their own call's leg ended): the bridge is as before.
+    pub(super) fn inbound_supervisor_ended(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        leg: LegId,
+    ) {
+        let Some(caller) = self
+            .supervisions
+            .iter()
+            .find(|(_, s)| s.inbound && s.leg == leg)
+            .map(|(caller, _)| *caller)
+        else {
+            return;
+        };
+        let ext = self
+            .supervisions
+            .get(&caller)
+            .map(|s| s.ext.clone())
+            .unwrap_or_default();
+        self.acd.call_ended(now, &ext, None);
+        self.supervisor_leg_ended(caller, leg);
+        self.run_acd(endpoint, now);
     }
 
     /// The supervisor answered: their leg joins the caller's bridge.
@@ -170,7 +406,12 @@ impl Calls {
         o.counted = true;
         self.acd.call_started(now, &ext);
         self.run_acd(endpoint, now);
-        let Some(s) = self.supervisions.get_mut(&caller).filter(|s| s.leg == leg) else {
+        let transferring = self.transfers.contains_key(&caller);
+        let Some(s) = self
+            .supervisions
+            .get_mut(&caller)
+            .filter(|s| s.leg == leg && !transferring)
+        else {
             endpoint.hangup(now, leg);
             return;
         };
@@ -180,7 +421,7 @@ impl Calls {
         self.event(
             caller,
             "supervision_started",
-            serde_json::json!({ "supervisor": ext, "mode": mode.as_str() }),
+            serde_json::json!({ "supervisor": ext, "mode": mode.as_str(), "by": "api" }),
         );
         self.tell(
             caller,
@@ -195,7 +436,10 @@ impl Calls {
 
     /// The supervisor's leg ended (they hung up, or never answered).
     pub(super) fn supervisor_leg_ended(&mut self, caller: LegId, leg: LegId) {
-        let Some(s) = self.supervisions.remove(&caller).filter(|s| s.leg == leg) else {
+        if self.supervisions.get(&caller).is_none_or(|s| s.leg != leg) {
+            return;
+        }
+        let Some(s) = self.supervisions.remove(&caller) else {
             return;
         };
         if s.answered {
@@ -224,5 +468,38 @@ impl Calls {
         if let Some(s) = self.supervisions.get(&caller) {
             endpoint.hangup(now, s.leg);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_codes_name_a_mode_and_an_extension() {
+        let table: &[(&str, Option<(SuperviseMode, &str)>)] = &[
+            ("*81101", Some((SuperviseMode::Listen, "101"))),
+            ("*82101", Some((SuperviseMode::Whisper, "101"))),
+            ("*83alice", Some((SuperviseMode::Barge, "alice"))),
+            ("*81", None),
+            ("*84101", None),
+            ("81101", None),
+            ("101", None),
+            ("", None),
+        ];
+        for (called, expected) in table {
+            assert_eq!(feature_code(called), *expected, "{called}");
+        }
+        let keys: Vec<Option<SuperviseMode>> = "1230#".chars().map(mode_for_key).collect();
+        assert_eq!(
+            keys,
+            [
+                Some(SuperviseMode::Listen),
+                Some(SuperviseMode::Whisper),
+                Some(SuperviseMode::Barge),
+                None,
+                None
+            ]
+        );
     }
 }

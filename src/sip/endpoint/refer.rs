@@ -11,7 +11,9 @@ const REFER_SUBSCRIPTION_SECS: u32 = 60;
 
 impl Endpoint {
     /// A REFER in a dialog: a bad Refer-To gets 400, a REFER on a call not yet (or no longer)
-    /// up 403, a second one while the first waits 491; else the call layer decides.
+    /// up 403, one from another host than the leg's phone 403 (the dialog's ids travel in the
+    /// clear over UDP: knowing them must not be enough to send a call elsewhere), a second one
+    /// while the first waits 491; else the call layer decides.
     pub(super) fn on_refer(
         &mut self,
         now: Instant,
@@ -25,6 +27,9 @@ impl Endpoint {
         };
         let refusal = if l.state != LegState::Confirmed {
             Some((403, "Call Not Established"))
+        } else if l.peer.addr.ip() != peer.addr.ip() {
+            tracing::warn!(leg, from = %peer.addr, phone = %l.peer.addr, "REFER from another host refused");
+            Some((403, "Forbidden"))
         } else if l.pending_refer.is_some() {
             Some((491, "Request Pending"))
         } else {

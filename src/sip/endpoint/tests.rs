@@ -586,6 +586,22 @@ fn a_refer_goes_to_the_call_layer_and_its_notifys_report_the_transfer() {
         assert_eq!(sent, vec![status.to_string()], "{extra:?}");
         assert!(events.is_empty(), "{extra:?}");
     }
+    // The dialog's ids from another host (someone who saw them on the wire): refused.
+    let elsewhere = Peer {
+        addr: "127.0.0.9:6000".parse().unwrap(),
+        ..udp()
+    };
+    let forged = request(
+        "REFER",
+        "forged",
+        9,
+        Some(&tag),
+        "Refer-To: <sip:102@h>\r\n",
+    );
+    ep.handle_packet(t0, utc(), elsewhere, &forged);
+    let (sent, events) = drain(&mut ep);
+    assert_eq!(sent, vec!["SIP/2.0 403 Forbidden".to_string()]);
+    assert!(events.is_empty());
 
     // A good one (compact `r:`): the call layer hears it; a second waits with 491.
     let refer = request(
