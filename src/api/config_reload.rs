@@ -13,14 +13,19 @@ use axum::http::StatusCode;
                description = "applied, failed (with why) and restart_needed, each a list of texts"),
               (status = 403, description = "auth.forbidden (admins only)"),
               (status = 409, description = "config.no_file (started without --config)"),
-              (status = 422, description = "config.invalid (file:line:column: what is wrong; nothing changed)")))]
+              (status = 422, description = "config.invalid (a TOML error as file:line:column: what, a refused setting by name; nothing changed)")))]
 pub async fn reload(
     caller: Caller,
     State(state): State<ApiState>,
 ) -> Result<Json<ReloadReport>, ApiError> {
     caller.admin("reload the config")?;
-    let reloader = state.options().reload.as_ref().ok_or_else(unavailable)?;
-    match reloader.reload().await {
+    let reloader = state.options().reload.clone().ok_or_else(unavailable)?;
+    // Its own task: a client that goes away mid-reload does not cut it between the SIP task's
+    // changes and the bookkeeping of what is in force.
+    let reloaded = tokio::spawn(async move { reloader.reload().await })
+        .await
+        .map_err(|_| unavailable())?;
+    match reloaded {
         Ok(report) => Ok(Json(report)),
         Err(e @ ReloadError::NoFile) => Err(ApiError::new(
             StatusCode::CONFLICT,

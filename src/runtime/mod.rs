@@ -113,6 +113,8 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
 }
 
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), ServeError> {
+    #[cfg(unix)]
+    let hangups = reload::catch_hangups();
     std::fs::create_dir_all(&settings.data_dir).map_err(|source| ServeError::DataDir {
         path: settings.data_dir.display().to_string(),
         source,
@@ -374,7 +376,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         settings.file.clone(),
         command_tx.clone(),
     ));
-    reload::spawn_on_hangup(reloader.clone(), io_token.clone());
+    #[cfg(unix)]
+    reload::spawn_on_hangup(hangups, reloader.clone(), io_token.clone());
     let sip_access = api::sip_access::SipAccess::new(command_tx.clone());
     let api_state = ApiState::new(
         store.clone(),

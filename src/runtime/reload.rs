@@ -4,7 +4,7 @@
 //! (queues or operators added or removed, a queue's strategy or timeouts, passwords, trunks,
 //! `[sip]`, …) is named in the answer as waiting for a restart, and keeps its value until then.
 //!
-//! Decision: a file with an error changes nothing (the error names file:line:column); a member
+//! Decision: a file with an error changes nothing (a TOML error names file:line:column); a member
 //! change the queue refuses (an operator this process does not know yet) is reported and the
 //! rest still applies. A reload compares the file with what the last start or reload took from
 //! it: a queue whose members the file changes gets the file's list (replacing what the API set
@@ -238,6 +238,8 @@ impl Reloader {
 
     async fn reload_file(&self) -> Result<ReloadReport, ReloadError> {
         let path = self.path.clone().ok_or(ReloadError::NoFile)?;
+        // Held from the read on: two reloads apply their files in the order they read them.
+        let mut in_force = self.in_force.lock().await;
         let file = tokio::task::spawn_blocking(move || {
             let file = FileConfig::read(&path)?;
             file.validate()?;
@@ -246,7 +248,6 @@ impl Reloader {
         .await
         .map_err(|e| ReloadError::Invalid(e.to_string()))?
         .map_err(|e| ReloadError::Invalid(e.to_string()))?;
-        let mut in_force = self.in_force.lock().await;
         let (changes, restart_needed) = plan(&in_force, &file);
         let mut report = ReloadReport {
             restart_needed,
@@ -277,15 +278,29 @@ impl Reloader {
     }
 }
 
-/// Reloads on every SIGHUP until `stop`.
-pub fn spawn_on_hangup(reloader: Arc<Reloader>, stop: CancellationToken) {
-    #[cfg(unix)]
+/// SIGHUP caught from now on (its default would end the process): called first thing at start,
+/// the reloads begin once the server is up ([`spawn_on_hangup`]).
+#[cfg(unix)]
+pub fn catch_hangups() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let caught = signal(SignalKind::hangup());
+    if let Err(e) = &caught {
+        tracing::warn!(error = %e, "SIGHUP cannot be caught: reload through the API");
+    }
+    caught.ok()
+}
+
+/// Reloads on every SIGHUP caught by [`catch_hangups`] until `stop`.
+#[cfg(unix)]
+pub fn spawn_on_hangup(
+    hangups: Option<tokio::signal::unix::Signal>,
+    reloader: Arc<Reloader>,
+    stop: CancellationToken,
+) {
+    let Some(mut hangups) = hangups else {
+        return;
+    };
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            tracing::warn!("SIGHUP cannot be caught: reload through the API");
-            return;
-        };
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -299,8 +314,6 @@ pub fn spawn_on_hangup(reloader: Arc<Reloader>, stop: CancellationToken) {
             }
         }
     });
-    #[cfg(not(unix))]
-    drop((reloader, stop));
 }
 
 #[cfg(test)]

@@ -56,11 +56,13 @@ impl Task {
         config: SessionConfig,
         mode: SuperviseMode,
     ) {
-        if self.consulting {
-            return; // a transfer began meanwhile: the SIP side ends that leg
-        }
-        let (Ok(rtp), Ok(rtcp)) = (UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp)) else {
-            return; // the SIP side ends that leg
+        let sockets = (UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp));
+        let (false, (Ok(rtp), Ok(rtcp))) = (self.consulting, sockets) else {
+            // A transfer began meanwhile, or the sockets are unusable: the leg is ended.
+            self.notify(CallNotice::SupervisorLost {
+                leg: self.setup_leg,
+            });
+            return;
         };
         let now = Instant::now();
         let mut session = MediaSession::new(

@@ -28,24 +28,7 @@ impl Calls {
         name: &str,
         by: &'static str,
     ) -> Result<TransferTarget, TransferError> {
-        let o = self
-            .outbound
-            .get(&out)
-            .filter(|o| o.answered && o.counted && !o.detached && !o.consult && !o.supervising)
-            .ok_or(TransferError::NotBridged)?;
-        if o.ext.is_empty() || o.via_trunk {
-            return Err(TransferError::NotFromOperator);
-        }
-        let (caller, from) = (o.caller_leg, o.ext.clone());
-        let active = self
-            .active
-            .get(&caller)
-            .filter(|a| !a.ended && a.task.is_some())
-            .ok_or(TransferError::NotLive)?;
-        if self.transfers.contains_key(&caller) {
-            return Err(TransferError::InProgress);
-        }
-        let back_to = active.last_queue.clone();
+        let (caller, from, back_to) = self.transferable(out)?;
         let target = self.transfer_target(endpoint, now, name, &from)?;
         let ringing = match &target {
             TransferTarget::Queue(_) => return Err(TransferError::AttendedToQueue),

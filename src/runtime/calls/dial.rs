@@ -37,6 +37,21 @@ pub(super) struct OutboundLeg {
     pub(super) supervising: bool,
 }
 
+impl OutboundLeg {
+    /// The leg is the operator talking with its caller now (answered, in the bridge; not a
+    /// consulted target, not a supervisor).
+    pub(super) fn is_bridged_operator(&self) -> bool {
+        self.answered && self.counted && !self.detached && !self.consult && !self.supervising
+    }
+
+    /// The leg is an operator's, rung for the task's caller: a supervisor may join it. Not an
+    /// operator's own call out through the trunk: there the task's caller is the operator and
+    /// this leg the outside party, who must never hear a whisper.
+    pub(super) fn is_supervisable(&self) -> bool {
+        self.is_bridged_operator() && !self.via_trunk && !self.ext.is_empty()
+    }
+}
+
 impl Calls {
     /// A re-INVITE from an operator's phone (hold, resume): answered on the operator leg's port,
     /// and the bridged session in the caller's task takes the new parameters.

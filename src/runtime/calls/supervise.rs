@@ -203,14 +203,7 @@ impl Calls {
     fn bridged_operator(&self, caller: LegId) -> Option<String> {
         self.outbound
             .values()
-            .find(|o| {
-                o.caller_leg == caller
-                    && o.answered
-                    && o.counted
-                    && !o.detached
-                    && !o.consult
-                    && !o.supervising
-            })
+            .find(|o| o.caller_leg == caller && o.is_supervisable())
             .map(|o| o.ext.clone())
     }
 
@@ -311,11 +304,7 @@ impl Calls {
             .values()
             .find(|o| {
                 o.ext == ext
-                    && o.answered
-                    && o.counted
-                    && !o.detached
-                    && !o.consult
-                    && !o.supervising
+                    && o.is_supervisable()
                     && self
                         .active
                         .get(&o.caller_leg)

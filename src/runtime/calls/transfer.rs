@@ -13,6 +13,9 @@
 //! `transfer_failed`.
 
 use super::*;
+
+/// The queue a caller joined, and how (priority, skills, wait so far).
+type QueueJoin = (String, crate::queue::JoinRequest);
 use crate::queue::JoinRequest;
 use crate::sip::refer::ReferTo;
 
@@ -201,14 +204,7 @@ impl Calls {
         let bridged = caller.and_then(|caller| {
             self.outbound
                 .iter()
-                .find(|(_, o)| {
-                    o.caller_leg == caller
-                        && o.answered
-                        && o.counted
-                        && !o.detached
-                        && !o.consult
-                        && !o.supervising
-                })
+                .find(|(_, o)| o.caller_leg == caller && o.is_bridged_operator())
                 .map(|(out, o)| (*out, o.ext.clone()))
         });
         let result = match (caller, bridged, &request.operator) {
@@ -250,25 +246,8 @@ impl Calls {
         by: &'static str,
         referred_by: Option<&str>,
     ) -> Result<TransferTarget, TransferError> {
-        let o = self
-            .outbound
-            .get(&out)
-            .filter(|o| o.answered && o.counted && !o.detached && !o.consult && !o.supervising)
-            .ok_or(TransferError::NotBridged)?;
-        if o.ext.is_empty() || o.via_trunk {
-            return Err(TransferError::NotFromOperator);
-        }
-        let (caller, from) = (o.caller_leg, o.ext.clone());
-        let active = self
-            .active
-            .get(&caller)
-            .filter(|a| !a.ended && a.task.is_some())
-            .ok_or(TransferError::NotLive)?;
-        if self.transfers.contains_key(&caller) {
-            return Err(TransferError::InProgress);
-        }
+        let (caller, from, back_to) = self.transferable(out)?;
         let target = self.transfer_target(endpoint, now, name, &from)?;
-        let back_to = active.last_queue.clone();
         let hold_music = back_to
             .as_ref()
             .and_then(|(queue, _)| self.acd.media(queue))
@@ -301,6 +280,33 @@ impl Calls {
         );
         self.ring_transfer_target(endpoint, now, caller);
         Ok(target)
+    }
+
+    /// Operator leg `out` may hand its caller on: it is an operator's leg (not a trunk's) bridged
+    /// to a live call with no transfer under way. The caller's leg, the operator, and the queue
+    /// the caller came from.
+    pub(super) fn transferable(
+        &self,
+        out: LegId,
+    ) -> Result<(LegId, String, Option<QueueJoin>), TransferError> {
+        let o = self
+            .outbound
+            .get(&out)
+            .filter(|o| o.is_bridged_operator())
+            .ok_or(TransferError::NotBridged)?;
+        if o.ext.is_empty() || o.via_trunk {
+            return Err(TransferError::NotFromOperator);
+        }
+        let (caller, from) = (o.caller_leg, o.ext.clone());
+        let active = self
+            .active
+            .get(&caller)
+            .filter(|a| !a.ended && a.task.is_some())
+            .ok_or(TransferError::NotLive)?;
+        if self.transfers.contains_key(&caller) {
+            return Err(TransferError::InProgress);
+        }
+        Ok((caller, from, active.last_queue.clone()))
     }
 
     /// What a transfer's `name` is: an operator, a queue, or an external number the transferor
