@@ -274,21 +274,30 @@ impl Calls {
                 inbound: true,
             },
         );
+        let media = (rtp, rtcp, session);
+        self.supervisor_joins(caller, &supervisor, mode, "phone", media);
+    }
+
+    /// A supervisor's answered leg joins `caller`'s bridge in `mode`; counted and recorded.
+    fn supervisor_joins(
+        &mut self,
+        caller: LegId,
+        supervisor: &str,
+        mode: SuperviseMode,
+        by: &str,
+        (rtp, rtcp, session): (std::net::UdpSocket, std::net::UdpSocket, SessionConfig),
+    ) {
         metrics::counter!("openline_supervisions_total", "mode" => mode.as_str()).increment(1);
-        self.event(
-            caller,
-            "supervision_started",
-            serde_json::json!({ "supervisor": supervisor, "mode": mode.as_str(), "by": "phone" }),
-        );
-        self.tell(
-            caller,
-            CallCommand::Supervise {
-                rtp,
-                rtcp,
-                session,
-                mode,
-            },
-        );
+        let detail =
+            serde_json::json!({ "supervisor": supervisor, "mode": mode.as_str(), "by": by });
+        self.event(caller, "supervision_started", detail);
+        let command = CallCommand::Supervise {
+            rtp,
+            rtcp,
+            session,
+            mode,
+        };
+        self.tell(caller, command);
     }
 
     /// The caller's leg of the call operator `ext` is on, if `supervisor` may supervise it now.
@@ -386,7 +395,7 @@ impl Calls {
         endpoint: &mut Endpoint,
         now: Instant,
         leg: LegId,
-        (rtp, rtcp, session): (std::net::UdpSocket, std::net::UdpSocket, SessionConfig),
+        media: (std::net::UdpSocket, std::net::UdpSocket, SessionConfig),
     ) {
         let Some(o) = self.outbound.get_mut(&leg) else {
             return;
@@ -406,21 +415,7 @@ impl Calls {
         };
         s.answered = true;
         let mode = s.mode;
-        metrics::counter!("openline_supervisions_total", "mode" => mode.as_str()).increment(1);
-        self.event(
-            caller,
-            "supervision_started",
-            serde_json::json!({ "supervisor": ext, "mode": mode.as_str(), "by": "api" }),
-        );
-        self.tell(
-            caller,
-            CallCommand::Supervise {
-                rtp,
-                rtcp,
-                session,
-                mode,
-            },
-        );
+        self.supervisor_joins(caller, &ext, mode, "api", media);
     }
 
     /// The supervisor's leg ended (they hung up, or never answered).
