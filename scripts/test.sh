@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as a new developer and CI run it: installs what the tests need when it is
-# missing (Debian packages: sip-tester for SIPp, baresip-core for the softphone, postgresql,
+# missing (Debian packages: sip-tester for SIPp, baresip-core and linphone-cli for softphones, postgresql,
 # iproute2/util-linux for the network namespace, chromium and node for the browser test) and
 # playwright-core from npm, starts a throwaway PostgreSQL, then runs fmt, clippy and every test.
 set -euo pipefail
@@ -13,6 +13,9 @@ command -v sipp >/dev/null 2>&1 || need_packages+=(sip-tester)
 # baresip as the operators' softphone (tests/softphone_e2e.rs); -core has the binary and every module
 # the tests load, without the GTK, GStreamer, FFmpeg and X11 plugins the `baresip` package pulls in.
 command -v baresip >/dev/null 2>&1 || need_packages+=(baresip-core)
+# Linphone's console phone for the attended transfer from the phone (REFER with Replaces), which
+# baresip 1.0.0 cannot send (tests/transfer_e2e.rs).
+command -v linphonec >/dev/null 2>&1 || need_packages+=(linphone-cli)
 command -v espeak-ng >/dev/null 2>&1 || need_packages+=(espeak-ng)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_packages+=(postgresql)
 command -v ip >/dev/null 2>&1 || need_packages+=(iproute2)

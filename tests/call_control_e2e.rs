@@ -4,6 +4,7 @@
 //! channels (the audio spoken then is nowhere in the file), the file's comment names the stretch,
 //! and the call's events carry the pause and the resume. Keys sent by SIP INFO on either side
 //! reach the other side as RFC 4733 events, and a key typed while paused is on the call masked.
+//! The operator's phone pauses and resumes with key codes (`*1`, `*2`) too.
 
 mod common;
 
@@ -308,4 +309,136 @@ fn a_paused_stretch_of_the_recording_is_silence_named_in_the_file_and_on_the_cal
             "{name} while paused is not in the file (r = {leaked:.3})"
         );
     }
+}
+
+#[test]
+fn the_operator_pauses_and_resumes_the_recording_with_key_codes_from_the_phone() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("flows");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.yaml"), MAIN).unwrap();
+    let server = Server::start_in(temp.path(), QUEUE, &["--flows", dir.to_str().unwrap()]);
+    let mut phone = Phone::register(server.sip, "101", "s3cret-101");
+
+    let sip = UdpPeer::new(server.sip);
+    let mut caller = RtpPeer::new();
+    let ok = invite_with(&sip, "cc-keys", "100", &offer(caller.port(), 101));
+    caller.remote = Some(sdp_media_addr(&ok));
+    ack(&sip, "cc-keys", &ok);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let invite = loop {
+        assert!(Instant::now() < deadline, "the operator's phone must ring");
+        caller.converse(&[0; 160], &[]);
+        if let Some(invite) = phone.wait_for("INVITE ", Duration::from_millis(20)) {
+            break invite;
+        }
+    };
+    let mut operator = RtpPeer::new();
+    operator.remote = Some(sdp_media_addr(&invite));
+    phone.answer(&invite, operator.port());
+    server.wait_for_calls("", "the call, answered", |c| {
+        c.len() == 1 && !c[0]["answered_at"].is_null()
+    });
+
+    // A lone `1` and `*5` are only keys; `*1` (RFC 4733) pauses; the card is read out; `*2`
+    // resumes.
+    let keys = |codes: &[(usize, char)]| -> Vec<(usize, char, u8)> {
+        codes.iter().map(|(at, key)| (*at, *key, 101)).collect()
+    };
+    let operator_talks = |operator: RtpPeer,
+                          caller: &mut RtpPeer,
+                          voice: Vec<i16>,
+                          codes: Vec<(usize, char, u8)>| {
+        let op = std::thread::spawn(move || {
+            let mut operator = operator;
+            operator.converse(&voice, &codes);
+            operator
+        });
+        caller.converse(&vec![0; 8000], &[]);
+        op.join().unwrap()
+    };
+    let before = test_signal(8000, 1.0, 3.0);
+    operator = operator_talks(
+        operator,
+        &mut caller,
+        before,
+        keys(&[
+            (800, '1'),
+            (2400, '*'),
+            (4000, '5'),
+            (5600, '*'),
+            (7200, '1'),
+        ]),
+    );
+    let card = noise(1.0, 9);
+    operator = operator_talks(operator, &mut caller, card.clone(), keys(&[]));
+    let after = test_signal(8000, 1.0, 7.0);
+    let operator = operator_talks(
+        operator,
+        &mut caller,
+        after,
+        keys(&[(800, '*'), (2400, '2')]),
+    );
+    let after_resume = test_signal(8000, 1.5, 8.0);
+    operator_talks(operator, &mut caller, after_resume.clone(), keys(&[]));
+    phone.bye(&invite);
+    answer_server_bye(&sip, &mut caller);
+
+    let call = server.finished_call("cc-keys");
+    let marks: Vec<(String, String)> = call["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"].as_str().unwrap().starts_with("recording_"))
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["detail"]["by"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        marks,
+        [
+            ("recording_paused".to_string(), "phone".to_string()),
+            ("recording_resumed".to_string(), "phone".to_string())
+        ],
+        "{:#}",
+        call["events"]
+    );
+    // The file: what the operator read while paused is not in it; what followed the resume is.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let id = call["id"].as_str().unwrap().to_string();
+    while server.get(&format!("/api/v1/calls/{id}")).1["recordings"][0]["status"] != "complete" {
+        assert!(Instant::now() < deadline, "the recording did not complete");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let recording_id = call["recording_id"].as_str().unwrap();
+    let auth = format!("Bearer {MANAGER_TOKEN}");
+    let download = send(
+        server.http,
+        "GET",
+        &format!("/api/v1/recordings/{recording_id}"),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(download.status, 200);
+    let file = temp.path().join("downloaded.wav");
+    std::fs::write(&file, &download.body).unwrap();
+    let samples: Vec<i16> = hound::WavReader::open(&file)
+        .unwrap()
+        .into_samples::<i16>()
+        .map(Result::unwrap)
+        .collect();
+    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    let found = |voice: &[i16]| best_correlation(&right, &voice[2_000..3_600], right.len()).0;
+    assert!(
+        found(&after_resume) >= 0.9,
+        "the operator after the resume is recorded"
+    );
+    let leaked = found(&card);
+    assert!(
+        leaked < 0.3,
+        "the card read while paused is not in the file (r = {leaked:.3})"
+    );
 }

@@ -1,11 +1,13 @@
-//! Blind transfers with real softphones: baresip operators transfer with their `transfer`
-//! command (REFER, RFC 3515) and through the API. One call id across the legs, audio both ways
+//! Transfers with real softphones: baresip operators transfer with their `transfer` command
+//! (REFER, RFC 3515) and through the API; a Linphone operator transfers attended from the phone
+//! (REFER with Replaces, RFC 3891). One call id across the legs, audio both ways
 //! after each transfer (correlation), the recording follows (each operator on its right channel
 //! in turn), the rating runs after the last operator, and the CRM timeline names the transfers.
 
 mod common;
 
 use common::baresip::{Answer, BARESIP_SERVER_CONFIG, Baresip, BaresipConfig, read_wav, write_wav};
+use common::linphone::Linphone;
 use common::rtp::{RtpPeer, assemble, best_correlation, test_signal};
 use common::*;
 use std::path::Path;
@@ -623,4 +625,117 @@ fn an_attended_transfer_consults_with_the_caller_on_hold_then_returns_or_complet
         4,
         "caller, 101, 102 twice: all legs of one call: {call:#}"
     );
+}
+
+/// A REFER from the caller's side of `call_id` (its dialog as `ok` set it up) with `refer_to`:
+/// the status line of the answer.
+fn caller_refer(sip: &UdpPeer, call_id: &str, ok: &str, cseq: u32, refer_to: &str) -> String {
+    let port = sip.port();
+    let to = header(ok, "To").unwrap();
+    let refer = format!(
+        "REFER sip:openline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKref{cseq};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:0441234567@127.0.0.1>;tag=uac{call_id}\r\nTo: {to}\r\n\
+         Call-ID: {call_id}\r\nCSeq: {cseq} REFER\r\nRefer-To: {refer_to}\r\nContent-Length: 0\r\n\r\n"
+    );
+    sip.send(refer.as_bytes());
+    let answer = sip.expect("SIP/2.0 ");
+    answer.lines().next().unwrap_or("").to_string()
+}
+
+#[test]
+fn an_operators_phone_transfers_attended_by_refer_with_replaces_to_the_colleague_it_consulted() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = start(temp.path());
+    let voice102 = test_signal(8000, 2.0, 9.0);
+    // 101 (the queue's member) on Linphone, 102 on baresip.
+    let mut p101 = Linphone::start("101", "s3cret-101", server.sip);
+    let p102 = phone(&server, temp.path(), "102", &voice102);
+    let caller_voice = test_signal(8000, 40.0, 5.0);
+
+    let (sip, mut rtp, ok) = call_in(&server, "201", "xfer-replaces");
+    p101.wait_for_call(1, "StreamsRunning");
+    talk(&mut rtp, &caller_voice, 1);
+
+    // A caller can name dialogs too: never theirs to hand over.
+    let our_tag = header(&ok, "To")
+        .unwrap()
+        .split("tag=")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let own_dialog = format!(
+        "<sip:102@127.0.0.1?Replaces=xfer-replaces%3Bto-tag%3D{our_tag}%3Bfrom-tag%3Duacxfer-replaces>"
+    );
+    assert_eq!(
+        caller_refer(&sip, "xfer-replaces", &ok, 5, &own_dialog),
+        "SIP/2.0 403 Forbidden"
+    );
+    let nobody = "<sip:102@127.0.0.1?Replaces=nothing-here%3Bto-tag%3Da%3Bfrom-tag%3Db>";
+    assert_eq!(
+        caller_refer(&sip, "xfer-replaces", &ok, 6, nobody),
+        "SIP/2.0 481 Call/Transaction Does Not Exist"
+    );
+
+    // 101 holds the caller, calls 102 (an own call), and presses transfer: REFER with Replaces.
+    p101.command("pause 1");
+    p101.wait_for_call(1, "Paused");
+    p101.command(&format!("call sip:102@{}", server.sip));
+    p102.wait_for_event("CALL_ESTABLISHED");
+    p101.wait_for_call(2, "StreamsRunning");
+    talk(&mut rtp, &caller_voice[8000..], 1);
+    p101.command("transfer 1 --to-call 2");
+    // Both of 101's calls end; the caller talks with 102, on 102's same call.
+    p101.wait_for_no_calls();
+    let with_102 = talk(&mut rtp, &caller_voice[8000 * 2..], 4);
+    let port = sip.port();
+    let to = header(&ok, "To").unwrap();
+    let bye = format!(
+        "BYE sip:openline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKxferrepb;rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:0441234567@127.0.0.1>;tag=uacxfer-replaces\r\nTo: {to}\r\n\
+         Call-ID: xfer-replaces\r\nCSeq: 9 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    sip.request(&bye, "200 OK");
+    p102.wait_for_event("CALL_CLOSED");
+    assert_eq!(
+        p102.events()
+            .iter()
+            .filter(|e| e.kind == "CALL_ESTABLISHED")
+            .count(),
+        1,
+        "102 kept the one call 101 placed: the caller joined it"
+    );
+
+    assert_heard(&with_102, &voice102, "102 after the attended transfer");
+    operator_heard_caller(&p102, &caller_voice, 4);
+    let call = server.finished_call("xfer-replaces");
+    let transfers: Vec<&serde_json::Value> = call["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["kind"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("transfer"))
+        })
+        .collect();
+    assert_eq!(transfers.len(), 2, "{:#}", call["events"]);
+    let (started, connected) = (&transfers[0]["detail"], &transfers[1]);
+    assert_eq!(transfers[0]["kind"], "transfer");
+    assert_eq!(
+        (
+            started["from"].as_str(),
+            started["to"].as_str(),
+            started["by"].as_str(),
+            started["attended"].as_bool()
+        ),
+        (Some("101"), Some("102"), Some("refer"), Some(true)),
+        "{started:#}"
+    );
+    assert_eq!(connected["kind"], "transfer_connected");
+    assert_eq!(connected["detail"]["to"], "102");
+    // 101's own call to 102 ended by the hand-over.
+    let own = server.wait_for_calls("&direction=internal", "101's own call", |calls| {
+        calls.iter().any(|c| !c["ended_at"].is_null())
+    });
+    assert_eq!(own[0]["disposition"], "answered.transferred", "{own:#?}");
 }

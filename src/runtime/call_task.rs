@@ -9,6 +9,7 @@ mod commands;
 mod consult;
 mod ivr_commands;
 mod media_events;
+mod operator_keys;
 mod recording;
 mod sockets;
 mod supervision;
@@ -58,6 +59,9 @@ pub enum CallCommand {
         session: SessionConfig,
         /// The queue that found the operator (`None`: the flow's `dial`).
         queue: Option<super::calls::QueueBridge>,
+        /// The leg is an operator's phone, whose key codes count (not a party reached
+        /// through a trunk).
+        operator: bool,
     },
     /// The caller waits in a queue: hold music (looped), after an optional consent prompt.
     Queued {
@@ -87,9 +91,14 @@ pub enum CallCommand {
         rtp: std::net::UdpSocket,
         rtcp: std::net::UdpSocket,
         session: SessionConfig,
+        /// As in `Bridge`: an operator's phone, not a party through a trunk.
+        operator: bool,
     },
     /// The attended transfer completes: caller and target talk, the operator's leg is dropped.
     ConsultComplete,
+    /// An operator's own call is handed to their caller (an attended transfer from the phone):
+    /// let the bridged leg go, back to the SIP task as `CallNotice::HandedOver`.
+    HandOver,
     /// The consultation ends without a transfer: the caller is back with the operator.
     ConsultCancel,
     /// A supervisor's phone answered: it joins the bridge in `mode`.
@@ -158,10 +167,12 @@ pub enum CallNotice {
         leg: LegId,
         rating: u8,
     },
-    /// The recording was paused or resumed: `at_ms` on the call clock, `recording_ms` in the file.
+    /// The recording was paused or resumed: `at_ms` on the call clock, `recording_ms` in the file;
+    /// `by` the API or the operator's `phone` (its key code).
     RecordingPaused {
         leg: LegId,
         paused: bool,
+        by: &'static str,
         at_ms: u64,
         recording_ms: u64,
     },
@@ -199,6 +210,12 @@ pub enum CallNotice {
     /// So did the consulted target's phone.
     ConsultLost {
         leg: LegId,
+    },
+    /// The answer to `CallCommand::HandOver`: the bridged leg's sockets and session (`None`
+    /// when none was bridged).
+    HandedOver {
+        leg: LegId,
+        media: Option<(std::net::UdpSocket, std::net::UdpSocket, SessionConfig)>,
     },
     /// A recording problem (e.g. disk full): the call goes on without it.
     RecordingFailed {
@@ -282,6 +299,8 @@ struct OtherLeg {
     session: MediaSession,
     rtp: UdpSocket,
     rtcp: UdpSocket,
+    /// An operator's phone (its key codes count), not a party reached through a trunk.
+    operator: bool,
 }
 
 struct Task {
@@ -304,6 +323,8 @@ struct Task {
     consult: Option<OtherLeg>,
     /// A supervisor on the call.
     supervision: Option<supervision::Supervision>,
+    /// The bridged operator's key codes (`*1` pause, `*2` resume the recording).
+    operator_keys: operator_keys::OperatorKeys,
     loading: Option<(JoinHandle<Loaded>, PlayOwner, bool)>,
     playing: Option<PlayOwner>,
     webhook: Option<JoinHandle<Result<serde_json::Value, String>>>,
@@ -403,6 +424,7 @@ pub async fn run(
         consulting: false,
         consult: None,
         supervision: None,
+        operator_keys: Default::default(),
         loading: None,
         playing: None,
         webhook: None,

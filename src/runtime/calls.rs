@@ -13,6 +13,7 @@ mod notices;
 mod originate;
 mod own_calls;
 mod queue;
+mod replaces;
 mod supervise;
 mod transfer;
 
@@ -122,6 +123,9 @@ struct ActiveCall {
     /// The queue the caller last joined, with their request (its `waited` set at the answer):
     /// where a transfer that nobody answers takes them back.
     last_queue: Option<(String, crate::queue::JoinRequest)>,
+    /// An operator's own call (to a colleague, out through the trunk): who placed it, to whom.
+    /// What an attended transfer from the phone (REFER with Replaces) may hand to a caller.
+    own_call: Option<own_calls::OwnCall>,
 }
 
 impl ActiveCall {
@@ -152,6 +156,7 @@ impl ActiveCall {
             ended: false,
             peer_ip: Some(peer_ip),
             last_queue: None,
+            own_call: None,
         }
     }
 }
@@ -193,6 +198,9 @@ pub struct Calls {
     transfers: HashMap<LegId, transfer::Transfer>,
     /// Supervisors on (or rung for) calls, by the caller's leg.
     supervisions: HashMap<LegId, supervise::Supervising>,
+    /// Attended transfers from the phone waiting for an own call's task to let its consulted
+    /// leg go, by the own call's leg.
+    handovers: HashMap<LegId, replaces::Handover>,
 }
 
 impl Calls {
@@ -223,6 +231,7 @@ impl Calls {
             sip_backlog: 0,
             transfers: HashMap::new(),
             supervisions: HashMap::new(),
+            handovers: HashMap::new(),
         }
     }
 
@@ -325,6 +334,14 @@ impl Calls {
                 call.peer.addr.ip(),
             ),
         );
+        if let (Some(operator), Some(to)) = (&call.operator, destination.own_call_target(&called))
+            && let Some(active) = self.active.get_mut(&call.leg)
+        {
+            active.own_call = Some(own_calls::OwnCall {
+                operator: operator.clone(),
+                to,
+            });
+        }
         match destination {
             Destination::Colleague => {
                 self.direct_call(endpoint, now, &call, &called);

@@ -1,8 +1,9 @@
 //! Test harness: starts the real `openline` binary on free ports with its own data directory, talks
-//! HTTP to it with a minimal client, and runs SIPp and baresip against it.
+//! HTTP to it with a minimal client, and runs SIPp, baresip and linphonec against it.
 #![allow(dead_code)]
 
 pub mod baresip;
+pub mod linphone;
 pub mod phone;
 pub mod rtp;
 

@@ -11,6 +11,7 @@ impl Task {
         rtcp: std::net::UdpSocket,
         config: SessionConfig,
         queue: Option<crate::runtime::calls::QueueBridge>,
+        operator: bool,
     ) {
         let (Ok(rtp), Ok(rtcp)) = (UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp)) else {
             // The operator's leg ends with its sockets; the SIP side reports that end.
@@ -39,7 +40,12 @@ impl Task {
         session.set_recording(self.recorder.is_some());
         session.bridge();
         self.session.bridge();
-        self.other = Some(OtherLeg { session, rtp, rtcp });
+        self.other = Some(OtherLeg {
+            session,
+            rtp,
+            rtcp,
+            operator,
+        });
         if self.transfer_bridged(queue.as_ref()) {
             return;
         }
@@ -82,6 +88,24 @@ impl Task {
         self.engine_event(event);
     }
 
+    /// The operator's keys (RFC 4733 or SIP INFO; relayed to the caller as ever): a key code
+    /// pauses or resumes the recording.
+    fn operator_pressed(&mut self, keys: &[char]) {
+        if !self.other.as_ref().is_some_and(|o| o.operator) {
+            return; // an outside party's keys never touch the recording
+        }
+        for digit in keys {
+            let code = self.operator_keys.press(Instant::now(), *digit);
+            let paused = match code {
+                Some(operator_keys::OperatorKey::PauseRecording) => true,
+                Some(operator_keys::OperatorKey::ResumeRecording) => false,
+                None => continue,
+            };
+            let state = self.set_recording_paused(paused, "phone");
+            tracing::info!(paused, ?state, "operator's key code for the recording");
+        }
+    }
+
     /// Carries out what the operator's session produced: its packets, relays to the caller and its
     /// audio for the recorder's right channel.
     pub(super) async fn drain_other(&mut self) {
@@ -90,6 +114,7 @@ impl Task {
         };
         let mut relays = Vec::new();
         let mut heard = Vec::new();
+        let mut keys = Vec::new();
         while let Some(output) = other.session.poll_output() {
             match output {
                 MediaOutput::Rtp { to, bytes } => {
@@ -107,9 +132,11 @@ impl Task {
                 MediaOutput::Event(MediaEvent::Heard { at_sample, samples }) => {
                     heard.push((at_sample, samples));
                 }
+                MediaOutput::Event(MediaEvent::Digit { digit, .. }) => keys.push(digit),
                 MediaOutput::Event(_) => {}
             }
         }
+        self.operator_pressed(&keys);
         // While the operator consults a transfer's target, they talk with it, not the caller,
         // and the recording keeps only the caller.
         if self.consulting {

@@ -21,7 +21,8 @@ impl Task {
                 rtcp,
                 session,
                 queue,
-            } => self.bridge(rtp, rtcp, session, queue),
+                operator,
+            } => self.bridge(rtp, rtcp, session, queue, operator),
             CallCommand::Queued {
                 hold_music,
                 announce_recording,
@@ -43,13 +44,17 @@ impl Task {
             }
             CallCommand::Transfer { hold_music } => self.start_transfer(hold_music),
             CallCommand::ConsultStart { hold_music } => self.consult_start(hold_music),
-            CallCommand::ConsultBridge { rtp, rtcp, session } => {
-                self.consult_bridge(rtp, rtcp, session)
-            }
+            CallCommand::ConsultBridge {
+                rtp,
+                rtcp,
+                session,
+                operator,
+            } => self.consult_bridge(rtp, rtcp, session, operator),
             CallCommand::ConsultComplete => self.consult_complete(),
+            CallCommand::HandOver => self.hand_over(),
             CallCommand::ConsultCancel => self.consult_cancel(),
             CallCommand::SetRecordingPaused { paused, reply } => {
-                let _ = reply.send(self.set_recording_paused(paused));
+                let _ = reply.send(self.set_recording_paused(paused, "api"));
             }
             CallCommand::Supervise {
                 rtp,

@@ -23,6 +23,7 @@ impl Task {
         rtp: std::net::UdpSocket,
         rtcp: std::net::UdpSocket,
         config: SessionConfig,
+        operator: bool,
     ) {
         let (Ok(rtp), Ok(rtcp)) = (UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp)) else {
             return; // the SIP side ends that leg and cancels the consultation
@@ -36,7 +37,12 @@ impl Task {
             rand::random(),
         );
         session.bridge();
-        self.consult = Some(OtherLeg { session, rtp, rtcp });
+        self.consult = Some(OtherLeg {
+            session,
+            rtp,
+            rtcp,
+            operator,
+        });
     }
 
     /// The transfer completes: the caller talks with the target, the operator's leg is dropped.

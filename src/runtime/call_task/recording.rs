@@ -224,7 +224,11 @@ impl Task {
     }
 
     /// Pauses or resumes the call's recording now; a repeated request changes nothing.
-    pub(super) fn set_recording_paused(&mut self, paused: bool) -> RecordingState {
+    pub(super) fn set_recording_paused(
+        &mut self,
+        paused: bool,
+        by: &'static str,
+    ) -> RecordingState {
         let at = position_at(self.t0, Instant::now());
         let Some(recorder) = self.recorder.as_mut() else {
             return RecordingState::NotRecording;
@@ -238,6 +242,7 @@ impl Task {
             self.notify(CallNotice::RecordingPaused {
                 leg: self.setup_leg,
                 paused,
+                by,
                 at_ms: at / 8,
                 recording_ms: file_at / 8,
             });

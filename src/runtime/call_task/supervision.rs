@@ -76,7 +76,12 @@ impl Task {
         session.set_recording(true); // its `Heard` audio feeds the mixes
         let start = position_at(self.t0, now);
         self.supervision = Some(Supervision {
-            leg: OtherLeg { session, rtp, rtcp },
+            leg: OtherLeg {
+                session,
+                rtp,
+                rtcp,
+                operator: false,
+            },
             mode,
             to_supervisor: Mixer::new(start, MIX_MAX_LAG),
             to_operator: Mixer::new(start, MIX_MAX_LAG),

@@ -20,6 +20,24 @@ impl Task {
         self.play_hold_music();
     }
 
+    /// This own call's far party goes to the operator's caller (an attended transfer from the
+    /// phone): its leg leaves the bridge with its sockets and session parameters; the operator's
+    /// leg, left alone, is hung up by the SIP side.
+    pub(super) fn hand_over(&mut self) {
+        let media = self.other.take().and_then(|other| {
+            self.session.unbridge();
+            let config = other.session.config().clone();
+            match (other.rtp.into_std(), other.rtcp.into_std()) {
+                (Ok(rtp), Ok(rtcp)) => Some((rtp, rtcp, config)),
+                _ => None,
+            }
+        });
+        self.notify(CallNotice::HandedOver {
+            leg: self.setup_leg,
+            media,
+        });
+    }
+
     /// The transfer's target answered (an operator, or one found by the target queue): bridged
     /// like the first, recorded on the same file (a queue that records starts it if nothing did).
     /// `true` when this bridge was a transfer's.

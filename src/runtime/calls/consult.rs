@@ -89,7 +89,7 @@ impl Calls {
         let Some(o) = self.outbound.get_mut(&leg) else {
             return;
         };
-        let (caller, ext) = (o.caller_leg, o.ext.clone());
+        let (caller, ext, operator) = (o.caller_leg, o.ext.clone(), !o.via_trunk);
         if !o.counted {
             o.counted = true;
             self.acd.call_started(now, &ext);
@@ -111,7 +111,15 @@ impl Calls {
             "transfer_consulting",
             serde_json::json!({ "to": to }),
         );
-        self.tell(caller, CallCommand::ConsultBridge { rtp, rtcp, session });
+        self.tell(
+            caller,
+            CallCommand::ConsultBridge {
+                rtp,
+                rtcp,
+                session,
+                operator,
+            },
+        );
     }
 
     /// `…/transfer/complete`: the target takes the caller, the operator's leg ends.

@@ -304,6 +304,7 @@ impl Calls {
         o.answered = true;
         let caller = o.caller_leg;
         let leg_ext = o.ext.clone();
+        let operator = !o.via_trunk;
         let _ = self.records.send(RecordOp::LegAnswered {
             leg: out,
             at: Utc::now(),
@@ -343,6 +344,7 @@ impl Calls {
                     rtcp,
                     session,
                     queue: None,
+                    operator,
                 });
             }
             None => endpoint.hangup(now, out),

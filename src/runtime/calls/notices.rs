@@ -18,6 +18,7 @@ impl Calls {
                     endpoint.hangup(now, c.leg);
                 }
             }
+            CallNotice::HandedOver { leg, media } => self.handed_over(endpoint, now, leg, media),
             CallNotice::Dial {
                 leg,
                 target,
@@ -99,6 +100,7 @@ impl Calls {
             CallNotice::RecordingPaused {
                 leg,
                 paused,
+                by,
                 at_ms,
                 recording_ms,
             } => {
@@ -107,7 +109,8 @@ impl Calls {
                 } else {
                     "recording_resumed"
                 };
-                let detail = serde_json::json!({ "at_ms": at_ms, "recording_ms": recording_ms });
+                let detail =
+                    serde_json::json!({ "at_ms": at_ms, "recording_ms": recording_ms, "by": by });
                 self.event(leg, kind, detail);
             }
             CallNotice::RecordingFailed { leg, error } => {

@@ -78,6 +78,25 @@ pub(super) enum Destination {
     },
 }
 
+impl Destination {
+    /// Whom an operator's own call reaches, for an attended transfer that hands it to a caller
+    /// (`None`: not an own call of that kind).
+    pub(super) fn own_call_target(&self, called: &str) -> Option<TransferTarget> {
+        match self {
+            Destination::Colleague => Some(TransferTarget::Operator(called.to_string())),
+            Destination::External(number) => Some(TransferTarget::External(number.clone())),
+            Destination::Routes | Destination::Supervise { .. } => None,
+        }
+    }
+}
+
+/// An operator's own call: the operator who placed it (proven by digest) and whom it reaches.
+#[derive(Debug, Clone)]
+pub(super) struct OwnCall {
+    pub(super) operator: String,
+    pub(super) to: TransferTarget,
+}
+
 impl Calls {
     /// Where a new call goes: only an authenticated operator reaches a colleague's phone or a
     /// trunk; everyone else is routed by `[routes]` to a flow.

@@ -329,6 +329,7 @@ impl Calls {
                     rtcp,
                     session,
                     queue: Some(bridge),
+                    operator: true,
                 });
             }
             None => {

@@ -71,10 +71,12 @@ pub enum TransferError {
     ExternalNotAllowed,
     #[error("every trunk channel is busy")]
     TrunkBusy,
+    #[error("the Replaces in the REFER names no call on this server")]
+    ReplacesUnknown,
     #[error(
-        "attended transfer by REFER with Replaces is not supported; use the API's attended transfer"
+        "the Replaces names no own answered call of this operator (to a colleague or a number) to hand over"
     )]
-    AttendedNotSupported,
+    ReplacesNotConsultation,
     #[error("an attended transfer goes to a person (an operator or a number), not a queue")]
     AttendedToQueue,
     #[error("no consultation is under way on this call")]
@@ -97,7 +99,8 @@ impl TransferError {
             TransferError::UnknownTarget => "transfer.unknown_target",
             TransferError::ExternalNotAllowed => "transfer.external_not_allowed",
             TransferError::TrunkBusy => "transfer.trunk_busy",
-            TransferError::AttendedNotSupported => "transfer.attended_not_supported",
+            TransferError::ReplacesUnknown => "transfer.replaces_unknown",
+            TransferError::ReplacesNotConsultation => "transfer.replaces_not_consultation",
             TransferError::AttendedToQueue => "transfer.attended_to_queue",
             TransferError::NoConsultation => "transfer.no_consultation",
             TransferError::ConsultNotAnswered => "transfer.consult_not_answered",
@@ -106,12 +109,13 @@ impl TransferError {
     }
 
     /// The answer to a REFER refused for this reason.
-    fn sip(self) -> (u16, &'static str) {
+    pub(super) fn sip(self) -> (u16, &'static str) {
         match self {
             TransferError::UnknownTarget => (404, "Not Found"),
             TransferError::TrunkBusy => (503, "Service Unavailable"),
             TransferError::InProgress => (491, "Request Pending"),
-            TransferError::AttendedNotSupported => (501, "Not Implemented"),
+            // RFC 3891 §3: no dialog matches the Replaces.
+            TransferError::ReplacesUnknown => (481, "Call/Transaction Does Not Exist"),
             TransferError::NotLive | TransferError::NotBridged => (481, "Call Does Not Exist"),
             _ => (403, "Forbidden"),
         }
@@ -153,8 +157,10 @@ pub(super) struct Transfer {
 }
 
 impl Calls {
-    /// A REFER on a leg: from a bridged operator's phone it transfers that operator's caller;
-    /// anything else is refused (an outside caller or a trunk never sends a call elsewhere).
+    /// A REFER on a leg: from a bridged operator's phone it transfers that operator's caller
+    /// (blind, or with `Replaces` attended: to the party of the operator's own call it names,
+    /// see `replaces`); anything else is refused (an outside caller or a trunk never sends a
+    /// call elsewhere).
     pub fn refer(
         &mut self,
         endpoint: &mut Endpoint,
@@ -164,9 +170,12 @@ impl Calls {
         referred_by: Option<String>,
     ) {
         let result = match (&refer_to.replaces, &refer_to.user) {
+            // (Sent on either of the operator's two calls: checked there.)
+            (Some(replaces), _) => {
+                self.refer_replaces(endpoint, now, leg, replaces, referred_by.as_deref())
+            }
             // A caller's (or trunk's) own leg: never theirs to send elsewhere.
             _ if !self.outbound.contains_key(&leg) => Err(TransferError::NotFromOperator),
-            (Some(_), _) => Err(TransferError::AttendedNotSupported),
             (None, None) => Err(TransferError::UnknownTarget),
             (None, Some(target)) => {
                 self.transfer(endpoint, now, leg, target, "refer", referred_by.as_deref())

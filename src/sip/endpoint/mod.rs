@@ -234,6 +234,20 @@ impl Endpoint {
         self.legs.get(&leg).map(|l| l.sip_call_id.as_str())
     }
 
+    /// The confirmed leg whose dialog has this Call-ID and these two tags, one ours and one the
+    /// peer's, in either order: a `Replaces` (RFC 3891 §3) names the dialog from the sender's
+    /// side, and the sender may have been the dialog's caller or its callee.
+    pub fn leg_of_dialog(&self, call_id: &str, tag: &str, other_tag: &str) -> Option<LegId> {
+        [(tag, other_tag), (other_tag, tag)]
+            .into_iter()
+            .find_map(|(ours, theirs)| {
+                let leg = *self.dialogs.get(&(call_id.to_string(), ours.to_string()))?;
+                let l = self.legs.get(&leg)?;
+                (l.remote_tag.as_deref() == Some(theirs) && l.state == LegState::Confirmed)
+                    .then_some(leg)
+            })
+    }
+
     pub fn leg_ids(&self) -> Vec<LegId> {
         self.legs.keys().copied().collect()
     }

@@ -705,3 +705,29 @@ fn a_refer_goes_to_the_call_layer_and_its_notifys_report_the_transfer() {
     ep.reject_refer(t0, leg, 404, "Not Found");
     assert_eq!(drain(&mut ep).0, vec!["SIP/2.0 404 Not Found"]);
 }
+
+#[test]
+fn a_replaces_finds_a_confirmed_dialog_by_its_call_id_and_both_tags_in_either_order() {
+    let mut ep = endpoint();
+    let t0 = crate::testing::t0();
+    ep.handle_packet(t0, utc(), udp(), &request("INVITE", "rp1", 1, None, ""));
+    let leg = incoming_leg(&drain(&mut ep).1);
+    let ours = to_tag_of(&mut ep, leg);
+    // Early: not a dialog a transfer may replace.
+    assert_eq!(ep.leg_of_dialog("call-1", &ours, "caller1"), None);
+    ep.answer(t0, leg, Bytes::from_static(b"v=0\r\n"));
+    ep.handle_packet(
+        t0,
+        utc(),
+        udp(),
+        &request("ACK", "rp1a", 1, Some(&ours), ""),
+    );
+    drain(&mut ep);
+    // As the phone that placed the call names it (to-tag ours), and the other way round.
+    assert_eq!(ep.leg_of_dialog("call-1", &ours, "caller1"), Some(leg));
+    assert_eq!(ep.leg_of_dialog("call-1", "caller1", &ours), Some(leg));
+    // Any part wrong: no dialog.
+    assert_eq!(ep.leg_of_dialog("call-2", &ours, "caller1"), None);
+    assert_eq!(ep.leg_of_dialog("call-1", &ours, "someone"), None);
+    assert_eq!(ep.leg_of_dialog("call-1", &ours, &ours), None);
+}
