@@ -424,7 +424,7 @@ impl Default for BroadcastsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorConfig {
     pub extension: String,

@@ -361,7 +361,7 @@ fn the_operator_pauses_and_resumes_the_recording_with_key_codes_from_the_phone()
     operator = operator_talks(
         operator,
         &mut caller,
-        before,
+        before.clone(),
         keys(&[
             (800, '1'),
             (2400, '*'),
@@ -432,6 +432,11 @@ fn the_operator_pauses_and_resumes_the_recording_with_key_codes_from_the_phone()
         .collect();
     let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
     let found = |voice: &[i16]| best_correlation(&right, &voice[2_000..3_600], right.len()).0;
+    // (A lone `1` or `*5` pausing early would have cut this out: the pause is the `*1`.)
+    assert!(
+        found(&before) >= 0.9,
+        "the operator before the `*1` is recorded"
+    );
     assert!(
         found(&after_resume) >= 0.9,
         "the operator after the resume is recorded"

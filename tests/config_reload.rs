@@ -154,3 +154,84 @@ fn a_reloaded_config_changes_queue_members_live_and_a_broken_one_changes_nothing
     let (status, _) = server.get("/healthz");
     assert_eq!(status, 200, "the server lives on after SIGHUP");
 }
+
+/// `BASE_CONFIG`'s operator 102, as the file names it (removed by cutting it out).
+const OPERATOR_102: &str =
+    "[[operators]]\nextension = \"102\"\nname = \"Taras\"\npassword = \"s3cret-102\"\n";
+
+#[test]
+fn a_reload_adds_changes_and_removes_operators_without_a_restart() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = start(temp.path());
+    let mut p102 = Phone::register(server.sip, "102", "s3cret-102");
+    assert!(
+        Phone::register_status(server.sip, "103", "s3cret-103").starts_with("SIP/2.0 40"),
+        "103 is nobody yet"
+    );
+
+    // The admin hires 103 (straight into the queue), gives 101 a new password and lets 102 go.
+    let file = test_config(&format!(
+        "[[operators]]\nextension = \"103\"\nname = \"Iryna\"\npassword = \"s3cret-103\"\nskills = [\"billing\"]\n{}",
+        queue("\"103\", \"101\"", "in_order")
+    ))
+    .replace("password = \"s3cret-101\"", "password = \"n3w-pass-101\"");
+    assert!(
+        file.contains(OPERATOR_102),
+        "the base config names 102 as expected"
+    );
+    std::fs::write(
+        server.dir.join("openline.toml"),
+        file.replace(OPERATOR_102, ""),
+    )
+    .unwrap();
+    let answer = reload(&server, ADMIN_TOKEN);
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let expected = serde_json::json!({
+        "applied": [
+            "operator 101: changed",
+            "operator 103: added",
+            "queue sales: members 103, 101",
+            "operator 102: removed",
+        ],
+        "failed": [],
+        "restart_needed": [],
+    });
+    assert_eq!(answer.json(), expected);
+    assert_eq!(members(&server), vec!["103", "101"]);
+    let (status, listed) = server.get("/api/v1/operators");
+    assert_eq!(status, 200);
+    let extensions: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["extension"].as_str().unwrap())
+        .collect();
+    assert_eq!(extensions, ["101", "103"], "{listed:#}");
+
+    // The new password, not the old; 102 cannot register any more.
+    assert!(
+        !Phone::register_status(server.sip, "101", "s3cret-101").starts_with("SIP/2.0 200"),
+        "101's old password is refused"
+    );
+    Phone::register(server.sip, "101", "n3w-pass-101");
+    let status_102 = Phone::register_status(server.sip, "102", "s3cret-102");
+    assert!(!status_102.starts_with("SIP/2.0 200"), "{status_102}");
+
+    // 103 registers and takes the next caller (first in order); 102's phone is not rung.
+    let mut p103 = Phone::register(server.sip, "103", "s3cret-103");
+    let sip = UdpPeer::new(server.sip);
+    let mut rtp = RtpPeer::new();
+    let ok = invite_with(&sip, "reload-ops", "100", &offer(rtp.port(), 101));
+    rtp.remote = Some(sdp_media_addr(&ok));
+    ack(&sip, "reload-ops", &ok);
+    wait_on(&mut rtp, &mut p103, "INVITE ", Duration::from_secs(15))
+        .expect("the operator added by the reload is rung");
+    p102.drain(Duration::from_millis(300));
+    assert_eq!(p102.invites(), 0, "the removed operator is not rung");
+    bye(&sip, "reload-ops", &ok);
+
+    // The same file again: nothing to do.
+    let answer = reload(&server, ADMIN_TOKEN);
+    let empty = serde_json::json!({ "applied": [], "failed": [], "restart_needed": [] });
+    assert_eq!(answer.json(), empty);
+}

@@ -656,7 +656,8 @@ fn an_operators_phone_transfers_attended_by_refer_with_replaces_to_the_colleague
     p101.wait_for_call(1, "StreamsRunning");
     talk(&mut rtp, &caller_voice, 1);
 
-    // A caller can name dialogs too: never theirs to hand over.
+    // A caller can name dialogs too (real ones or not): never theirs to hand over, and no
+    // answer tells them whether a dialog exists.
     let our_tag = header(&ok, "To")
         .unwrap()
         .split("tag=")
@@ -673,7 +674,7 @@ fn an_operators_phone_transfers_attended_by_refer_with_replaces_to_the_colleague
     let nobody = "<sip:102@127.0.0.1?Replaces=nothing-here%3Bto-tag%3Da%3Bfrom-tag%3Db>";
     assert_eq!(
         caller_refer(&sip, "xfer-replaces", &ok, 6, nobody),
-        "SIP/2.0 481 Call/Transaction Does Not Exist"
+        "SIP/2.0 403 Forbidden"
     );
 
     // 101 holds the caller, calls 102 (an own call), and presses transfer: REFER with Replaces.
@@ -687,6 +688,11 @@ fn an_operators_phone_transfers_attended_by_refer_with_replaces_to_the_colleague
     // Both of 101's calls end; the caller talks with 102, on 102's same call.
     p101.wait_for_no_calls();
     let with_102 = talk(&mut rtp, &caller_voice[8000 * 2..], 4);
+    // 101 is free again: the queue's next caller reaches them.
+    let (next_sip, _next_rtp, next_ok) = call_in(&server, "201", "xfer-replaces-next");
+    p101.wait_for_call(3, "StreamsRunning");
+    bye(&next_sip, "xfer-replaces-next", &next_ok);
+    talk(&mut rtp, &caller_voice[8000 * 6..], 1);
     let port = sip.port();
     let to = header(&ok, "To").unwrap();
     let bye = format!(
@@ -738,4 +744,5 @@ fn an_operators_phone_transfers_attended_by_refer_with_replaces_to_the_colleague
         calls.iter().any(|c| !c["ended_at"].is_null())
     });
     assert_eq!(own[0]["disposition"], "answered.transferred", "{own:#?}");
+    assert_eq!(started["consultation_call_id"], own[0]["id"], "{started:#}");
 }

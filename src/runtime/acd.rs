@@ -447,6 +447,40 @@ impl Acd {
         self.settle(now);
     }
 
+    /// An operator added by a config reload (online, `registered` as the registrar says), or
+    /// one whose name or `max_calls` changed; their queues see them at once.
+    pub fn upsert_operator(&mut self, now: Instant, seed: OperatorSeed, registered: bool) {
+        let op = self
+            .operators
+            .entry(seed.extension.clone())
+            .or_insert_with(|| {
+                let mut state = OperatorState::online(seed.extension.clone());
+                state.status = seed.status;
+                state.registered = registered;
+                Operator {
+                    name: String::new(),
+                    state,
+                    ringing: None,
+                    status_reason: seed.status_reason.clone(),
+                }
+            });
+        op.name = seed.name;
+        op.state.max_calls = seed.max_calls.max(1);
+        op.state.skills = seed.skills.iter().map(|s| s.to_lowercase()).collect();
+        self.push(now, &seed.extension);
+        self.settle(now);
+        self.publish(now);
+    }
+
+    /// An operator removed by a config reload (their queues no longer name them): gone from the
+    /// registry; a call they are on ends as any call does (its end counts for nobody).
+    pub fn remove_operator(&mut self, now: Instant, ext: &str) {
+        if self.operators.remove(ext).is_some() {
+            self.settle(now);
+            self.publish(now);
+        }
+    }
+
     /// Calls the operator is on now (queue calls and others), or is being rung for.
     pub fn is_busy(&self, ext: &str) -> bool {
         self.operators

@@ -61,7 +61,7 @@ pub enum CallCommand {
         queue: Option<super::calls::QueueBridge>,
         /// The leg is an operator's phone, whose key codes count (not a party reached
         /// through a trunk).
-        operator: bool,
+        key_codes: bool,
     },
     /// The caller waits in a queue: hold music (looped), after an optional consent prompt.
     Queued {
@@ -92,7 +92,7 @@ pub enum CallCommand {
         rtcp: std::net::UdpSocket,
         session: SessionConfig,
         /// As in `Bridge`: an operator's phone, not a party through a trunk.
-        operator: bool,
+        key_codes: bool,
     },
     /// The attended transfer completes: caller and target talk, the operator's leg is dropped.
     ConsultComplete,
@@ -300,7 +300,7 @@ struct OtherLeg {
     rtp: UdpSocket,
     rtcp: UdpSocket,
     /// An operator's phone (its key codes count), not a party reached through a trunk.
-    operator: bool,
+    key_codes: bool,
 }
 
 struct Task {

@@ -143,38 +143,11 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let realm = settings.file.sip.realm.clone();
     let mut secrets = Vec::new();
     for op in &settings.file.operators {
-        let ha1_md5 = crate::sip::auth::ha1(
-            crate::sip::auth::Algorithm::Md5,
-            &op.extension,
-            &realm,
-            &op.password,
-        );
-        let ha1_sha256 = crate::sip::auth::ha1(
-            crate::sip::auth::Algorithm::Sha256,
-            &op.extension,
-            &realm,
-            &op.password,
-        );
+        let secret = OperatorSecret::from_password(&op.extension, &realm, &op.password);
         store
-            .upsert_operator(&OperatorRecord {
-                extension: op.extension.clone(),
-                name: op.name.clone(),
-                realm: realm.clone(),
-                ha1_md5: ha1_md5.clone(),
-                ha1_sha256: ha1_sha256.clone(),
-                max_calls: op.max_calls as i32,
-                status: "online".into(),
-                status_reason: None,
-                status_changed_at: None,
-            })
+            .upsert_operator(&operator_record(op, &realm, &secret))
             .await?;
-        secrets.push((
-            op.extension.clone(),
-            OperatorSecret {
-                ha1_md5,
-                ha1_sha256,
-            },
-        ));
+        secrets.push((op.extension.clone(), secret));
     }
     ensure_api_tokens(&store, &settings).await?;
     repair_recordings(&store, &settings.data_dir, &node_id).await;
@@ -375,6 +348,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         settings.config_path.clone(),
         settings.file.clone(),
         command_tx.clone(),
+        store.clone(),
     ));
     #[cfg(unix)]
     reload::spawn_on_hangup(hangups, reloader.clone(), io_token.clone());
@@ -488,6 +462,25 @@ async fn drain(commands: &mpsc::Sender<sip_task::SipCommand>, deadline: Duration
 }
 
 /// The queues from the config and the operators with their stored status and live bindings.
+/// An operator's row as the config says (the stored status is kept by the upsert).
+pub(crate) fn operator_record(
+    op: &crate::config::OperatorConfig,
+    realm: &str,
+    secret: &OperatorSecret,
+) -> OperatorRecord {
+    OperatorRecord {
+        extension: op.extension.clone(),
+        name: op.name.clone(),
+        realm: realm.to_string(),
+        ha1_md5: secret.ha1_md5.clone(),
+        ha1_sha256: secret.ha1_sha256.clone(),
+        max_calls: op.max_calls as i32,
+        status: "online".into(),
+        status_reason: None,
+        status_changed_at: None,
+    }
+}
+
 async fn build_acd(
     settings: &Settings,
     store: &Store,

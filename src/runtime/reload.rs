@@ -1,17 +1,22 @@
 //! Config reload (SIGHUP, or `POST /api/v1/config/reload` by an admin): the config file is read
 //! and checked as a start checks it, and what can change under running calls changes at once:
-//! queue members (in ring order), operators' skills and `supervisor` flags. Everything else
-//! (queues or operators added or removed, a queue's strategy or timeouts, passwords, trunks,
-//! `[sip]`, …) is named in the answer as waiting for a restart, and keeps its value until then.
+//! operators added, changed (name, password, `max_calls`, dialling rights, skills, `supervisor`)
+//! or removed, and queue members (in ring order). Everything else (queues added or removed, a
+//! queue's strategy or timeouts, trunks, `[sip]`, …) is named in the answer as waiting for a
+//! restart, and keeps its value until then.
 //!
-//! Decision: a file with an error changes nothing (a TOML error names file:line:column); a member
-//! change the queue refuses (an operator this process does not know yet) is reported and the
-//! rest still applies. A reload compares the file with what the last start or reload took from
+//! Decision: a file with an error changes nothing (a TOML error names file:line:column); a change
+//! refused on the way (a member this process does not know) is reported and the rest still
+//! applies. Changes apply in an order that keeps every step valid: operators added or changed,
+//! skills, supervisors, queue members, then operators removed (a removed operator leaves the
+//! queues first). A removed operator's calls that are up go on to their end; their phone can no
+//! longer register, call or be rung, and its bindings are forgotten. A new password holds for
+//! the next challenge; a phone registered with the old one stays registered until it renews. A reload compares the file with what the last start or reload took from
 //! it: a queue whose members the file changes gets the file's list (replacing what the API set
 //! since), one whose members the file leaves alone keeps what the API set. A change that waits
 //! for a restart is named again at each reload until then.
 
-use crate::config::FileConfig;
+use crate::config::{FileConfig, OperatorConfig};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +34,14 @@ pub enum LiveChange {
     Skills { ext: String, skills: Vec<String> },
     /// Who may supervise.
     Supervisors(BTreeSet<String>),
+    /// An operator added (`added`) or changed beyond skills and the supervisor flag, taken as
+    /// the file has them.
+    Operator {
+        config: Box<OperatorConfig>,
+        added: bool,
+    },
+    /// An operator no longer in the file.
+    OperatorRemoved(String),
 }
 
 impl LiveChange {
@@ -44,6 +57,12 @@ impl LiveChange {
                 let list: Vec<&str> = set.iter().map(String::as_str).collect();
                 format!("supervisors: [{}]", list.join(", "))
             }
+            // (Never the settings themselves: a password is among them.)
+            LiveChange::Operator { config, added } => {
+                let what = if *added { "added" } else { "changed" };
+                format!("operator {}: {what}", config.extension)
+            }
+            LiveChange::OperatorRemoved(ext) => format!("operator {ext}: removed"),
         }
     }
 
@@ -65,6 +84,17 @@ impl LiveChange {
                     op.supervisor = set.contains(&op.extension);
                 }
             }
+            LiveChange::Operator { config: new, .. } => {
+                match config
+                    .operators
+                    .iter_mut()
+                    .find(|o| o.extension == new.extension)
+                {
+                    Some(op) => *op = (**new).clone(),
+                    None => config.operators.push((**new).clone()),
+                }
+            }
+            LiveChange::OperatorRemoved(ext) => config.operators.retain(|o| &o.extension != ext),
         }
     }
 }
@@ -90,9 +120,10 @@ pub enum ReloadError {
     Unavailable,
 }
 
-/// The changes from `in_force` to `file` that apply live, and what else differs (by section).
+/// The changes from `in_force` to `file` that apply live, in the order they apply, and what
+/// else differs (by section).
 pub fn plan(in_force: &FileConfig, file: &FileConfig) -> (Vec<LiveChange>, Vec<String>) {
-    let mut live = Vec::new();
+    let (mut operators, mut skills, mut members, mut removed) = (vec![], vec![], vec![], vec![]);
     let mut restart = Vec::new();
     for q in &file.queues {
         let Some(old) = in_force.queues.iter().find(|o| o.name == q.name) else {
@@ -100,7 +131,7 @@ pub fn plan(in_force: &FileConfig, file: &FileConfig) -> (Vec<LiveChange>, Vec<S
             continue;
         };
         if old.members != q.members {
-            live.push(LiveChange::Members {
+            members.push(LiveChange::Members {
                 queue: q.name.clone(),
                 members: q.members.clone(),
             });
@@ -122,11 +153,14 @@ pub fn plan(in_force: &FileConfig, file: &FileConfig) -> (Vec<LiveChange>, Vec<S
             .iter()
             .find(|o| o.extension == op.extension)
         else {
-            restart.push(format!("operator {}: added", op.extension));
+            operators.push(LiveChange::Operator {
+                config: Box::new(op.clone()),
+                added: true,
+            });
             continue;
         };
         if old.skills != op.skills {
-            live.push(LiveChange::Skills {
+            skills.push(LiveChange::Skills {
                 ext: op.extension.clone(),
                 skills: op.skills.clone(),
             });
@@ -135,15 +169,15 @@ pub fn plan(in_force: &FileConfig, file: &FileConfig) -> (Vec<LiveChange>, Vec<S
         same.skills = old.skills.clone();
         same.supervisor = old.supervisor;
         if format!("{same:?}") != format!("{old:?}") {
-            restart.push(format!(
-                "operator {}: settings other than skills and supervisor",
-                op.extension
-            ));
+            operators.push(LiveChange::Operator {
+                config: Box::new(same),
+                added: false,
+            });
         }
     }
     for old in &in_force.operators {
         if !file.operators.iter().any(|o| o.extension == old.extension) {
-            restart.push(format!("operator {}: removed", old.extension));
+            removed.push(LiveChange::OperatorRemoved(old.extension.clone()));
         }
     }
     let supervisors = |c: &FileConfig| -> BTreeSet<String> {
@@ -153,16 +187,13 @@ pub fn plan(in_force: &FileConfig, file: &FileConfig) -> (Vec<LiveChange>, Vec<S
             .map(|o| o.extension.clone())
             .collect()
     };
-    // Only operators this process knows can supervise; a new one's flag waits with them.
-    let known: BTreeSet<String> = in_force
-        .operators
-        .iter()
-        .map(|o| o.extension.clone())
-        .collect();
-    let wanted: BTreeSet<String> = supervisors(file).intersection(&known).cloned().collect();
-    if wanted != supervisors(in_force) {
-        live.push(LiveChange::Supervisors(wanted));
+    let mut live = operators;
+    live.append(&mut skills);
+    if supervisors(file) != supervisors(in_force) {
+        live.push(LiveChange::Supervisors(supervisors(file)));
     }
+    live.append(&mut members);
+    live.append(&mut removed);
     for ((name, old), (_, new)) in sections(in_force).iter().zip(sections(file).iter()) {
         if old != new {
             restart.push(format!("{name}: changed"));
@@ -197,6 +228,8 @@ pub struct Reloader {
     path: Option<PathBuf>,
     in_force: Mutex<FileConfig>,
     sip: mpsc::Sender<SipCommand>,
+    /// Where operators' rows are kept (what `GET /api/v1/operators` lists).
+    store: crate::store::Store,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -208,12 +241,37 @@ impl std::fmt::Debug for Reloader {
 }
 
 impl Reloader {
-    pub fn new(path: Option<PathBuf>, in_force: FileConfig, sip: mpsc::Sender<SipCommand>) -> Self {
+    pub fn new(
+        path: Option<PathBuf>,
+        in_force: FileConfig,
+        sip: mpsc::Sender<SipCommand>,
+        store: crate::store::Store,
+    ) -> Self {
         Reloader {
             path,
             in_force: Mutex::new(in_force),
             sip,
+            store,
         }
+    }
+
+    /// An applied operator change, on the operator's row: a failure is logged and reported, the
+    /// change stays in force (the row only lists the operator).
+    async fn store_operator_change(&self, realm: &str, change: &LiveChange) -> Result<(), String> {
+        let result = match change {
+            LiveChange::Operator { config, .. } => {
+                let secret = crate::sip::registrar::OperatorSecret::from_password(
+                    &config.extension,
+                    realm,
+                    &config.password,
+                );
+                let row = super::operator_record(config, realm, &secret);
+                self.store.upsert_operator(&row).await
+            }
+            LiveChange::OperatorRemoved(ext) => self.store.delete_operator(ext).await,
+            _ => return Ok(()),
+        };
+        result.map_err(|e| format!("{}: not stored: {e}", change.describe()))
     }
 
     pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
@@ -265,11 +323,16 @@ impl Reloader {
             .await
             .map_err(|_| ReloadError::Unavailable)?;
         let results = rx.await.map_err(|_| ReloadError::Unavailable)?;
+        let realm = in_force.sip.realm.clone();
         for (change, result) in changes.iter().zip(results) {
             match result {
                 Ok(()) => {
                     change.apply_to(&mut in_force);
                     report.applied.push(change.describe());
+                    if let Err(why) = self.store_operator_change(&realm, change).await {
+                        tracing::warn!(%why, "operator change not stored");
+                        report.failed.push(why);
+                    }
                 }
                 Err(why) => report.failed.push(format!("{}: {why}", change.describe())),
             }
@@ -373,8 +436,8 @@ mod tests {
     }
 
     #[test]
-    fn operators_skills_and_supervisor_flags_apply_live_and_new_operators_wait() {
-        let old = config("");
+    fn operators_are_added_changed_and_removed_live_in_an_order_that_keeps_each_step_valid() {
+        let old = config("[[queues]]\nname = \"sales\"\nmembers = [\"101\", \"102\"]\n");
         let mut new = old.clone();
         new.operators[0].skills = vec!["billing".into()];
         new.operators[1].supervisor = true;
@@ -382,32 +445,58 @@ mod tests {
         let mut third = new.operators[0].clone();
         third.extension = "103".into();
         third.supervisor = true;
-        new.operators.push(third);
+        new.operators.push(third.clone());
+        new.queues[0].members = vec!["103".into(), "101".into()];
+        new.operators.remove(0);
+        // 101 leaves (after the queue stops naming it); 102's password changed; 103 is new.
+        let mut changed = old.operators[1].clone();
+        changed.password = "changed".into();
         let (live, restart) = plan(&old, &new);
         assert_eq!(
             live,
             vec![
-                LiveChange::Skills {
-                    ext: "101".into(),
-                    skills: vec!["billing".into()],
+                LiveChange::Operator {
+                    config: Box::new(changed),
+                    added: false
                 },
-                LiveChange::Supervisors(["102".to_string()].into()),
+                LiveChange::Operator {
+                    config: Box::new(third),
+                    added: true
+                },
+                LiveChange::Supervisors(["102".to_string(), "103".to_string()].into()),
+                LiveChange::Members {
+                    queue: "sales".into(),
+                    members: vec!["103".into(), "101".into()],
+                },
+                LiveChange::OperatorRemoved("101".into()),
             ]
         );
-        assert_eq!(
-            restart,
-            vec![
-                "operator 102: settings other than skills and supervisor",
-                "operator 103: added",
-            ]
+        assert!(restart.is_empty(), "{restart:?}");
+        let described: Vec<String> = live.iter().map(LiveChange::describe).collect();
+        assert!(
+            described
+                .iter()
+                .all(|d| !d.contains("changed\"") && !d.contains("p2")),
+            "no password in the report: {described:?}"
         );
-        // Once applied, the same file plans no live change again; the restart items stay.
+        // Once applied, the same file plans nothing again.
         let mut in_force = old.clone();
         for change in &live {
             change.apply_to(&mut in_force);
         }
         let (again, restart_again) = plan(&in_force, &new);
         assert!(again.is_empty(), "{again:?}");
-        assert_eq!(restart_again, restart);
+        assert!(restart_again.is_empty(), "{restart_again:?}");
+        // Skills alone are a change of their own.
+        let mut skilled = in_force.clone();
+        skilled.operators[0].skills = vec!["ukrainian".into()];
+        let (live, _) = plan(&in_force, &skilled);
+        assert_eq!(
+            live,
+            vec![LiveChange::Skills {
+                ext: "102".into(),
+                skills: vec!["ukrainian".into()]
+            }]
+        );
     }
 }

@@ -57,6 +57,18 @@ pub struct OperatorSecret {
     pub ha1_sha256: String,
 }
 
+impl OperatorSecret {
+    /// The digests of `extension`'s password in `realm` (what a challenge's answer is checked
+    /// against; the password itself is not kept).
+    pub fn from_password(extension: &str, realm: &str, password: &str) -> OperatorSecret {
+        use crate::sip::auth::{Algorithm, ha1};
+        OperatorSecret {
+            ha1_md5: ha1(Algorithm::Md5, extension, realm, password),
+            ha1_sha256: ha1(Algorithm::Sha256, extension, realm, password),
+        }
+    }
+}
+
 /// One registered contact of an operator.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Binding {
@@ -199,6 +211,18 @@ impl Registrar {
 
     pub fn set_operator(&mut self, extension: &str, secret: OperatorSecret) {
         self.operators.insert(extension.to_string(), secret);
+    }
+
+    /// The operator is no more (a config reload): their credentials and bindings go. The
+    /// contacts that were bound, for the store to forget.
+    pub fn remove_operator(&mut self, extension: &str) -> Vec<String> {
+        self.operators.remove(extension);
+        self.bindings
+            .remove(extension)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|b| b.contact_uri)
+            .collect()
     }
 
     /// Current, unexpired bindings of an extension.

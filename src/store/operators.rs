@@ -35,6 +35,18 @@ impl Store {
     /// extension. An existing operator keeps its status (with its reason and change time); a new
     /// one starts with `op.status` and `op.status_reason`, changed at `op.status_changed_at` (now
     /// when `None`).
+    /// An operator taken out of the config (a reload): no longer listed. Their calls keep
+    /// their extension as text.
+    pub async fn delete_operator(&self, extension: &str) -> Result<(), StoreError> {
+        on_writer!(self, pool => sqlx::query("DELETE FROM operators WHERE extension = $1")
+            .bind(extension)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))
+        .map_err(query_err("delete_operator"))?;
+        Ok(())
+    }
+
     pub async fn upsert_operator(&self, op: &OperatorRecord) -> Result<(), StoreError> {
         check_status(&op.status)?;
         let now = Utc::now();

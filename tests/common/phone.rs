@@ -22,8 +22,33 @@ impl Phone {
     /// [`Phone::register`] from a socket on another loopback address (`127.0.0.2`: "another
     /// source" for the per-source limits).
     pub fn register_from(server: SocketAddr, local_ip: &str, ext: &str, password: &str) -> Phone {
-        use openline::sip::auth::{self, Algorithm, Challenge};
         let sip = UdpPeer::bound(local_ip, server);
+        let answer = Self::register_on(&sip, local_ip, ext, password);
+        assert!(
+            answer.starts_with("SIP/2.0 200"),
+            "{ext} not registered: {answer}"
+        );
+        sip.socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        Phone {
+            sip,
+            ext: ext.to_string(),
+            requests: Vec::new(),
+        }
+    }
+
+    /// The status line the server answers a REGISTER of `ext` with `password` (after its
+    /// challenge; the first answer when there is none).
+    pub fn register_status(server: SocketAddr, ext: &str, password: &str) -> String {
+        let sip = UdpPeer::new(server);
+        let answer = Self::register_on(&sip, "127.0.0.1", ext, password);
+        answer.lines().next().unwrap_or("").to_string()
+    }
+
+    /// REGISTER, then REGISTER with the MD5 challenge answered: the last answer.
+    fn register_on(sip: &UdpPeer, local_ip: &str, ext: &str, password: &str) -> String {
+        use openline::sip::auth::{self, Algorithm, Challenge};
         let port = sip.port();
         let register = |cseq: u32, authz: Option<&str>| {
             let authz = authz
@@ -35,7 +60,10 @@ impl Phone {
                  CSeq: {cseq} REGISTER\r\nContact: <sip:{ext}@{local_ip}:{port}>\r\nExpires: 600\r\n{authz}Content-Length: 0\r\n\r\n"
             )
         };
-        let challenge = sip.request(&register(1, None), "401");
+        let challenge = sip.request(&register(1, None), "SIP/2.0 ");
+        if !challenge.starts_with("SIP/2.0 401") {
+            return challenge;
+        }
         let md5 = challenge
             .lines()
             .filter_map(|l| l.strip_prefix("WWW-Authenticate: "))
@@ -43,15 +71,7 @@ impl Phone {
             .find(|c| c.algorithm == Algorithm::Md5)
             .unwrap();
         let authz = auth::authorize(&md5, ext, password, "REGISTER", "sip:127.0.0.1", 1, "feed");
-        sip.request(&register(2, Some(&authz)), "200 OK");
-        sip.socket
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        Phone {
-            sip,
-            ext: ext.to_string(),
-            requests: Vec::new(),
-        }
+        sip.request(&register(2, Some(&authz)), "SIP/2.0 ")
     }
 
     /// Reads one message (≤ 100 ms); requests are kept, and a CANCEL or BYE is answered the way

@@ -11,7 +11,7 @@ impl Task {
         rtcp: std::net::UdpSocket,
         config: SessionConfig,
         queue: Option<crate::runtime::calls::QueueBridge>,
-        operator: bool,
+        key_codes: bool,
     ) {
         let (Ok(rtp), Ok(rtcp)) = (UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp)) else {
             // The operator's leg ends with its sockets; the SIP side reports that end.
@@ -40,11 +40,12 @@ impl Task {
         session.set_recording(self.recorder.is_some());
         session.bridge();
         self.session.bridge();
+        self.operator_keys = Default::default(); // a new operator's keys start afresh
         self.other = Some(OtherLeg {
             session,
             rtp,
             rtcp,
-            operator,
+            key_codes,
         });
         if self.transfer_bridged(queue.as_ref()) {
             return;
@@ -89,9 +90,10 @@ impl Task {
     }
 
     /// The operator's keys (RFC 4733 or SIP INFO; relayed to the caller as ever): a key code
-    /// pauses or resumes the recording.
+    /// pauses or resumes the recording. A pause outlives a transfer (the next operator may be
+    /// the one taking the card number); `*2` or the API resumes it.
     fn operator_pressed(&mut self, keys: &[char]) {
-        if !self.other.as_ref().is_some_and(|o| o.operator) {
+        if !self.other.as_ref().is_some_and(|o| o.key_codes) {
             return; // an outside party's keys never touch the recording
         }
         for digit in keys {
@@ -132,7 +134,12 @@ impl Task {
                 MediaOutput::Event(MediaEvent::Heard { at_sample, samples }) => {
                     heard.push((at_sample, samples));
                 }
-                MediaOutput::Event(MediaEvent::Digit { digit, .. }) => keys.push(digit),
+                // Tones heard in the audio never count: a caller's keys can come back as echo.
+                MediaOutput::Event(MediaEvent::Digit { digit, source, .. })
+                    if source != DigitSource::Inband =>
+                {
+                    keys.push(digit)
+                }
                 MediaOutput::Event(_) => {}
             }
         }

@@ -23,7 +23,7 @@ impl Task {
         rtp: std::net::UdpSocket,
         rtcp: std::net::UdpSocket,
         config: SessionConfig,
-        operator: bool,
+        key_codes: bool,
     ) {
         let (Ok(rtp), Ok(rtcp)) = (UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp)) else {
             return; // the SIP side ends that leg and cancels the consultation
@@ -41,7 +41,7 @@ impl Task {
             session,
             rtp,
             rtcp,
-            operator,
+            key_codes,
         });
     }
 

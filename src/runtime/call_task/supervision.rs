@@ -80,7 +80,7 @@ impl Task {
                 session,
                 rtp,
                 rtcp,
-                operator: false,
+                key_codes: false,
             },
             mode,
             to_supervisor: Mixer::new(start, MIX_MAX_LAG),

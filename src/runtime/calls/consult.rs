@@ -89,7 +89,7 @@ impl Calls {
         let Some(o) = self.outbound.get_mut(&leg) else {
             return;
         };
-        let (caller, ext, operator) = (o.caller_leg, o.ext.clone(), !o.via_trunk);
+        let (caller, ext, key_codes) = (o.caller_leg, o.ext.clone(), !o.via_trunk);
         if !o.counted {
             o.counted = true;
             self.acd.call_started(now, &ext);
@@ -117,7 +117,7 @@ impl Calls {
                 rtp,
                 rtcp,
                 session,
-                operator,
+                key_codes,
             },
         );
     }

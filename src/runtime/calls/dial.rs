@@ -304,7 +304,7 @@ impl Calls {
         o.answered = true;
         let caller = o.caller_leg;
         let leg_ext = o.ext.clone();
-        let operator = !o.via_trunk;
+        let key_codes = !o.via_trunk;
         let _ = self.records.send(RecordOp::LegAnswered {
             leg: out,
             at: Utc::now(),
@@ -344,7 +344,7 @@ impl Calls {
                     rtcp,
                     session,
                     queue: None,
-                    operator,
+                    key_codes,
                 });
             }
             None => endpoint.hangup(now, out),

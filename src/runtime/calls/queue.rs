@@ -118,10 +118,78 @@ impl Calls {
                     self.config.supervisors = set.clone();
                     Ok(())
                 }
+                LiveChange::Operator { config, .. } => {
+                    self.upsert_operator(endpoint, now, config);
+                    Ok(())
+                }
+                LiveChange::OperatorRemoved(ext) => {
+                    self.remove_operator(endpoint, now, ext);
+                    Ok(())
+                }
             })
             .collect();
         self.run_acd(endpoint, now);
         results
+    }
+
+    /// An operator added or changed by a reload: their password for the next challenge, their
+    /// name, `max_calls` and skills in the queues, their dialling rights.
+    fn upsert_operator(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        op: &crate::config::OperatorConfig,
+    ) {
+        let realm = endpoint.registrar().realm().to_string();
+        let secret = crate::sip::registrar::OperatorSecret::from_password(
+            &op.extension,
+            &realm,
+            &op.password,
+        );
+        endpoint.registrar_mut().set_operator(&op.extension, secret);
+        let registered = !endpoint.registrar().bindings(&op.extension, now).is_empty();
+        let seed = crate::runtime::acd::OperatorSeed {
+            extension: op.extension.clone(),
+            name: op.name.clone(),
+            max_calls: op.max_calls,
+            status: crate::queue::Presence::Online,
+            status_reason: None,
+            skills: op.skills.clone(),
+        };
+        self.acd.upsert_operator(now, seed, registered);
+        if let Some(external) = self.config.external.as_mut() {
+            external.policy.operators.insert(
+                op.extension.clone(),
+                crate::dialplan::OperatorRights {
+                    external: op.dial_external,
+                    // (Validated with the file: every pattern parses.)
+                    allow: crate::dialplan::patterns(&op.dial_allow).unwrap_or_default(),
+                },
+            );
+        }
+    }
+
+    /// An operator removed by a reload: no more registrations, rings or own calls; their calls
+    /// that are up go on (a REFER from them is still honoured: it is their call).
+    fn remove_operator(&mut self, endpoint: &mut Endpoint, now: Instant, ext: &str) {
+        for contact_uri in endpoint.registrar_mut().remove_operator(ext) {
+            let _ = self.records.send(RecordOp::BindingRemove {
+                extension: ext.to_string(),
+                contact_uri,
+            });
+        }
+        self.acd.remove_operator(now, ext);
+        self.config.supervisors.remove(ext);
+        if let Some(external) = self.config.external.as_mut() {
+            // (Unlisted operators have full rights: a removed one is barred outright.)
+            external.policy.operators.insert(
+                ext.to_string(),
+                crate::dialplan::OperatorRights {
+                    external: false,
+                    allow: Vec::new(),
+                },
+            );
+        }
     }
 
     /// An operator's registration changed.
@@ -329,7 +397,7 @@ impl Calls {
                     rtcp,
                     session,
                     queue: Some(bridge),
-                    operator: true,
+                    key_codes: true,
                 });
             }
             None => {

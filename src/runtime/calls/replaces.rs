@@ -23,7 +23,7 @@ use crate::sip::refer::Replaces;
 
 /// An own call's consulted leg on its way to a caller's task.
 pub(super) struct Handover {
-    /// The consulted party's leg (now counted as the caller's).
+    /// The consulted party's leg (its `caller_leg` is the caller's already).
     consulted: LegId,
     caller: LegId,
 }
@@ -39,23 +39,40 @@ impl Calls {
         replaces: &Replaces,
         referred_by: Option<&str>,
     ) -> Result<TransferTarget, TransferError> {
+        // Only an operator's legs get as far as naming dialogs (no probing by callers).
+        let on_own_call = self.active.get(&leg).is_some_and(|a| a.own_call.is_some());
+        if !self.outbound.contains_key(&leg) && !on_own_call {
+            return Err(TransferError::NotFromOperator);
+        }
         let named = endpoint
             .leg_of_dialog(&replaces.call_id, &replaces.to_tag, &replaces.from_tag)
             .ok_or(TransferError::ReplacesUnknown)?;
-        let (out, own) = if self.outbound.contains_key(&leg) {
+        let (operator_leg, own_call) = if self.outbound.contains_key(&leg) {
             (leg, named)
         } else {
             (named, leg)
         };
-        if !self.outbound.contains_key(&out) {
+        if !self.outbound.contains_key(&operator_leg) {
             return Err(TransferError::NotFromOperator);
         }
-        let (caller, from, back_to) = self.transferable(out)?;
-        let (consulted, target) = self.consultation(own, &from)?;
+        let (caller, from, back_to) = self.transferable(operator_leg)?;
+        let (consulted, target) = self.consultation(own_call, &from)?;
+        // First the own call's task lets the consulted leg go; if it cannot hear that, nothing
+        // has changed yet.
+        let handing_over = self
+            .active
+            .get(&own_call)
+            .and_then(|a| a.task.as_ref())
+            .is_some_and(|task| task.send(CallCommand::HandOver).is_ok());
+        if !handing_over {
+            return Err(TransferError::ReplacesNotConsultation);
+        }
+        self.handovers
+            .insert(own_call, Handover { consulted, caller });
 
         self.end_supervision_of(endpoint, now, caller);
-        self.end_supervision_of(endpoint, now, own);
-        if let Some(o) = self.outbound.get_mut(&out) {
+        self.end_supervision_of(endpoint, now, own_call);
+        if let Some(o) = self.outbound.get_mut(&operator_leg) {
             o.detached = true;
         }
         let own_trunk_leg = self
@@ -72,6 +89,8 @@ impl Calls {
                 o.ext.clear();
             }
         }
+        let call_id_of = |leg: LegId| self.active.get(&leg).map(|a| a.call_id.clone());
+        let (caller_call, own_call_id) = (call_id_of(caller), call_id_of(own_call));
         metrics::counter!("openline_transfers_total", "kind" => target.kind()).increment(1);
         self.event(
             caller,
@@ -83,7 +102,14 @@ impl Calls {
                 "by": "refer",
                 "referred_by": referred_by,
                 "attended": true,
+                // The operator's own call to the target, where the target's leg began.
+                "consultation_call_id": own_call_id,
             }),
+        );
+        self.event(
+            own_call,
+            "handed_over",
+            serde_json::json!({ "to_call_id": caller_call, "target": target.name() }),
         );
         // The caller leaves the operator now and hears the consulted party a moment later.
         self.tell(caller, CallCommand::Transfer { hold_music: None });
@@ -96,27 +122,30 @@ impl Calls {
                 consult: None,
             },
         );
-        self.tell(own, CallCommand::HandOver);
-        self.handovers.insert(own, Handover { consulted, caller });
-        if let Some(a) = self.active.get_mut(&own) {
+        if let Some(a) = self.active.get_mut(&own_call) {
             a.ended_by_media = Some("answered.transferred".into());
         }
         // The REFER's own leg ends after its NOTIFY (in `refer`); the operator's other one now.
-        endpoint.hangup(now, if leg == out { own } else { out });
+        let other = if leg == operator_leg {
+            own_call
+        } else {
+            operator_leg
+        };
+        endpoint.hangup(now, other);
         self.run_acd(endpoint, now);
         Ok(target)
     }
 
-    /// `own` is `operator`'s own call, answered, with its far party's leg bridged: that leg and
-    /// whom it reaches.
+    /// `own_call` is `operator`'s own call, answered, with its far party's leg bridged: that leg
+    /// and whom it reaches.
     fn consultation(
         &self,
-        own: LegId,
+        own_call: LegId,
         operator: &str,
     ) -> Result<(LegId, TransferTarget), TransferError> {
         let active = self
             .active
-            .get(&own)
+            .get(&own_call)
             .filter(|a| !a.ended && a.answered && a.task.is_some())
             .ok_or(TransferError::ReplacesNotConsultation)?;
         let target = active
@@ -125,14 +154,14 @@ impl Calls {
             .filter(|c| c.operator == operator)
             .map(|c| c.to.clone())
             .ok_or(TransferError::ReplacesNotConsultation)?;
-        if self.transfers.contains_key(&own) || self.handovers.contains_key(&own) {
+        if self.transfers.contains_key(&own_call) || self.handovers.contains_key(&own_call) {
             return Err(TransferError::InProgress);
         }
         let consulted = self
             .outbound
             .iter()
             .find(|(_, o)| {
-                o.caller_leg == own
+                o.caller_leg == own_call
                     && o.answered
                     && o.counted
                     && !o.detached
@@ -151,23 +180,22 @@ impl Calls {
         &mut self,
         endpoint: &mut Endpoint,
         now: Instant,
-        own: LegId,
+        own_call: LegId,
         media: Option<(std::net::UdpSocket, std::net::UdpSocket, SessionConfig)>,
     ) {
-        let Some(Handover { consulted, caller }) = self.handovers.remove(&own) else {
+        let Some(Handover { consulted, caller }) = self.handovers.remove(&own_call) else {
             return;
         };
-        let ext = self
-            .outbound
-            .get(&consulted)
-            .map(|o| (o.ext.clone(), !o.via_trunk));
+        let consulted_leg = self.outbound.get(&consulted);
+        let ext = consulted_leg.map(|o| o.ext.clone());
+        let key_codes = consulted_leg.is_some_and(|o| !o.via_trunk);
         let task = self
             .active
             .get(&caller)
             .filter(|a| !a.ended)
             .and_then(|a| a.task.clone());
         match (ext, media, task) {
-            (Some((ext, operator)), Some((rtp, rtcp, session)), Some(task)) => {
+            (Some(ext), Some((rtp, rtcp, session)), Some(task)) => {
                 tracing::info!(
                     caller,
                     consulted,
@@ -179,7 +207,7 @@ impl Calls {
                     rtcp,
                     session,
                     queue: None,
-                    operator,
+                    key_codes,
                 });
             }
             (ext, _, _) => {
