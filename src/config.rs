@@ -424,7 +424,8 @@ impl Default for BroadcastsConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// (`Debug` leaves the password out: changes and configs are logged and asserted on.)
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorConfig {
     pub extension: String,
@@ -446,6 +447,21 @@ pub struct OperatorConfig {
     /// for it, `POST /api/v1/calls/{id}/supervise`).
     #[serde(default)]
     pub supervisor: bool,
+}
+
+impl std::fmt::Debug for OperatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorConfig")
+            .field("extension", &self.extension)
+            .field("name", &self.name)
+            .field("password", &"…")
+            .field("max_calls", &self.max_calls)
+            .field("dial_external", &self.dial_external)
+            .field("dial_allow", &self.dial_allow)
+            .field("skills", &self.skills)
+            .field("supervisor", &self.supervisor)
+            .finish()
+    }
 }
 
 fn yes() -> bool {

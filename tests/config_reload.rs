@@ -35,14 +35,7 @@ fn reload(server: &Server, token: &str) -> HttpResponse {
 }
 
 fn members(server: &Server) -> Vec<String> {
-    let (status, queue) = server.get("/api/v1/queues/sales");
-    assert_eq!(status, 200, "{queue}");
-    queue["operators"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["extension"].as_str().unwrap().to_string())
-        .collect()
+    members_of(server, "sales")
 }
 
 /// Waits for a request on `phone` while the caller's RTP keeps flowing.
@@ -159,11 +152,46 @@ fn a_reloaded_config_changes_queue_members_live_and_a_broken_one_changes_nothing
 const OPERATOR_102: &str =
     "[[operators]]\nextension = \"102\"\nname = \"Taras\"\npassword = \"s3cret-102\"\n";
 
+/// A second queue the file never changes (its members the API edits).
+const SUPPORT: &str = "[[queues]]\nname = \"support\"\nmembers = [\"101\"]\n";
+
+fn members_of(server: &Server, queue: &str) -> Vec<String> {
+    let (status, body) = server.get(&format!("/api/v1/queues/{queue}"));
+    assert_eq!(status, 200, "{body}");
+    body["operators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["extension"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn a_reload_adds_changes_and_removes_operators_without_a_restart() {
     let temp = tempfile::tempdir().unwrap();
-    let server = start(temp.path());
+    let dir = temp.path().join("flows");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.yaml"), MAIN).unwrap();
+    let server = Server::start_in(
+        temp.path(),
+        &format!("{}{SUPPORT}", queue("\"101\"", "in_order")),
+        &["--flows", dir.to_str().unwrap()],
+    );
     let mut p102 = Phone::register(server.sip, "102", "s3cret-102");
+    // 102 joins `support` through the API: the file will never name them there.
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let added = send(
+        server.http,
+        "POST",
+        "/api/v1/queues/support/members",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"extension":"102"}"#,
+    );
+    assert_eq!(added.status, 200, "{}", added.text());
+    assert_eq!(members_of(&server, "support"), ["101", "102"]);
     assert!(
         Phone::register_status(server.sip, "103", "s3cret-103").starts_with("SIP/2.0 40"),
         "103 is nobody yet"
@@ -171,7 +199,7 @@ fn a_reload_adds_changes_and_removes_operators_without_a_restart() {
 
     // The admin hires 103 (straight into the queue), gives 101 a new password and lets 102 go.
     let file = test_config(&format!(
-        "[[operators]]\nextension = \"103\"\nname = \"Iryna\"\npassword = \"s3cret-103\"\nskills = [\"billing\"]\n{}",
+        "[[operators]]\nextension = \"103\"\nname = \"Iryna\"\npassword = \"s3cret-103\"\nskills = [\"billing\"]\n{}{SUPPORT}",
         queue("\"103\", \"101\"", "in_order")
     ))
     .replace("password = \"s3cret-101\"", "password = \"n3w-pass-101\"");
@@ -198,6 +226,11 @@ fn a_reload_adds_changes_and_removes_operators_without_a_restart() {
     });
     assert_eq!(answer.json(), expected);
     assert_eq!(members(&server), vec!["103", "101"]);
+    assert_eq!(
+        members_of(&server, "support"),
+        ["101"],
+        "a removed operator leaves the queues the file did not change too"
+    );
     let (status, listed) = server.get("/api/v1/operators");
     assert_eq!(status, 200);
     let extensions: Vec<&str> = listed

@@ -53,6 +53,16 @@ nodes:
     play: thanks.wav
 ";
 
+/// Where an operator sends a caller for a quick question (a transfer to a flow).
+const SURVEY: &str = "id: survey
+entry: ask
+nodes:
+  ask:
+    menu: { play: rating.wav, timeout: 8s, retries: 1, options: { \"1\": thanks }, on_fail: thanks }
+  thanks:
+    play: thanks.wav
+";
+
 fn start(temp: &Path) -> Server {
     let flows = temp.join("flows");
     std::fs::create_dir_all(&flows).unwrap();
@@ -62,6 +72,7 @@ fn start(temp: &Path) -> Server {
     )
     .unwrap();
     std::fs::write(flows.join("rating.yaml"), RATING).unwrap();
+    std::fs::write(flows.join("survey.yaml"), SURVEY).unwrap();
     Server::start_in(
         temp,
         &format!("{BARESIP_SERVER_CONFIG}{CONFIG}"),
@@ -518,6 +529,16 @@ fn an_attended_transfer_consults_with_the_caller_on_hold_then_returns_or_complet
         (got, answer["error"]["code"].as_str()),
         (409, Some("transfer.attended_to_queue"))
     );
+    let (got, answer) = transfer(
+        &server,
+        &id,
+        MANAGER_TOKEN,
+        r#"{"to":"survey","attended":true}"#,
+    );
+    assert_eq!(
+        (got, answer["error"]["code"].as_str()),
+        (409, Some("transfer.attended_to_flow"))
+    );
 
     // Consult 102: the caller is on hold while 101 and 102 talk; then cancel.
     let (got, answer) = transfer(
@@ -745,4 +766,69 @@ fn an_operators_phone_transfers_attended_by_refer_with_replaces_to_the_colleague
     });
     assert_eq!(own[0]["disposition"], "answered.transferred", "{own:#?}");
     assert_eq!(started["consultation_call_id"], own[0]["id"], "{started:#}");
+}
+
+#[test]
+fn an_operator_transfers_a_caller_to_a_flow_which_takes_the_callers_keys() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = start(temp.path());
+    let voice101 = test_signal(8000, 2.0, 7.0);
+    let mut p101 = phone(&server, temp.path(), "101", &voice101);
+    let caller_voice = test_signal(8000, 10.0, 5.0);
+
+    let (sip, mut rtp, _) = call_in(&server, "201", "xfer-flow");
+    p101.wait_for_event("CALL_ESTABLISHED");
+    let with_101 = talk(&mut rtp, &caller_voice, 2);
+
+    // 101 transfers to the flow `survey` by its id; the flow asks, the caller presses 1.
+    p101.command("transfer", "survey");
+    p101.wait_for_event("CALL_CLOSED");
+    let (heard, _) = rtp.converse(&vec![0i16; 8000 * 3], &[(8000 * 2, '1', 101)]);
+    let in_the_flow = assemble(&heard);
+    answer_server_bye(&sip, &mut rtp);
+
+    assert_heard(&with_101, &voice101, "101 before the transfer");
+    let loud = in_the_flow
+        .iter()
+        .filter(|s| s.unsigned_abs() > 500)
+        .count();
+    assert!(
+        loud > 8000 / 2,
+        "the caller hears the flow's prompt after the transfer ({loud} loud samples)"
+    );
+    let call = server.finished_call("xfer-flow");
+    let transfers: Vec<(String, String)> = kinds_and_targets(&call["events"]);
+    assert_eq!(
+        transfers,
+        [
+            ("transfer".to_string(), "survey".to_string()),
+            ("transfer_connected".to_string(), "survey".to_string())
+        ],
+        "{:#}",
+        call["events"]
+    );
+    let steps: Vec<(String, String, String)> = call["flow_path"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no flow path: {call:#}"))
+        .iter()
+        .map(|s| {
+            (
+                s["flow"].as_str().unwrap().to_string(),
+                s["node"].as_str().unwrap().to_string(),
+                s["digits"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("q_first", "q", ""),
+        ("survey", "ask", "1"),
+        ("survey", "thanks", ""),
+    ]
+    .iter()
+    .map(|(f, n, d)| (f.to_string(), n.to_string(), d.to_string()))
+    .collect();
+    assert_eq!(
+        steps, expected,
+        "the path runs from the queue into the flow: {call:#}"
+    );
 }

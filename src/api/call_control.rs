@@ -120,7 +120,7 @@ const MAX_TARGET_LEN: usize = 64;
               (status = 400, description = "request.invalid_body / transfer.invalid_target"),
               (status = 403, description = "transfer.external_not_allowed"),
               (status = 404, description = "call.not_live: no such call up (an operator: not theirs) / transfer.unknown_target"),
-              (status = 409, description = "call.not_bridged / transfer.in_progress / transfer.same_operator / transfer.not_from_operator / transfer.attended_to_queue / transfer.target_unreachable"),
+              (status = 409, description = "call.not_bridged / transfer.in_progress / transfer.same_operator / transfer.not_from_operator / transfer.attended_to_queue / transfer.attended_to_flow / transfer.target_unreachable"),
               (status = 503, description = "transfer.trunk_busy")))]
 pub async fn transfer(
     caller: Caller,

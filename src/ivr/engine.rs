@@ -152,6 +152,11 @@ pub enum Event {
     },
     QueueResult(QueueResult),
     DialResult(DialResult),
+    /// The operator transferred the caller to this flow: it starts there, whatever node had
+    /// connected them (the path goes on, so the call's record keeps the whole way).
+    Transfer {
+        flow: FlowId,
+    },
     /// The caller hung up.
     Hangup,
 }
@@ -295,6 +300,11 @@ impl Call {
         }
         if event == Event::Hangup {
             self.caller_left(state, &mut out);
+            return out;
+        }
+        if let Event::Transfer { flow } = &event {
+            let next = self.flow_named(flow, None, &mut out);
+            self.go(now, utc, next, &mut out);
             return out;
         }
         let (state, next) = self.handle(state, now, event, &mut out);

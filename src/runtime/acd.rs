@@ -469,16 +469,6 @@ impl Acd {
         op.state.skills = seed.skills.iter().map(|s| s.to_lowercase()).collect();
         self.push(now, &seed.extension);
         self.settle(now);
-        self.publish(now);
-    }
-
-    /// An operator removed by a config reload (their queues no longer name them): gone from the
-    /// registry; a call they are on ends as any call does (its end counts for nobody).
-    pub fn remove_operator(&mut self, now: Instant, ext: &str) {
-        if self.operators.remove(ext).is_some() {
-            self.settle(now);
-            self.publish(now);
-        }
     }
 
     /// Calls the operator is on now (queue calls and others), or is being rung for.

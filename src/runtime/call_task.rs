@@ -81,6 +81,12 @@ pub enum CallCommand {
     Transfer {
         hold_music: Option<String>,
     },
+    /// The operator transferred the caller to a flow: their leg leaves the bridge and the flow
+    /// takes the caller (`flows`: the snapshot to start one from, for a call that runs none).
+    TransferToFlow {
+        flow: ivr::FlowId,
+        flows: Arc<FlowSet>,
+    },
     /// An attended transfer begins: the caller waits on this hold music while the operator
     /// consults the target.
     ConsultStart {

@@ -461,7 +461,6 @@ async fn drain(commands: &mpsc::Sender<sip_task::SipCommand>, deadline: Duration
     }
 }
 
-/// The queues from the config and the operators with their stored status and live bindings.
 /// An operator's row as the config says (the stored status is kept by the upsert).
 pub(crate) fn operator_record(
     op: &crate::config::OperatorConfig,
@@ -481,6 +480,7 @@ pub(crate) fn operator_record(
     }
 }
 
+/// The queues from the config and the operators with their stored status and live bindings.
 async fn build_acd(
     settings: &Settings,
     store: &Store,

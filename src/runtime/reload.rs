@@ -168,7 +168,7 @@ pub fn plan(in_force: &FileConfig, file: &FileConfig) -> (Vec<LiveChange>, Vec<S
         let mut same = op.clone();
         same.skills = old.skills.clone();
         same.supervisor = old.supervisor;
-        if format!("{same:?}") != format!("{old:?}") {
+        if same != *old {
             operators.push(LiveChange::Operator {
                 config: Box::new(same),
                 added: false,

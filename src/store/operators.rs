@@ -31,10 +31,6 @@ macro_rules! select_operator {
 }
 
 impl Store {
-    /// Creates the operator, or updates name, realm, HA1s and `max_calls` of the one with this
-    /// extension. An existing operator keeps its status (with its reason and change time); a new
-    /// one starts with `op.status` and `op.status_reason`, changed at `op.status_changed_at` (now
-    /// when `None`).
     /// An operator taken out of the config (a reload): no longer listed. Their calls keep
     /// their extension as text.
     pub async fn delete_operator(&self, extension: &str) -> Result<(), StoreError> {
@@ -47,6 +43,10 @@ impl Store {
         Ok(())
     }
 
+    /// Creates the operator, or updates name, realm, HA1s and `max_calls` of the one with this
+    /// extension. An existing operator keeps its status (with its reason and change time); a new
+    /// one starts with `op.status` and `op.status_reason`, changed at `op.status_changed_at` (now
+    /// when `None`).
     pub async fn upsert_operator(&self, op: &OperatorRecord) -> Result<(), StoreError> {
         check_status(&op.status)?;
         let now = Utc::now();

@@ -188,6 +188,45 @@ fn queue_results() {
 }
 
 #[test]
+fn a_transfer_to_a_flow_starts_it_wherever_the_caller_was_and_the_path_goes_on() {
+    let main = "id: main\nentry: q\nnodes:\n  q:\n    queue: sales\n";
+    let dial = "id: d\nentry: op\nnodes:\n  op:\n    dial: { to: \"101\", timeout: 20s }\n";
+    let set = flows(&[main, dial, RATING_FLOW]);
+    let rating = FlowId::new("rating").unwrap();
+    for (flow, connected) in [
+        ("main", Event::QueueResult(QueueResult::Answered)),
+        ("d", Event::DialResult(DialResult::Answered)),
+    ] {
+        let mut h = Harness::new(set.clone(), flow);
+        h.start();
+        assert_eq!(h.ev(connected), vec![]);
+        assert_eq!(
+            h.ev(Event::Transfer {
+                flow: rating.clone()
+            }),
+            vec![play(&["intro.wav"], false)],
+            "{flow}"
+        );
+        assert_eq!(h.call.flow().as_str(), "rating");
+        let path = h.path();
+        assert_eq!(
+            path[0].0, flow,
+            "the way before the transfer stays on the path"
+        );
+        assert_eq!(path.last().unwrap().0, "rating", "{path:?}");
+    }
+    // A flow that is not loaded (the snapshot the call started with): logged, the call ends.
+    let mut h = Harness::new(set, "main");
+    h.start();
+    h.ev(Event::QueueResult(QueueResult::Answered));
+    let out = h.ev(Event::Transfer {
+        flow: FlowId::new("gone").unwrap(),
+    });
+    assert!(is_log(&out[0]), "{out:?}");
+    assert_eq!(out[1], hangup("ivr.goto_failed"));
+}
+
+#[test]
 fn dial_answered_completed_and_failed() {
     let text = "id: d\nentry: op\nnodes:\n  op:\n    dial: { to: \"101\", timeout: 20s, next: rate }\n  rate:\n    play: rate.wav\n";
     let set = flows(&[text]);
@@ -478,7 +517,7 @@ fn random_event_sequences_never_panic() {
             let mut h = Harness::new(set.clone(), flow);
             h.start();
             for _ in 0..30 {
-                let event = match rand(9) {
+                let event = match rand(10) {
                     0 => Event::PlaybackFinished {
                         interrupted: rand(2) == 0,
                     },
@@ -492,6 +531,9 @@ fn random_event_sequences_never_panic() {
                     },
                     6 => Event::QueueResult(QueueResult::Unavailable),
                     7 => Event::DialResult(DialResult::Failed { reason: "x".into() }),
+                    8 => Event::Transfer {
+                        flow: FlowId::new(["rating", "w", "nope"][rand(3) as usize]).unwrap(),
+                    },
                     _ => Event::PlaybackFinished { interrupted: false },
                 };
                 let ms = rand(20_000);

@@ -79,6 +79,37 @@ impl Acd {
     }
 }
 
+impl Acd {
+    /// An operator removed by a config reload: out of every queue that still names them (the
+    /// file's lists usually changed with the removal, but members the API added, or a queue the
+    /// file dropped that runs until the restart, can still name them), then out of the
+    /// registry. Refused, changing nothing, when they are some queue's last member. A call they
+    /// are on ends as any call does (its end counts for nobody).
+    pub fn remove_operator(&mut self, now: Instant, ext: &str) -> Result<(), MembersError> {
+        let naming: Vec<String> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| q.core.config().members.iter().any(|m| m == ext))
+            .map(|(name, _)| name.clone())
+            .collect();
+        if let Some(last) = naming
+            .iter()
+            .find(|q| self.queues[q.as_str()].core.config().members.len() == 1)
+        {
+            return Err(MembersError::Invalid(format!(
+                "{ext} is the last member of queue {last}"
+            )));
+        }
+        for queue in naming {
+            self.edit_members(now, &queue, MembersEdit::Remove(ext.to_string()))?;
+        }
+        if self.operators.remove(ext).is_some() {
+            self.settle(now);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +217,24 @@ mod tests {
             ),
             Ok(vec!["102".to_string(), "101".to_string()])
         );
+    }
+
+    #[test]
+    fn a_removed_operator_leaves_every_queue_unless_they_are_its_last_member() {
+        let t0 = crate::testing::t0();
+        let mut acd = two_queues(t0);
+        // 101 is b's only member: refused, nothing changes.
+        assert!(matches!(
+            acd.remove_operator(t0, "101"),
+            Err(MembersError::Invalid(_))
+        ));
+        assert!(acd.is_operator("101"));
+        assert_eq!(acd.queues["a"].core.config().members, ["101", "102"]);
+        // 102 leaves a (which still names them) and the registry; a's caller rings 101 only.
+        assert_eq!(acd.remove_operator(t0, "102"), Ok(()));
+        assert!(!acd.is_operator("102"));
+        assert_eq!(acd.queues["a"].core.config().members, ["101"]);
+        assert!(acd.join(t0, 1, "a", JoinRequest::default()));
+        assert_eq!(rings(&mut acd), vec![(1, "101".to_string())]);
     }
 }

@@ -43,6 +43,7 @@ impl Task {
                 }
             }
             CallCommand::Transfer { hold_music } => self.start_transfer(hold_music),
+            CallCommand::TransferToFlow { flow, flows } => self.transfer_to_flow(flow, flows),
             CallCommand::ConsultStart { hold_music } => self.consult_start(hold_music),
             CallCommand::ConsultBridge {
                 rtp,

@@ -20,6 +20,42 @@ impl Task {
         self.play_hold_music();
     }
 
+    /// The operator transferred the caller to a flow: their leg leaves, and the call's engine
+    /// goes on into that flow (its path goes on too). A call that ran no flow (an operator's own
+    /// call) starts one.
+    pub(super) fn transfer_to_flow(&mut self, flow: ivr::FlowId, flows: Arc<FlowSet>) {
+        if self.other.take().is_some() {
+            self.session.unbridge();
+        }
+        self.end_supervision();
+        self.transferring = false;
+        self.consulting = false;
+        self.consult = None;
+        self.queue_bridge = None;
+        self.hold = None;
+        self.stop_audio();
+        if self.engine.is_some() {
+            self.engine_event(IvrEvent::Transfer { flow });
+            return;
+        }
+        let variables = BTreeMap::from([("call_id".to_string(), self.setup.call_id.clone())]);
+        match ivr::Call::new(flows, flow.as_str(), variables) {
+            Ok(mut engine) => {
+                let first = engine.start(Instant::now(), self.setup.clock.timestamp());
+                self.engine = Some(engine);
+                self.execute(first);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the transfer's flow cannot start");
+                self.disposition = Some("transfer.failed".into());
+                self.notify(CallNotice::Hangup {
+                    leg: self.setup_leg,
+                    disposition: "transfer.failed".into(),
+                });
+            }
+        }
+    }
+
     /// This own call's far party goes to the operator's caller (an attended transfer from the
     /// phone): its leg leaves the bridge with its sockets and session parameters; the operator's
     /// leg, left alone, is hung up by the SIP side.

@@ -32,6 +32,7 @@ impl Calls {
         let target = self.transfer_target(endpoint, now, name, &from)?;
         let ringing = match &target {
             TransferTarget::Queue(_) => return Err(TransferError::AttendedToQueue),
+            TransferTarget::Flow(_) => return Err(TransferError::AttendedToFlow),
             TransferTarget::Operator(ext) => self.ring_operator(endpoint, now, caller, ext, None),
             TransferTarget::External(number) => {
                 self.ring_trunk(endpoint, now, caller, number, None)

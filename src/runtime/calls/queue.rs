@@ -122,10 +122,7 @@ impl Calls {
                     self.upsert_operator(endpoint, now, config);
                     Ok(())
                 }
-                LiveChange::OperatorRemoved(ext) => {
-                    self.remove_operator(endpoint, now, ext);
-                    Ok(())
-                }
+                LiveChange::OperatorRemoved(ext) => self.remove_operator(endpoint, now, ext),
             })
             .collect();
         self.run_acd(endpoint, now);
@@ -171,14 +168,21 @@ impl Calls {
 
     /// An operator removed by a reload: no more registrations, rings or own calls; their calls
     /// that are up go on (a REFER from them is still honoured: it is their call).
-    fn remove_operator(&mut self, endpoint: &mut Endpoint, now: Instant, ext: &str) {
+    fn remove_operator(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        ext: &str,
+    ) -> Result<(), String> {
+        self.acd
+            .remove_operator(now, ext)
+            .map_err(|e| e.to_string())?;
         for contact_uri in endpoint.registrar_mut().remove_operator(ext) {
             let _ = self.records.send(RecordOp::BindingRemove {
                 extension: ext.to_string(),
                 contact_uri,
             });
         }
-        self.acd.remove_operator(now, ext);
         self.config.supervisors.remove(ext);
         if let Some(external) = self.config.external.as_mut() {
             // (Unlisted operators have full rights: a removed one is barred outright.)
@@ -190,6 +194,7 @@ impl Calls {
                 },
             );
         }
+        Ok(())
     }
 
     /// An operator's registration changed.

@@ -29,6 +29,8 @@ pub enum TransferTarget {
     Operator(String),
     /// A configured queue, by name: the caller waits there as any caller would.
     Queue(String),
+    /// A loaded IVR flow, by id: it takes the caller at once (a survey, another menu).
+    Flow(String),
     /// The dialplan's external prefix + a number: out through the trunk, by the transferor's
     /// dialling rights.
     External(String),
@@ -39,6 +41,7 @@ impl TransferTarget {
         match self {
             TransferTarget::Operator(_) => "operator",
             TransferTarget::Queue(_) => "queue",
+            TransferTarget::Flow(_) => "flow",
             TransferTarget::External(_) => "external",
         }
     }
@@ -47,6 +50,7 @@ impl TransferTarget {
         match self {
             TransferTarget::Operator(n)
             | TransferTarget::Queue(n)
+            | TransferTarget::Flow(n)
             | TransferTarget::External(n) => n,
         }
     }
@@ -79,6 +83,8 @@ pub enum TransferError {
     ReplacesNotConsultation,
     #[error("an attended transfer goes to a person (an operator or a number), not a queue")]
     AttendedToQueue,
+    #[error("an attended transfer goes to a person (an operator or a number), not a flow")]
+    AttendedToFlow,
     #[error("no consultation is under way on this call")]
     NoConsultation,
     #[error("the consulted target has not answered yet")]
@@ -102,6 +108,7 @@ impl TransferError {
             TransferError::ReplacesUnknown => "transfer.replaces_unknown",
             TransferError::ReplacesNotConsultation => "transfer.replaces_not_consultation",
             TransferError::AttendedToQueue => "transfer.attended_to_queue",
+            TransferError::AttendedToFlow => "transfer.attended_to_flow",
             TransferError::NoConsultation => "transfer.no_consultation",
             TransferError::ConsultNotAnswered => "transfer.consult_not_answered",
             TransferError::TargetUnreachable => "transfer.target_unreachable",
@@ -257,6 +264,11 @@ impl Calls {
     ) -> Result<TransferTarget, TransferError> {
         let (caller, from, back_to) = self.transferable(out)?;
         let target = self.transfer_target(endpoint, now, name, &from)?;
+        if let TransferTarget::Flow(flow) = &target {
+            let flow = crate::ivr::FlowId::new(flow).map_err(|_| TransferError::UnknownTarget)?;
+            self.transfer_to_flow(endpoint, now, (out, caller), &from, flow, (by, referred_by));
+            return Ok(target);
+        }
         let hold_music = back_to
             .as_ref()
             .and_then(|(queue, _)| self.acd.media(queue))
@@ -291,6 +303,39 @@ impl Calls {
         Ok(target)
     }
 
+    /// The caller of operator leg `out` goes to `flow` at once: no ring, nothing to come back
+    /// from (the flow decides what follows).
+    fn transfer_to_flow(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        (out, caller): (LegId, LegId),
+        from: &str,
+        flow: crate::ivr::FlowId,
+        (by, referred_by): (&'static str, Option<&str>),
+    ) {
+        if let Some(o) = self.outbound.get_mut(&out) {
+            o.detached = true;
+        }
+        self.end_supervision_of(endpoint, now, caller);
+        metrics::counter!("openline_transfers_total", "kind" => "flow").increment(1);
+        let to = flow.to_string();
+        self.event(
+            caller,
+            "transfer",
+            serde_json::json!({
+                "from": from, "to": to, "kind": "flow", "by": by, "referred_by": referred_by,
+            }),
+        );
+        let flows = self.shared.flows.borrow().clone();
+        self.tell(caller, CallCommand::TransferToFlow { flow, flows });
+        self.event(
+            caller,
+            "transfer_connected",
+            serde_json::json!({ "from": from, "to": to, "kind": "flow" }),
+        );
+    }
+
     /// Operator leg `out` may hand its caller on: it is an operator's leg (not a trunk's) bridged
     /// to a live call with no transfer under way. The caller's leg, the operator, and the queue
     /// the caller came from.
@@ -318,8 +363,8 @@ impl Calls {
         Ok((caller, from, active.last_queue.clone()))
     }
 
-    /// What a transfer's `name` is: an operator, a queue, or an external number the transferor
-    /// may dial.
+    /// What a transfer's `name` is, looked up in this order: an operator, a queue, a loaded
+    /// flow, or an external number the transferor may dial.
     pub(super) fn transfer_target(
         &self,
         endpoint: &Endpoint,
@@ -335,6 +380,9 @@ impl Calls {
         }
         if self.acd.has_queue(name) {
             return Ok(TransferTarget::Queue(name.to_string()));
+        }
+        if self.shared.flows.borrow().get(name).is_some() {
+            return Ok(TransferTarget::Flow(name.to_string()));
         }
         let number = self.config.external.as_ref().and_then(|x| x.number(name));
         let Some(number) = number else {
@@ -357,6 +405,7 @@ impl Calls {
             TransferTarget::External(number) => {
                 self.ring_trunk(endpoint, now, caller, &number, None)
             }
+            TransferTarget::Flow(_) => return, // (taken at once in `transfer`)
             TransferTarget::Queue(queue) => {
                 // A queue keeps the caller's priority and wait; skills belong to the old queue.
                 let request = t
