@@ -9,6 +9,7 @@ mod common;
 use common::baresip::{Answer, BARESIP_SERVER_CONFIG, Baresip, BaresipConfig, read_wav, write_wav};
 use common::linphone::Linphone;
 use common::rtp::{RtpPeer, assemble, best_correlation, test_signal};
+use common::trunk::Trunk;
 use common::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -64,6 +65,11 @@ nodes:
 ";
 
 fn start(temp: &Path) -> Server {
+    start_with(temp, CONFIG)
+}
+
+/// The test flows with `config` (the operators, queues and trunk a test needs).
+fn start_with(temp: &Path, config: &str) -> Server {
     let flows = temp.join("flows");
     std::fs::create_dir_all(&flows).unwrap();
     std::fs::write(
@@ -75,7 +81,7 @@ fn start(temp: &Path) -> Server {
     std::fs::write(flows.join("survey.yaml"), SURVEY).unwrap();
     Server::start_in(
         temp,
-        &format!("{BARESIP_SERVER_CONFIG}{CONFIG}"),
+        &format!("{BARESIP_SERVER_CONFIG}{config}"),
         &["--flows", flows.to_str().unwrap()],
     )
 }
@@ -830,5 +836,60 @@ fn an_operator_transfers_a_caller_to_a_flow_which_takes_the_callers_keys() {
     assert_eq!(
         steps, expected,
         "the path runs from the queue into the flow: {call:#}"
+    );
+}
+
+#[test]
+fn an_operator_transfers_a_caller_out_through_the_trunk_to_an_external_number() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut trunk = Trunk::start(temp.path());
+    let config = format!(
+        "[routes]\n\"201\" = \"q_first\"\n\n[[queues]]\nname = \"first\"\nmembers = [\"101\"]\nwrap_up = \"0s\"\n\n{}",
+        trunk.config()
+    );
+    let server = start_with(temp.path(), &config);
+    let voice101 = test_signal(8000, 2.0, 7.0);
+    let mut p101 = phone(&server, temp.path(), "101", &voice101);
+    let caller_voice = test_signal(8000, 12.0, 5.0);
+
+    let (sip, mut rtp, ok) = call_in(&server, "201", "xfer-out");
+    p101.wait_for_event("CALL_ESTABLISHED");
+    talk(&mut rtp, &caller_voice, 1);
+
+    // 101 sends the caller to a number outside: the dialplan's prefix 9 and the number.
+    let number = "380441234567";
+    p101.command("transfer", &format!("9{number}"));
+    p101.wait_for_event("CALL_CLOSED");
+    // The trunk challenges, rings 2 s and answers; then it echoes what the caller says.
+    let heard = talk(&mut rtp, &caller_voice[8000..], 8);
+    let port = sip.port();
+    let to = header(&ok, "To").unwrap();
+    let bye = format!(
+        "BYE sip:openline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKxferoutb;rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:0441234567@127.0.0.1>;tag=uacxfer-out\r\nTo: {to}\r\n\
+         Call-ID: xfer-out\r\nCSeq: 9 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    sip.request(&bye, "200 OK");
+    trunk.check_finished(number);
+
+    // Seconds 6-7 of the caller's voice come back through the trunk: both directions.
+    let (c, _) = best_correlation(&heard, &caller_voice[8000 * 6..8000 * 7], heard.len());
+    assert!(c >= 0.9, "the caller hears the far end's echo (r = {c:.3})");
+    let call = server.finished_call("xfer-out");
+    assert_eq!(
+        kinds_and_targets(&call["events"]),
+        [
+            ("transfer".to_string(), number.to_string()),
+            ("transfer_connected".to_string(), number.to_string())
+        ],
+        "{:#}",
+        call["events"]
+    );
+    let legs = call["legs"].as_array().unwrap();
+    assert!(
+        legs.iter().any(|l| l["remote_uri"]
+            .as_str()
+            .is_some_and(|u| u.starts_with(&format!("sip:{number}@")))),
+        "the trunk's leg is on the caller's call: {call:#}"
     );
 }

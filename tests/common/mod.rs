@@ -6,6 +6,7 @@ pub mod baresip;
 pub mod linphone;
 pub mod phone;
 pub mod rtp;
+pub mod trunk;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
