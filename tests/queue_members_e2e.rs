@@ -1,8 +1,9 @@
 //! Queues changed live, over real sockets with hand-driven operator phones: members added and
 //! removed through the API are rung / stop being rung without a restart (a member removed while
 //! ringing gets a CANCEL and the caller goes to the next), and a flow's `queue` node asking for a
-//! skill rings the member who has it ahead of the one listed first. An operator paused with a
-//! reason is not rung until back online.
+//! skill rings the member who has it ahead of the one listed first, and a VIP's higher priority
+//! puts them ahead of a caller who waited longer. An operator paused with a reason is not rung
+//! until back online.
 
 mod common;
 
@@ -312,4 +313,60 @@ fn an_operator_paused_with_a_reason_is_not_rung_until_back_online() {
     wait_on(&mut rtp, &mut p101, "INVITE ", Duration::from_secs(10))
         .expect("rung once back online");
     bye(&sip, "qm-pause", &ok);
+}
+
+/// A VIP number's own flow: the same queue, ahead of everyone of a lower priority.
+const VIP: &str = "id: vip\nentry: q\nnodes:\n  q:\n    queue: { name: sales, priority: 10 }\n";
+
+#[test]
+fn a_vip_caller_who_came_later_is_rung_before_the_caller_who_waited_longer() {
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(temp.path().join("flows")).unwrap();
+    std::fs::write(temp.path().join("flows").join("vip.yaml"), VIP).unwrap();
+    let config = format!("{ONE_MEMBER}\n[routes]\n\"100\" = \"main\"\n\"777\" = \"vip\"\n");
+    let server = server(temp.path(), MAIN, &config);
+    let mut p101 = Phone::register(server.sip, "101", "s3cret-101");
+    let away = set_status(&server, OPERATOR_TOKEN, r#"{"status":"away"}"#);
+    assert_eq!(away.status, 200, "{}", away.text());
+
+    // An ordinary caller waits first; a VIP (the number 777 routes to) joins after them.
+    let sip = UdpPeer::new(server.sip);
+    let mut rtp = RtpPeer::new();
+    let ok = call_in(&sip, &mut rtp, "qm-plain");
+    let vip_sip = UdpPeer::new(server.sip);
+    let mut vip_rtp = RtpPeer::new();
+    let vip_ok = invite_with(&vip_sip, "qm-vip", "777", &offer(vip_rtp.port(), 101));
+    vip_rtp.remote = Some(sdp_media_addr(&vip_ok));
+    ack(&vip_sip, "qm-vip", &vip_ok);
+    let waiting = |server: &Server| -> Vec<(i64, serde_json::Value)> {
+        let (status, queue) = server.get("/api/v1/queues/sales");
+        assert_eq!(status, 200, "{queue}");
+        queue["waiting"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| (w["priority"].as_i64().unwrap(), w["ringing"].clone()))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while waiting(&server).len() < 2 {
+        assert!(Instant::now() < deadline, "both callers wait");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        waiting(&server).iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        [10, 0],
+        "the VIP is first in line"
+    );
+
+    // 101 comes back: the VIP's call rings, the earlier caller still waits.
+    set_status(&server, OPERATOR_TOKEN, r#"{"status":"online"}"#);
+    wait_on(&mut rtp, &mut p101, "INVITE ", Duration::from_secs(10)).expect("101 is rung");
+    assert_eq!(
+        waiting(&server),
+        [(10, serde_json::json!(["101"])), (0, serde_json::json!([]))],
+        "the VIP's phone call is the one ringing"
+    );
+    bye(&vip_sip, "qm-vip", &vip_ok);
+    bye(&sip, "qm-plain", &ok);
 }
