@@ -74,20 +74,33 @@ fn noise(seconds: f64, seed: u64) -> Vec<i16> {
         .collect()
 }
 
-#[test]
-fn a_paused_stretch_of_the_recording_is_silence_named_in_the_file_and_on_the_call() {
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("flows");
+/// A recorded queue call, answered by operator 101's hand-driven phone.
+struct QueueCall {
+    server: Server,
+    phone: Phone,
+    sip: UdpPeer,
+    caller: RtpPeer,
+    /// The caller's 200 OK.
+    ok: String,
+    /// The INVITE the operator's phone answered.
+    invite: String,
+    operator: RtpPeer,
+    /// The call's id in the API.
+    id: String,
+}
+
+/// Starts the server in `temp`, registers 101, calls in as `call_id` and answers on 101's phone.
+fn answered_queue_call(temp: &std::path::Path, call_id: &str) -> QueueCall {
+    let dir = temp.join("flows");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("main.yaml"), MAIN).unwrap();
-    let server = Server::start_in(temp.path(), QUEUE, &["--flows", dir.to_str().unwrap()]);
+    let server = Server::start_in(temp, QUEUE, &["--flows", dir.to_str().unwrap()]);
     let mut phone = Phone::register(server.sip, "101", "s3cret-101");
-
     let sip = UdpPeer::new(server.sip);
     let mut caller = RtpPeer::new();
-    let ok = invite_with(&sip, "cc-pause", "100", &offer(caller.port(), 101));
+    let ok = invite_with(&sip, call_id, "100", &offer(caller.port(), 101));
     caller.remote = Some(sdp_media_addr(&ok));
-    ack(&sip, "cc-pause", &ok);
+    ack(&sip, call_id, &ok);
     let deadline = Instant::now() + Duration::from_secs(15);
     let invite = loop {
         assert!(Instant::now() < deadline, "the operator's phone must ring");
@@ -103,6 +116,31 @@ fn a_paused_stretch_of_the_recording_is_silence_named_in_the_file_and_on_the_cal
         c.len() == 1 && !c[0]["answered_at"].is_null()
     });
     let id = calls[0]["id"].as_str().unwrap().to_string();
+    QueueCall {
+        server,
+        phone,
+        sip,
+        caller,
+        ok,
+        invite,
+        operator,
+        id,
+    }
+}
+
+#[test]
+fn a_paused_stretch_of_the_recording_is_silence_named_in_the_file_and_on_the_call() {
+    let temp = tempfile::tempdir().unwrap();
+    let QueueCall {
+        server,
+        mut phone,
+        sip,
+        mut caller,
+        ok,
+        invite,
+        mut operator,
+        id,
+    } = answered_queue_call(temp.path(), "cc-pause");
 
     // Before the pause: both talk.
     let (caller_before, operator_before) =
@@ -314,31 +352,15 @@ fn a_paused_stretch_of_the_recording_is_silence_named_in_the_file_and_on_the_cal
 #[test]
 fn the_operator_pauses_and_resumes_the_recording_with_key_codes_from_the_phone() {
     let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("flows");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("main.yaml"), MAIN).unwrap();
-    let server = Server::start_in(temp.path(), QUEUE, &["--flows", dir.to_str().unwrap()]);
-    let mut phone = Phone::register(server.sip, "101", "s3cret-101");
-
-    let sip = UdpPeer::new(server.sip);
-    let mut caller = RtpPeer::new();
-    let ok = invite_with(&sip, "cc-keys", "100", &offer(caller.port(), 101));
-    caller.remote = Some(sdp_media_addr(&ok));
-    ack(&sip, "cc-keys", &ok);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let invite = loop {
-        assert!(Instant::now() < deadline, "the operator's phone must ring");
-        caller.converse(&[0; 160], &[]);
-        if let Some(invite) = phone.wait_for("INVITE ", Duration::from_millis(20)) {
-            break invite;
-        }
-    };
-    let mut operator = RtpPeer::new();
-    operator.remote = Some(sdp_media_addr(&invite));
-    phone.answer(&invite, operator.port());
-    server.wait_for_calls("", "the call, answered", |c| {
-        c.len() == 1 && !c[0]["answered_at"].is_null()
-    });
+    let QueueCall {
+        server,
+        mut phone,
+        sip,
+        mut caller,
+        invite,
+        mut operator,
+        ..
+    } = answered_queue_call(temp.path(), "cc-keys");
 
     // A lone `1` and `*5` are only keys; `*1` (RFC 4733) pauses; the card is read out; `*2`
     // resumes.

@@ -56,6 +56,7 @@ nodes:
 
 /// Where an operator sends a caller for a quick question (a transfer to a flow).
 const SURVEY: &str = "id: survey
+transfer: true
 entry: ask
 nodes:
   ask:
@@ -785,6 +786,14 @@ fn an_operator_transfers_a_caller_to_a_flow_which_takes_the_callers_keys() {
     let (sip, mut rtp, _) = call_in(&server, "201", "xfer-flow");
     p101.wait_for_event("CALL_ESTABLISHED");
     let with_101 = talk(&mut rtp, &caller_voice, 2);
+    // A flow not marked `transfer: true` (the rating flow) is no transfer target.
+    let id = live_call_id(&server, "xfer-flow");
+    let (got, answer) = transfer(&server, &id, MANAGER_TOKEN, r#"{"to":"rating"}"#);
+    assert_eq!(
+        (got, answer["error"]["code"].as_str()),
+        (404, Some("transfer.unknown_target")),
+        "{answer}"
+    );
 
     // 101 transfers to the flow `survey` by its id; the flow asks, the caller presses 1.
     p101.command("transfer", "survey");

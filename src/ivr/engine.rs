@@ -345,6 +345,12 @@ impl Call {
         self.disposition.as_deref()
     }
 
+    /// The flows this call reaches from now on (a transfer hands the caller to a flow in the
+    /// set in force now, which a hot reload may have changed since the call began).
+    pub fn adopt_flows(&mut self, flows: Arc<FlowSet>) {
+        self.flows = flows;
+    }
+
     pub fn is_ended(&self) -> bool {
         matches!(self.state, State::Ended)
     }

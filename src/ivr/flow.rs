@@ -291,6 +291,8 @@ impl NodeKind {
 pub struct Flow {
     pub id: FlowId,
     pub name: Option<String>,
+    /// Operators may transfer callers to this flow (`transfer: true`).
+    pub transfer: bool,
     pub entry: NodeId,
     pub nodes: BTreeMap<NodeId, NodeKind>,
     pub file: PathBuf,

@@ -7,6 +7,7 @@
 //! ```yaml
 //! id: main              # unique across files; letters, digits, _ and -
 //! name: Main menu       # optional, for people
+//! transfer: false       # optional: operators may transfer callers here (a survey, a menu)
 //! entry: welcome        # the first node
 //! nodes:
 //!   welcome:            # a node's name: letters, digits, _ and -
@@ -196,13 +197,13 @@ pub fn parse_flow(doc: &Yaml, env: &Env) -> Parsed {
     let mut top = Fields::new("", "flow", doc.pos);
     for (k, v) in entries {
         match k.text() {
-            Some(name @ ("id" | "name" | "entry" | "nodes")) => {
+            Some(name @ ("id" | "name" | "transfer" | "entry" | "nodes")) => {
                 top.add(name, k.pos, v);
             }
             _ => c.error(
                 k.pos,
                 format!(
-                    "unknown field {} at the top of a flow (allowed: id, name, entry, nodes)",
+                    "unknown field {} at the top of a flow (allowed: id, name, transfer, entry, nodes)",
                     k.describe()
                 ),
             ),
@@ -226,6 +227,9 @@ pub fn parse_flow(doc: &Yaml, env: &Env) -> Parsed {
     };
     parsed.id = id.clone();
     let name = top.take("name").and_then(|v| c.text(v, "name"));
+    // Opt-in: a flow can dial out (literal numbers reach the trunk), so an operator may hand a
+    // caller only to one its admin meant for it — never as a way round their dialling rights.
+    let transfer = c.flag(&mut top, "transfer", false);
     let entry = match top.take("entry") {
         Some(v) => c.text(v, "entry").map(|t| (t, v.pos)),
         None => {
@@ -325,6 +329,7 @@ pub fn parse_flow(doc: &Yaml, env: &Env) -> Parsed {
         parsed.flow = Some(Flow {
             id,
             name,
+            transfer,
             entry,
             nodes,
             file: Default::default(),

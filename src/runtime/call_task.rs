@@ -82,10 +82,12 @@ pub enum CallCommand {
         hold_music: Option<String>,
     },
     /// The operator transferred the caller to a flow: their leg leaves the bridge and the flow
-    /// takes the caller (`flows`: the snapshot to start one from, for a call that runs none).
+    /// takes the caller (`flows`: the set in force now, where the flow is found).
     TransferToFlow {
         flow: ivr::FlowId,
         flows: Arc<FlowSet>,
+        /// What a flow started afresh knows (`caller`, `call_id`).
+        variables: BTreeMap<String, String>,
     },
     /// An attended transfer begins: the caller waits on this hold music while the operator
     /// consults the target.

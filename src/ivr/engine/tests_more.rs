@@ -215,7 +215,18 @@ fn a_transfer_to_a_flow_starts_it_wherever_the_caller_was_and_the_path_goes_on()
         );
         assert_eq!(path.last().unwrap().0, "rating", "{path:?}");
     }
-    // A flow that is not loaded (the snapshot the call started with): logged, the call ends.
+    // A flow added since the call began (a hot reload), once the call adopts the new set.
+    let mut h = Harness::new(flows(&[main]), "main");
+    h.start();
+    h.ev(Event::QueueResult(QueueResult::Answered));
+    h.call.adopt_flows(set.clone());
+    assert_eq!(
+        h.ev(Event::Transfer {
+            flow: rating.clone()
+        }),
+        vec![play(&["intro.wav"], false)]
+    );
+    // A flow that is not loaded: logged, the call ends.
     let mut h = Harness::new(set, "main");
     h.start();
     h.ev(Event::QueueResult(QueueResult::Answered));

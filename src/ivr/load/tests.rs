@@ -59,6 +59,23 @@ fn interface_example_loads() {
 }
 
 #[test]
+fn a_flow_is_a_transfer_target_only_when_its_file_says_so() {
+    let flow = |top: &str| format!("id: f\n{top}entry: a\nnodes:\n  a:\n    play: a.wav\n");
+    let opted_in = one("f.yaml", &flow("transfer: true\n"));
+    assert_eq!(opted_in.errors, vec![]);
+    assert!(opted_in.flows[0].transfer);
+    let silent = one("f.yaml", &flow(""));
+    assert!(!silent.flows[0].transfer, "not without saying so");
+    let errors: Vec<String> = one("f.yaml", &flow("transfer: please\n"))
+        .errors
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("f.yaml:2:11: "), "{errors:?}");
+}
+
+#[test]
 fn interface_example_without_tts() {
     let report = load_set(
         &[("main.yaml".to_owned(), INTERFACE_EXAMPLE.to_owned())],
@@ -114,7 +131,7 @@ fn broken_files() -> Vec<(&'static str, String, Vec<&'static str>)> {
             "unknown top field",
             format!("{BASE}colour: blue\n"),
             vec![
-                "broken.yaml:9:1: unknown field `colour` at the top of a flow (allowed: id, name, entry, nodes)",
+                "broken.yaml:9:1: unknown field `colour` at the top of a flow (allowed: id, name, transfer, entry, nodes)",
             ],
         ),
         (

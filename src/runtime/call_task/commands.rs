@@ -43,7 +43,11 @@ impl Task {
                 }
             }
             CallCommand::Transfer { hold_music } => self.start_transfer(hold_music),
-            CallCommand::TransferToFlow { flow, flows } => self.transfer_to_flow(flow, flows),
+            CallCommand::TransferToFlow {
+                flow,
+                flows,
+                variables,
+            } => self.transfer_to_flow(flow, flows, variables),
             CallCommand::ConsultStart { hold_music } => self.consult_start(hold_music),
             CallCommand::ConsultBridge {
                 rtp,

@@ -21,9 +21,14 @@ impl Task {
     }
 
     /// The operator transferred the caller to a flow: their leg leaves, and the call's engine
-    /// goes on into that flow (its path goes on too). A call that ran no flow (an operator's own
-    /// call) starts one.
-    pub(super) fn transfer_to_flow(&mut self, flow: ivr::FlowId, flows: Arc<FlowSet>) {
+    /// goes on into that flow, found in the flows in force now (its path goes on too). A call
+    /// that runs no flow (an operator's own call), or whose flow has ended, starts one.
+    pub(super) fn transfer_to_flow(
+        &mut self,
+        flow: ivr::FlowId,
+        flows: Arc<FlowSet>,
+        variables: BTreeMap<String, String>,
+    ) {
         if self.other.take().is_some() {
             self.session.unbridge();
         }
@@ -34,11 +39,11 @@ impl Task {
         self.queue_bridge = None;
         self.hold = None;
         self.stop_audio();
-        if self.engine.is_some() {
+        if let Some(engine) = self.engine.as_mut().filter(|e| !e.is_ended()) {
+            engine.adopt_flows(flows);
             self.engine_event(IvrEvent::Transfer { flow });
             return;
         }
-        let variables = BTreeMap::from([("call_id".to_string(), self.setup.call_id.clone())]);
         match ivr::Call::new(flows, flow.as_str(), variables) {
             Ok(mut engine) => {
                 let first = engine.start(Instant::now(), self.setup.clock.timestamp());

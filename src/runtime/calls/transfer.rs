@@ -328,7 +328,24 @@ impl Calls {
             }),
         );
         let flows = self.shared.flows.borrow().clone();
-        self.tell(caller, CallCommand::TransferToFlow { flow, flows });
+        let variables = self
+            .active
+            .get(&caller)
+            .map(|a| {
+                BTreeMap::from([
+                    ("caller".to_string(), a.caller.clone()),
+                    ("call_id".to_string(), a.call_id.clone()),
+                ])
+            })
+            .unwrap_or_default();
+        self.tell(
+            caller,
+            CallCommand::TransferToFlow {
+                flow,
+                flows,
+                variables,
+            },
+        );
         self.event(
             caller,
             "transfer_connected",
@@ -364,7 +381,7 @@ impl Calls {
     }
 
     /// What a transfer's `name` is, looked up in this order: an operator, a queue, a loaded
-    /// flow, or an external number the transferor may dial.
+    /// flow marked `transfer: true`, or an external number the transferor may dial.
     pub(super) fn transfer_target(
         &self,
         endpoint: &Endpoint,
@@ -381,7 +398,13 @@ impl Calls {
         if self.acd.has_queue(name) {
             return Ok(TransferTarget::Queue(name.to_string()));
         }
-        if self.shared.flows.borrow().get(name).is_some() {
+        if self
+            .shared
+            .flows
+            .borrow()
+            .get(name)
+            .is_some_and(|f| f.transfer)
+        {
             return Ok(TransferTarget::Flow(name.to_string()));
         }
         let number = self.config.external.as_ref().and_then(|x| x.number(name));
